@@ -1,0 +1,155 @@
+r"""Label-aware coreset sensitivity ("importance") for multinomial logistic regression.
+
+The *sensitivity* of sample i for a loss :math:`f(\theta) = \sum_j \ell_j(\theta)` is
+:math:`\sigma_i = \sup_\theta \ell_i(\theta) / f(\theta)` (Langberg & Schulman 2010). Sampling proportionally to an
+upper bound of :math:`\sigma_i` gives a coreset (Feldman & Langberg 2011). For logistic regression no bounded
+sensitivity exists in the worst case; Munteanu et al. (2018, "On coresets for logistic regression") bound it by
+:math:`\mu`-complexity times the (square-root) leverage of the *label-signed* data plus :math:`1/n`, Huggins et al.
+(2016) by distances to label-signed cluster centres, and Mai, Musco & Rao (2021) by Lewis weights / leverage plus a
+uniform term. Those bounds hold over all of parameter space and so ignore where the fitted model is; a leverage
+score alone (what DataHeroes' cleaning mode ranks by) never sees whether a sample's label agrees with the rest.
+
+We bound sensitivity *locally*, over a trust region around the fitted model :math:`\hat\theta`:
+for :math:`\|\Delta\|_H \le 1` with :math:`H` the Hessian of :math:`f`, first-order Taylor expansion gives
+:math:`\ell_i(\hat\theta+\Delta) \le \ell_i(\hat\theta) + \|\nabla\ell_i\|_{H^{-1}}` and
+:math:`f(\hat\theta+\Delta) \ge f(\hat\theta)` (it is the minimum), so
+
+.. math:: \sigma_i^{loc} \le \frac{\ell_i(\hat\theta) + \|\nabla \ell_i(\hat\theta)\|_{H^{-1}}}{f(\hat\theta)}.
+
+For softmax regression :math:`\nabla\ell_i = (p_i - e_{y_i}) \otimes \tilde x_i` with :math:`\tilde x = [x, 1]`;
+with the Kronecker (K-FAC style) approximation of :math:`H`,
+:math:`\|\nabla\ell_i\|_{H^{-1}} \approx \|p_i - e_{y_i}\|_2 \sqrt{h_i / \bar c}` where
+:math:`h_i = \tilde x_i^\top(\tilde X^\top\tilde X)^{-1}\tilde x_i` is the leverage (the term DataHeroes uses) and
+:math:`\bar c` the mean softmax curvature. Adding the uniform :math:`1/n` term of Mai–Musco–Rao gives
+
+.. math:: s_i = \frac{\ell_i + \|p_i - e_{y_i}\| \sqrt{h_i/\bar c}}{\sum_j (\ell_j + \|p_j - e_{y_j}\| \sqrt{h_j/\bar c})} + \frac{1}{n}
+
+normalised to sum to 1. Both terms depend on the label: :math:`\ell_i = -\log p_{i,y_i}` is large for a sample
+whose label disagrees with its neighbourhood, the leverage term for one that is also an outlier.
+
+Robust centre. Mislabeled samples pull :math:`\hat\theta` toward themselves (in-sample losses understate them).
+We therefore evaluate the bound at a robust centre: fit once, drop the ``trim`` fraction of samples with the
+lowest label probability (a trimmed-likelihood step, as in least-trimmed-squares / Shen & Sanghavi 2019) and refit
+warm-started; dropped samples are then scored out-of-sample. Measured on Fashion-MNIST with 10% flips this lifts average precision from 0.904 (single
+fit) to ~0.93, above cleanlab's self-confidence on 5-fold out-of-fold probabilities (0.896), in a fraction of the
+time (see ``bench/detection.py``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .model import fit_logreg, predict_proba
+from .validation import check_features_labels
+
+
+class CoresetSensitivity:
+    """Label-aware local coreset sensitivity of every training sample (see module docstring).
+
+    Parameters
+    ----------
+    C : inverse L2 regularization of the logistic regression (scikit-learn convention).
+    trim : fraction of lowest-label-probability samples left out of the robust refit (0 disables it).
+    max_iter : L-BFGS iterations per fit.
+
+    Attributes (after ``fit``)
+    --------------------------
+    importance_ : (n,) float64, sums to 1; higher = harder, odder or more likely mislabeled.
+    coef_ : (d + 1, K) float32, the plain fit (the classifier to report accuracy with).
+    robust_coef_ : (d + 1, K) float32, the fit the sensitivity is evaluated at.
+    proba_ : (n, K) float32, probabilities under ``robust_coef_``.
+    loss_ : (n,) per-sample cross-entropy at the robust centre.
+    leverage_ : (n,) leverage scores of ``[X, 1]``.
+    suspect_ : (n,) bool, samples left out of the robust refit.
+    """
+
+    def __init__(self, *, C: float = 1.0, trim: float = 0.15, max_iter: int = 100, random_state: int = 0):
+        if not 0 <= trim < 1:
+            raise ValueError(f"trim={trim} must be in [0, 1).")
+        self.C = C
+        self.trim = trim
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def fit(self, X, y, *, n_classes: int | None = None, coef: np.ndarray | None = None) -> "CoresetSensitivity":
+        """Compute importance for features ``X`` (n, d) and labels ``y`` (n,).
+
+        ``coef`` may pass an already-fitted plain classifier (d + 1, K) to skip the first fit.
+        """
+        X, y = check_features_labels(X, y)
+        K = int(n_classes if n_classes is not None else y.max() + 1)
+        if y.max() >= K:
+            raise ValueError(f"y: label {y.max()} >= n_classes={K}.")
+        self.coef_ = coef if coef is not None else fit_logreg(X, y, K, C=self.C, max_iter=self.max_iter)
+        proba = predict_proba(X, self.coef_)
+        self.suspect_ = _lowest_label_probability(proba, y, self.trim)
+        if self.suspect_.any():
+            weight = (~self.suspect_).astype(np.float32)
+            self.robust_coef_ = fit_logreg(
+                X, y, K, C=self.C, sample_weight=weight, init=self.coef_, max_iter=self.max_iter
+            )
+            proba = predict_proba(X, self.robust_coef_)
+        else:
+            self.robust_coef_ = self.coef_
+        self.proba_ = proba
+        rows = np.arange(len(y))
+        p_label = proba[rows, y].astype(np.float64)
+        self.loss_ = -np.log(np.clip(p_label, 1e-12, None))
+        residual = proba.astype(np.float64)
+        residual[rows, y] -= 1.0
+        residual_norm = np.linalg.norm(residual, axis=1)
+        self.leverage_ = leverage(X)
+        curvature = float(np.mean(1.0 - np.sum(proba.astype(np.float64) ** 2, axis=1))) + 1e-12
+        bound = self.loss_ + residual_norm * np.sqrt(self.leverage_ / curvature)
+        n = len(y)
+        self.importance_ = 0.5 * bound / bound.sum() + 0.5 / n
+        return self
+
+
+def leverage(X: np.ndarray, *, ridge: float = 1e-6, batch: int = 65536) -> np.ndarray:
+    """Leverage scores (n,) of ``[X, 1]``: diagonal of the hat matrix, computed via a Cholesky of the Gram matrix.
+
+    Streams over row batches so memory-mapped inputs are never copied whole.
+    """
+    n, d = X.shape
+    gram = np.zeros((d + 1, d + 1), dtype=np.float64)
+    for start in range(0, n, batch):
+        block = _with_bias(X[start:start + batch])
+        gram += block.T @ block
+    gram[np.diag_indices_from(gram)] += ridge * max(1.0, np.trace(gram) / (d + 1))
+    chol = np.linalg.cholesky(gram)
+    out = np.empty(n)
+    for start in range(0, n, batch):
+        solved = np.linalg.solve(chol, _with_bias(X[start:start + batch]).T)  # L^-1 x, so |.|^2 = x' G^-1 x
+        out[start:start + batch] = np.einsum("ij,ij->j", solved, solved)
+    return out
+
+
+def _with_bias(block: np.ndarray) -> np.ndarray:
+    block = np.asarray(block, dtype=np.float64)
+    return np.hstack([block, np.ones((len(block), 1))])
+
+
+def _lowest_label_probability(proba: np.ndarray, y: np.ndarray, trim: float) -> np.ndarray:
+    """Mask (n,) of the ``trim`` fraction of samples whose given label has the lowest probability."""
+    mask = np.zeros(len(y), dtype=bool)
+    n_drop = int(trim * len(y))
+    if n_drop:
+        mask[np.argsort(proba[np.arange(len(y)), y], kind="stable")[:n_drop]] = True
+    return mask
+
+
+def importance(X, y, *, random_state: int = 0) -> np.ndarray:
+    """Importance (n,) of every sample of ``X`` (n, d) with labels ``y`` (n,); see :class:`CoresetSensitivity`."""
+    return CoresetSensitivity(random_state=random_state).fit(X, y).importance_
+
+
+def normalize_per_class(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Scale scores within each class to (0, 1] by the class maximum (DataHeroes' display convention).
+
+    scores : (n,) non-negative.  y : (n,) int labels.  Returns (n,) float64.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(y)
+    top = np.zeros(int(y.max()) + 1)
+    np.maximum.at(top, y, scores)
+    return scores / np.where(top[y] > 0, top[y], 1.0)
