@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -31,7 +33,9 @@ def fit_logreg(
     coef : (d + 1, n_classes) float32; the last row is the intercept.
     """
     n, d = X.shape
-    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    with warnings.catch_warnings():  # read-only memmaps are fine: the tensor is never written
+        warnings.simplefilter("ignore", UserWarning)
+        Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
     w = torch.ones(n) if sample_weight is None else torch.from_numpy(np.asarray(sample_weight, np.float32))
     scale = float(w.sum())  # optimize the mean, not the sum: same minimizer, better-conditioned line search

@@ -5,7 +5,8 @@ import numpy as np
 
 
 def check_features_labels(
-    X, y, *, x_name: str = "X", y_name: str = "y", min_classes: int = 2
+    X, y, *, x_name: str = "X", y_name: str = "y", min_classes: int = 2,
+    min_per_class: int = 2,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate a feature matrix and integer labels before any long computation.
 
@@ -53,7 +54,7 @@ def check_features_labels(
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < min_classes:
         raise ValueError(f"{y_name}: only {len(classes)} class present; importance needs at least {min_classes} classes.")
-    lonely = classes[counts < 2]
+    lonely = classes[counts < min_per_class]
     if len(lonely):
         raise ValueError(
             f"{y_name}: class(es) {lonely.tolist()[:10]} have a single sample; a per-class importance needs at least "

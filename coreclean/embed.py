@@ -1,0 +1,144 @@
+"""Backbones and batched feature extraction.
+
+* ``pixels``: standardized raw pixels, PCA to ``pca`` components (fit on train) — for tiny grayscale sets.
+* ``resnet18``: torchvision ResNet18 without its classification layer (512-d), ImageNet preprocessing from the
+  weights enum. ``weights``: ``"imagenet"`` (the torchvision enum; downloads once on an online machine), a path to
+  a saved ``state_dict`` (offline), or ``None`` (random init; tests only).
+
+ResNet features are computed in chunks written to disk, so an interrupted run resumes at the first missing chunk.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from .sources import Dataset
+
+Progress = Callable[[int, int], None]
+CHUNK = 2048
+
+
+def pixel_features(train: np.ndarray, test: np.ndarray, *, pca: int | None = 128, random_state: int = 0):
+    """Standardize flattened pixels (n, H*W[*3]) with train statistics and project to ``pca`` dims if smaller.
+
+    Returns (x_train, x_test) float32 with unit average variance per dimension.
+    """
+    flat_train = train.reshape(len(train), -1).astype(np.float32) / 255
+    flat_test = test.reshape(len(test), -1).astype(np.float32) / 255
+    mean, std = flat_train.mean(axis=0), flat_train.std(axis=0) + 1e-3
+    flat_train = (flat_train - mean) / std
+    flat_test = (flat_test - mean) / std
+    if pca and pca < flat_train.shape[1]:
+        from sklearn.decomposition import PCA
+
+        model = PCA(pca, svd_solver="randomized", random_state=random_state).fit(flat_train)
+        flat_train, flat_test = model.transform(flat_train), model.transform(flat_test)
+    scale = float(flat_train.std()) or 1.0
+    return (flat_train / scale).astype(np.float32), (flat_test / scale).astype(np.float32)
+
+
+def resnet18_backbone(weights: str | Path | None, device: str | None = None):
+    """(model, preprocess, device): ResNet18 with ``fc`` removed, in eval mode."""
+    import torch
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    enum = ResNet18_Weights.IMAGENET1K_V1
+    if weights == "imagenet":
+        model = resnet18(weights=enum)
+    else:
+        model = resnet18(weights=None)
+        if weights is not None:
+            path = Path(weights)
+            if not path.is_file():
+                raise ValueError(f"{path}: weights file not found; save one with torch.save(model.state_dict(), path).")
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                model.load_state_dict(state)
+            except Exception as err:  # torch raises several types for a bad file
+                raise ValueError(f"{path}: not a ResNet18 state_dict ({err}).") from err
+    model.fc = torch.nn.Identity()
+    return model.eval().to(device), enum.transforms(), device
+
+
+def _open_image(dataset: Dataset, split: str, index: int) -> Image.Image:
+    pixels = getattr(dataset, f"pixels_{split}")
+    if pixels is not None:
+        return Image.fromarray(pixels[index]).convert("RGB")
+    with Image.open(dataset.root / getattr(dataset, f"paths_{split}")[index]) as image:
+        return image.convert("RGB")
+
+
+def embed_split(
+    dataset: Dataset, split: str, out_dir: Path, *, weights=None, batch_size: int = 64,
+    progress: Progress | None = None, device: str | None = None,
+) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """ResNet18 features (n, 512) float32 for one split, resumable via chunk files in ``out_dir``.
+
+    Returns the features and (index, reason) for images that failed to decode (their rows are NaN).
+    """
+    import torch
+
+    n = len(getattr(dataset, f"y_{split}"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = preprocess = None
+    chunks, failures = [], []
+    for start in range(0, n, CHUNK):
+        stop = min(start + CHUNK, n)
+        chunk_file, fail_file = out_dir / f"chunk_{start:09d}.npy", out_dir / f"chunk_{start:09d}.failed.json"
+        if not chunk_file.exists():
+            if model is None:
+                model, preprocess, device = resnet18_backbone(weights, device)
+            feats = np.full((stop - start, 512), np.nan, dtype=np.float32)
+            failed = []
+            for b in range(start, stop, batch_size):
+                tensors, rows = [], []
+                for i in range(b, min(b + batch_size, stop)):
+                    try:
+                        tensors.append(preprocess(_open_image(dataset, split, i)))
+                        rows.append(i - start)
+                    except (OSError, ValueError) as err:
+                        failed.append((i, f"{type(err).__name__}: {err}"))
+                if tensors:
+                    with torch.inference_mode():
+                        feats[rows] = model(torch.stack(tensors).to(device)).float().cpu().numpy()
+                if progress:
+                    progress(min(b + batch_size, stop), n)
+            fail_file.write_text(json.dumps(failed))
+            tmp = chunk_file.with_suffix(".tmp.npy")
+            np.save(tmp, feats)
+            tmp.replace(chunk_file)  # atomic: a killed run never leaves a half-written chunk
+        elif progress:
+            progress(stop, n)
+        chunks.append(np.load(chunk_file, allow_pickle=False))
+        failures += [tuple(f) for f in json.loads(fail_file.read_text())] if fail_file.exists() else []
+    return (np.concatenate(chunks) if chunks else np.zeros((0, 512), np.float32)), failures
+
+
+def embed(
+    dataset: Dataset, backbone: str, work_dir: Path, *, weights=None, pca: int | None = 128,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int, str]]]:
+    """Features for both splits: (x_train, x_test, failures as (split, index, reason))."""
+    if backbone == "precomputed":
+        return np.asarray(dataset.features_train), np.asarray(dataset.features_test), []
+    if backbone == "pixels":
+        if dataset.pixels_train is None:
+            raise ValueError(f"{dataset.name}: the pixels backbone needs in-memory images; use --backbone resnet18.")
+        x_train, x_test = pixel_features(dataset.pixels_train, dataset.pixels_test, pca=pca)
+        if progress:
+            progress(len(x_train) + len(x_test), len(x_train) + len(x_test))
+        return x_train, x_test, []
+    if backbone == "resnet18":
+        failures = []
+        parts = []
+        for split in ("train", "test"):
+            x, failed = embed_split(dataset, split, work_dir / f"embed-{split}", weights=weights, progress=progress)
+            parts.append(x)
+            failures += [(split, i, reason) for i, reason in failed]
+        return parts[0], parts[1], failures
+    raise ValueError(f"backbone={backbone!r}: choose 'resnet18', 'pixels' or 'precomputed'.")

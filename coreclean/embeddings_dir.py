@@ -1,0 +1,113 @@
+"""Precomputed-embeddings directories in the seed notebook's layout.
+
+``x_train.npy`` (n, d), ``y_train.npy`` (n,), ``x_test.npy``, ``y_test.npy``; optional ``img_train.npy`` /
+``img_test.npy`` (or ``.txt``, one path a line): image paths relative to the image root (``DIR/images`` if it
+exists, else ``DIR``); optional ``classes.txt`` (one name a line) or ``classes.json`` (a list, or {id: name}).
+Arrays are memory-mapped and never unpickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .sources import Dataset
+from .validation import check_features_labels
+
+
+def load_npy(path: Path, *, mmap: bool = False) -> np.ndarray:
+    """``np.load`` with ``allow_pickle=False`` and errors that name the file and the fix."""
+    if not path.exists():
+        raise ValueError(f"{path}: missing; the embeddings layout needs x_train.npy, y_train.npy, x_test.npy, y_test.npy.")
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except ValueError as err:
+        if "pickle" in str(err).lower() or "object" in str(err).lower():
+            raise ValueError(
+                f"{path}: holds a pickled/object array, which coreclean refuses to load (it could run code). "
+                "Convert it: for paths np.save(path, np.asarray(paths, dtype=str)) or write one path per line to a "
+                ".txt file; for numbers np.save(path, arr.astype(np.float32))."
+            ) from err
+        raise ValueError(f"{path}: not a valid .npy file ({err}).") from err
+    except OSError as err:
+        raise ValueError(f"{path}: unreadable ({err}).") from err
+
+
+def imagenet_class_names() -> list[str]:
+    from torchvision.models import ResNet18_Weights
+
+    return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def read_class_names(directory: Path, n_classes: int, n_distinct: int) -> list[str]:
+    """Names from classes.txt/.json; ImageNet names when labels look like ImageNet ids; else "class i"."""
+    txt, js = directory / "classes.txt", directory / "classes.json"
+    if txt.exists():
+        names = [line.strip() for line in txt.read_text(encoding="utf-8").splitlines() if line.strip()]
+    elif js.exists():
+        try:
+            data = json.loads(js.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{js}: invalid JSON ({err}); expected a list of names or {{id: name}}.") from err
+        names = data if isinstance(data, list) else [str(data.get(str(i), f"class {i}")) for i in range(n_classes)]
+        names = [str(n) for n in names]
+    elif n_classes <= 1000 and n_distinct > 100:
+        return imagenet_class_names()[:max(n_classes, 1000)]
+    else:
+        return [f"class {i}" for i in range(n_classes)]
+    if len(names) < n_classes:
+        source = txt if txt.exists() else js
+        raise ValueError(f"{source}: {len(names)} class names but labels go up to {n_classes - 1}; add the missing names.")
+    return names
+
+
+def _read_paths(directory: Path, split: str, expected: int) -> list[str] | None:
+    npy, txt = directory / f"img_{split}.npy", directory / f"img_{split}.txt"
+    if npy.exists():
+        arr = load_npy(npy)
+        if arr.dtype.kind not in "US":
+            raise ValueError(f"{npy}: expected a string array of paths, got dtype {arr.dtype}.")
+        paths = [str(p) for p in arr.reshape(-1)]
+        source = npy
+    elif txt.exists():
+        paths = [line.rstrip("\n") for line in txt.read_text(encoding="utf-8").splitlines()]
+        source = txt
+    else:
+        return None
+    if len(paths) != expected:
+        raise ValueError(f"{source}: {len(paths)} paths but {expected} samples; one path per sample, in order.")
+    return paths
+
+
+def load_embeddings_dir(directory: Path) -> Dataset:
+    directory = directory.resolve()
+    arrays = {}
+    for split in ("train", "test"):
+        x_path, y_path = directory / f"x_{split}.npy", directory / f"y_{split}.npy"
+        x, y = load_npy(x_path, mmap=True), load_npy(y_path)
+        if x.ndim != 2:
+            raise ValueError(f"{x_path}: expected shape (n, d), got {x.shape}.")
+        if len(x) != len(y):
+            raise ValueError(f"{x_path} has {len(x)} rows but {y_path} has {len(y)} labels; they must match.")
+        if split == "train":
+            check_features_labels(x[: min(len(x), 4096)], y[: min(len(y), 4096)], x_name=str(x_path),
+                                  y_name=str(y_path), min_classes=1, min_per_class=1)
+        arrays[split] = (x, np.asarray(y).astype(np.int64) if np.asarray(y).dtype.kind in "iuf" else y)
+    (x_tr, y_tr), (x_te, y_te) = arrays["train"], arrays["test"]
+    if x_tr.shape[1] != x_te.shape[1]:
+        raise ValueError(f"{directory}: x_train has {x_tr.shape[1]} features but x_test has {x_te.shape[1]}.")
+    n_classes = int(max(y_tr.max(), y_te.max())) + 1
+    classes = read_class_names(directory, n_classes, len(np.unique(y_tr)))
+    image_root = directory / "images" if (directory / "images").is_dir() else directory
+    digest = hashlib.sha256(str(directory).encode())
+    for name in ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy"):
+        stat = (directory / name).stat()
+        digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return Dataset(
+        name=directory.name, classes=classes, y_train=y_tr, y_test=y_te,
+        features_train=x_tr, features_test=x_te,
+        paths_train=_read_paths(directory, "train", len(y_tr)), paths_test=_read_paths(directory, "test", len(y_te)),
+        root=image_root, fingerprint=f"embeddings:{digest.hexdigest()[:16]}",
+    )

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.metrics import average_precision_score
+
+from coreclean import CoresetSensitivity, coreset, importance, normalize_per_class
+from coreclean.model import confusion_matrix, confusion_pairs, fit_logreg, predict_proba
+
+
+@pytest.fixture(scope="module")
+def noisy_digits():
+    X, y = load_digits(return_X_y=True)
+    X = ((X - X.mean(0)) / (X.std(0) + 1e-3)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    flipped = rng.random(len(y)) < 0.1
+    noisy = y.copy()
+    noisy[flipped] = (y[flipped] + rng.integers(1, 10, flipped.sum())) % 10
+    return X, y, noisy, flipped
+
+
+def test_importance_shape_and_normalization(noisy_digits):
+    X, _, noisy, _ = noisy_digits
+    scores = importance(X, noisy)
+    assert scores.shape == (len(noisy),)
+    assert np.all(scores > 0)
+    assert np.isclose(scores.sum(), 1.0)
+
+
+def test_importance_finds_flipped_labels_better_than_leverage(noisy_digits):
+    X, _, noisy, flipped = noisy_digits
+    est = CoresetSensitivity().fit(X, noisy)
+    ours = average_precision_score(flipped, est.importance_)
+    blind = average_precision_score(flipped, est.leverage_)
+    assert ours > 0.8, ours
+    assert ours > blind + 0.4, (ours, blind)
+
+
+def test_importance_is_label_aware(noisy_digits):
+    X, clean, noisy, flipped = noisy_digits
+    with_noise = importance(X, noisy)
+    without = importance(X, clean)
+    assert with_noise[flipped].mean() > 3 * without[flipped].mean()
+
+
+def test_robust_refit_improves_ranking(noisy_digits):
+    X, _, noisy, flipped = noisy_digits
+    plain = CoresetSensitivity(trim=0.0).fit(X, noisy).importance_
+    robust = CoresetSensitivity().fit(X, noisy).importance_
+    assert average_precision_score(flipped, robust) >= average_precision_score(flipped, plain) - 0.01
+
+
+def test_normalize_per_class_maps_each_class_to_unit_max():
+    scores = np.array([1.0, 2.0, 4.0, 0.5, 0.25])
+    y = np.array([0, 0, 1, 1, 1])
+    out = normalize_per_class(scores, y)
+    np.testing.assert_allclose(out, [0.5, 1.0, 1.0, 0.125, 0.0625])
+
+
+def test_coreset_indices_weights_and_fidelity(noisy_digits):
+    X, y, _, _ = noisy_digits
+    idx, w = coreset(X, y, 0.3, random_state=3)
+    assert idx.dtype.kind == "i" and np.all(np.diff(idx) > 0)
+    assert abs(len(idx) - round(0.3 * len(y))) <= 1
+    assert np.all(w >= 1.0)
+    assert abs(w.sum() - len(y)) / len(y) < 0.2  # unbiased estimate of n
+    assert set(np.unique(y[idx])) == set(range(10))
+    coef = fit_logreg(X[idx], y[idx], 10, sample_weight=w)
+    assert (predict_proba(X, coef).argmax(1) == y).mean() > 0.9
+
+
+def test_coreset_rejects_bad_size(noisy_digits):
+    X, y, _, _ = noisy_digits
+    with pytest.raises(ValueError, match="size"):
+        coreset(X, y, 0)
+    with pytest.raises(ValueError, match="size"):
+        coreset(X, y, len(y) + 1)
+
+
+def test_confusion_pairs_ranks_all_off_diagonal():
+    counts = confusion_matrix(np.array([0, 0, 0, 1, 1, 2, 2, 2]), np.array([0, 1, 2, 0, 1, 2, 2, 0]), 3)
+    pairs = confusion_pairs(counts)
+    assert [(p.true, p.predicted) for p in pairs] == [(1, 0), (0, 1), (0, 2), (2, 0)]
+    assert pairs[0].rate == 0.5 and pairs[0].count == 1
+
+
+@pytest.mark.parametrize(
+    "X, y, message",
+    [
+        (np.zeros((3, 2)), np.zeros(4, int), "3 rows but y has 4"),
+        (np.array([[np.nan, 1], [1, 1], [2, 2], [3, 3]]), np.array([0, 0, 1, 1]), "NaN or inf.*row 0"),
+        (np.array([[np.inf, 1], [1, 1], [2, 2], [3, 3]]), np.array([0, 0, 1, 1]), "NaN or inf"),
+        (np.ones((4, 2)), np.array([0, 0, 0, 1]), r"class\(es\) \[1\] have a single sample"),
+        (np.ones((4, 2)), np.zeros(4, int), "only 1 class"),
+        (np.ones((4, 2)), np.array(["a", "b", "a", "b"]), "not an integer label type"),
+        (np.ones((4, 2)), np.array([0.5, 1, 0, 1]), "must be integers"),
+        (np.array([["a", "b"]] * 4), np.array([0, 1, 0, 1]), "not real numeric"),
+        (np.ones(4), np.array([0, 1, 0, 1]), "2-D"),
+        (np.ones((4, 2)), np.array([0, 1, 0, 1], dtype=object), "Python objects"),
+    ],
+)
+def test_bad_inputs_are_named(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        importance(X, y)
