@@ -1,0 +1,101 @@
+"""Streamlit helpers shared by the pages: the cached analysis, URL-state notices and the image grid."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from coreclean import Analysis
+from coreclean.analysis import DEFAULT_CACHE
+from coreclean.images import ImageUnavailable, image_for
+from coreclean.views import unique_labels
+
+BUILTIN_SOURCES = ["digits", "fashion-mnist"]
+CACHE_DIR = Path(os.environ.get("CORECLEAN_CACHE", DEFAULT_CACHE))
+READ_ONLY = os.environ.get("CORECLEAN_READONLY", "") not in ("", "0", "false")
+TILE_PX = 160
+
+
+def prebuilt_caches() -> list[str]:
+    if not CACHE_DIR.is_dir():
+        return []
+    return sorted(f"cache:{d.name}" for d in CACHE_DIR.iterdir() if (d / "meta.json").is_file())
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _analysis_for(source: str, _progress=None) -> Analysis:
+    """One Analysis per source for every session; built at most once, then loaded from disk."""
+    if source.startswith("cache:"):
+        name = source.partition(":")[2]
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError(f"{name!r} is not a cache name")
+        return Analysis.load(CACHE_DIR / name)
+    return Analysis.build(source, cache_dir=CACHE_DIR, progress=_progress)
+
+
+def notice_invalid(key: str, valid) -> None:
+    """Say so when a deep link carried a value the widget will ignore (Streamlit drops it silently)."""
+    raw = st.query_params.get(key)
+    if raw is not None and raw != "" and raw not in valid:
+        st.warning(f"Link parameter `{key}={raw}` is not valid here; showing the default instead.")
+
+
+def select_source() -> Analysis:
+    """Sidebar source picker (bound to ``?source=``); builds with a progress bar the first time."""
+    options = BUILTIN_SOURCES + [s for s in prebuilt_caches() if s not in BUILTIN_SOURCES]
+    with st.sidebar:
+        notice_invalid("source", options)
+        source = st.selectbox("Dataset", options, key="source", bind="query-params",
+                              help="Built-in demo sets, or an analysis built with `python -m coreclean build`.")
+        if not READ_ONLY:
+            path = st.text_input("…or a dataset path", key="path", bind="query-params",
+                                 help="ImageFolder or embeddings directory on the server").strip()
+            source = path or source
+    bar = st.empty()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"Building analysis: {stage} {done}/{total}")
+
+    try:
+        analysis = _analysis_for(source, progress)
+    except ValueError as err:
+        st.error(f"Could not open `{source}`: {err}")
+        analysis = _analysis_for("digits", progress)
+    bar.empty()
+    return analysis
+
+
+def current() -> Analysis:
+    return st.session_state["analysis"]
+
+
+def labels(analysis: Analysis) -> list[str]:
+    return unique_labels(analysis.classes)
+
+
+def _tile(analysis: Analysis, index: int, split: str) -> Image.Image | str:
+    try:
+        image = image_for(analysis, index, split)
+    except ImageUnavailable as err:
+        return str(err)
+    scale = max(1, TILE_PX // max(image.size))
+    return image.resize((image.width * scale, image.height * scale), Image.NEAREST) if scale > 1 else image
+
+
+def image_grid(analysis: Analysis, indices: np.ndarray, *, split: str = "train", columns: int = 3,
+               caption=None) -> None:
+    """Render only the given samples as tiles; unreadable ones show a placeholder with the reason."""
+    columns = max(1, int(columns))
+    for start in range(0, len(indices), columns):
+        cells = st.columns(columns)
+        for cell, index in zip(cells, indices[start:start + columns]):
+            with cell:
+                tile = _tile(analysis, int(index), split)
+                text = caption(int(index)) if caption else f"#{index}"
+                if isinstance(tile, str):
+                    st.info(f"{text}\n\nimage unavailable: {tile}")
+                else:
+                    st.image(tile, caption=text)
