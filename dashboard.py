@@ -3,13 +3,13 @@ import streamlit as st
 
 import ui
 
-st.set_page_config(page_title="coreclean", page_icon="🧹", layout="wide")
+st.set_page_config(page_title="coreclean", layout="wide")
 st.session_state["analysis"] = ui.select_source()
 
 pages = [
-    st.Page("pages/overview.py", title="Overview", icon="📊", url_path="overview", default=True),
-    st.Page("pages/confusion.py", title="Confusion", icon="🔀", url_path="confusion"),
-    st.Page("pages/importance.py", title="Importance", icon="📈", url_path="importance"),
-    st.Page("pages/review.py", title="Review", icon="🔍", url_path="review"),
+    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+    st.Page("pages/confusion.py", title="Confusion", icon=":material/grid_on:", url_path="confusion"),
+    st.Page("pages/importance.py", title="Importance", icon=":material/bar_chart:", url_path="importance"),
+    st.Page("pages/review.py", title="Review", icon=":material/photo_library:", url_path="review"),
 ]
 st.navigation(pages).run()

@@ -26,14 +26,22 @@ def prebuilt_caches() -> list[str]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _analysis_for(source: str, _progress=None) -> Analysis:
+def _analysis_for(source: str) -> Analysis:
     """One Analysis per source for every session; built at most once, then loaded from disk."""
     if source.startswith("cache:"):
         name = source.partition(":")[2]
         if "/" in name or name in ("", ".", ".."):
             raise ValueError(f"{name!r} is not a cache name")
         return Analysis.load(CACHE_DIR / name)
-    return Analysis.build(source, cache_dir=CACHE_DIR, progress=_progress)
+    # The bar lives inside the cached call so Streamlit can replay it; it is emptied before returning.
+    bar = st.progress(0.0, text="Preparing analysis…")
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"Building analysis: {stage} {done:,}/{total:,}")
+
+    analysis = Analysis.build(source, cache_dir=CACHE_DIR, progress=progress)
+    bar.empty()
+    return analysis
 
 
 def notice_invalid(key: str, valid) -> None:
@@ -54,21 +62,23 @@ def select_source() -> Analysis:
             path = st.text_input("…or a dataset path", key="path", bind="query-params",
                                  help="ImageFolder or embeddings directory on the server").strip()
             source = path or source
-    bar = st.empty()
-
-    def progress(stage: str, done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"Building analysis: {stage} {done}/{total}")
-
     try:
-        analysis = _analysis_for(source, progress)
+        return _analysis_for(source)
     except ValueError as err:
         st.error(f"Could not open `{source}`: {err}")
-        analysis = _analysis_for("digits", progress)
-    bar.empty()
-    return analysis
+        return _analysis_for("digits")
 
 
 def current() -> Analysis:
+    """The analysis chosen in dashboard.py for this session."""
+    if "analysis" not in st.session_state:
+        # The first request a fresh server gets is routed through Streamlit's legacy pages/ mode, which runs a
+        # deep-linked page without dashboard.py. Switch that mode off (what st.navigation does) and rerun the
+        # entry script; the URL path and query string are kept.
+        from streamlit.runtime.pages_manager import PagesManager
+
+        PagesManager.uses_pages_directory = False
+        st.rerun()
     return st.session_state["analysis"]
 
 

@@ -45,10 +45,14 @@ def pair_from_selection(selection: dict[str, Any] | None) -> tuple[int, int] | N
     points = (selection or {}).get("points") or []
     for point in points:
         data = point.get("customdata")
-        if data is not None and len(data) >= 2:
+        if isinstance(data, dict):  # Streamlit may deliver an array as {"0": .., "1": ..}
+            data = [data[k] for k in sorted(data, key=lambda k: int(k))]
+        try:
             true, predicted = int(data[0]), int(data[1])
-            if true != predicted:
-                return true, predicted
+        except (TypeError, ValueError, IndexError, KeyError):
+            continue
+        if true != predicted:
+            return true, predicted
     return None
 
 
@@ -80,31 +84,39 @@ def confusion_figure(counts: np.ndarray, labels: Sequence[str], visible: np.ndar
     """Normalized confusion matrix as square scatter markers (clickable in Streamlit, unlike a heatmap).
 
     Rows (y) are true classes, columns (x) predicted; colour is the rate within the true class. Each marker's
-    customdata is ``[true, predicted, count]``.
+    customdata is ``[true, predicted, count, rate]``.
     """
     rates = normalize_confusion(counts)
-    sub = np.ix_(visible, visible)
     true, pred = np.meshgrid(visible, visible, indexing="ij")
     true, pred = true.ravel(), pred.ravel()
     names = [labels[i] for i in visible]
-    size = max(6, min(40, int(560 / max(len(visible), 1))))
-    fig = go.Figure(go.Scatter(
-        x=[labels[p] for p in pred], y=[labels[t] for t in true], mode="markers",
-        marker=dict(symbol="square", size=size, color=rates[sub].ravel(), colorscale="Blues", cmin=0, cmax=1,
-                    colorbar=dict(title="rate"), line=dict(width=0)),
-        customdata=np.stack([true, pred, counts[sub].ravel()], axis=1),
-        hovertemplate="true: %{y}<br>predicted: %{x}<br>rate: %{marker.color:.3f}<br>count: %{customdata[2]}"
-                      "<extra></extra>",
-    ))
+    side = max(420, min(900, 28 * len(visible) + 160))
+    size = max(3, int(0.9 * (side - 170) / max(len(visible), 1)))  # markers tile the plot area like cells
+    off = true != pred
+    # The diagonal (correct predictions) would swamp the colour scale; it is drawn grey, confusions in colour.
+    top = float(rates[true[off], pred[off]].max()) if off.any() else 1.0
+    fig = go.Figure()
+    for cells, colour in ((~off, None), (off, "Reds")):
+        t, p = true[cells], pred[cells]
+        marker = dict(symbol="square", size=size, line=dict(width=0))
+        marker.update(color="#d9d9d9") if colour is None else marker.update(
+            color=rates[t, p], colorscale=colour, cmin=0, cmax=max(top, 1e-9), colorbar=dict(title="rate"))
+        fig.add_trace(go.Scatter(
+            x=[labels[i] for i in p], y=[labels[i] for i in t], mode="markers", marker=marker,
+            unselected=dict(marker=dict(opacity=1)),  # a click must not fade the rest of the matrix
+            customdata=np.stack([t, p, counts[t, p], rates[t, p]], axis=1),
+            hovertemplate="true: %{y}<br>predicted: %{x}<br>rate: %{customdata[3]:.3f}<br>count: %{customdata[2]}"
+                          "<extra></extra>",
+        ))
     if selected is not None and selected[0] in visible and selected[1] in visible:
         fig.add_trace(go.Scatter(x=[labels[selected[1]]], y=[labels[selected[0]]], mode="markers", hoverinfo="skip",
                                  marker=dict(symbol="square-open", size=size + 4, color="crimson", line=dict(width=3)),
                                  showlegend=False))
-    side = max(420, min(900, 28 * len(visible) + 160))
     fig.update_layout(
-        height=side, width=side + 120, showlegend=False, margin=dict(l=10, r=10, t=30, b=10),
-        xaxis=dict(title="predicted", categoryorder="array", categoryarray=names, tickangle=-45),
-        yaxis=dict(title="true", categoryorder="array", categoryarray=names[::-1], scaleanchor="x"),
+        height=side, width=side + 120, showlegend=False, margin=dict(l=10, r=10, t=30, b=10), autosize=False,
+        xaxis=dict(title="predicted", type="category", categoryorder="array", categoryarray=names, tickangle=-45),
+        yaxis=dict(title="true", type="category", categoryorder="array", categoryarray=names[::-1],
+                   scaleanchor="x"),
         plot_bgcolor="white", clickmode="event+select", dragmode="zoom",
     )
     return fig

@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,9 @@ from PIL import Image
 from coreclean.sources import FASHION_MNIST_DIR
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# The dashboard reads its cache directory at import; give the whole test session a private one.
+DASHBOARD_CACHE = Path(tempfile.mkdtemp(prefix="coreclean-test-cache-"))
+os.environ["CORECLEAN_CACHE"] = str(DASHBOARD_CACHE)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,106 @@
+"""Real-browser tests: `streamlit run` on a free port, driven by headless Chromium through Playwright."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pytest
+
+from coreclean import Analysis, views
+from tests.conftest import DASHBOARD_CACHE
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium missing in CI: .ci/run must apt-get install chromium")
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    port = _free_port()
+    env = {**os.environ, "CORECLEAN_CACHE": str(DASHBOARD_CACHE)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not become healthy: {proc.stdout.read().decode()[-2000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def analysis(server):
+    return Analysis.build("digits", cache_dir=DASHBOARD_CACHE)
+
+
+def test_deep_link_reopens_review_grid(server, browser, analysis, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/review?cls=3&pos=4&order={quote('least → most')}")
+    caption = page.get_by_text("Showing 5–10 of", exact=False)
+    caption.wait_for(timeout=60000)
+    assert "labelled 3" in caption.inner_text() and "least → most" in caption.inner_text()
+    page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 6", timeout=30000)
+    expected = analysis.ranked(3, descending=False)[4:10]
+    captions = page.locator("[data-testid=stImageCaption]").all_inner_texts()
+    assert [c.split(" ·")[0] for c in captions] == [f"#{i}" for i in expected]
+    page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+    page.close()
+
+
+def test_click_confusion_cell_selects_pair(server, browser, analysis, tmp_path):
+    names = views.unique_labels(analysis.classes)
+    pairs = analysis.pairs()
+    target = pairs[1]
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(f"{server}/confusion")
+    page.wait_for_selector(".js-plotly-plot .scatterlayer .trace:nth-child(2) path.point", timeout=60000)
+    # Off-diagonal markers are drawn in row-major order of (true, predicted) without the diagonal.
+    cells = [(t, p) for t in range(analysis.n_classes) for p in range(analysis.n_classes) if t != p]
+    marker = page.locator(".js-plotly-plot .scatterlayer .trace:nth-child(2) path.point").nth(
+        cells.index((target.true, target.predicted)))
+    page.screenshot(path=str(tmp_path / "confusion-before.png"))
+    marker.click(force=True)
+    label = views.pair_label(target.true, target.predicted, names)
+    page.get_by_text(f"{names[target.true]} predicted as {names[target.predicted]}").wait_for(timeout=30000)
+    page.wait_for_function(f"decodeURIComponent(location.search.replace(/\\+/g, ' ')).includes({label!r})",
+                           timeout=10000)
+    page.screenshot(path=str(tmp_path / "confusion-after.png"), full_page=True)
+    page.close()
+    assert np.sum(analysis.confusion) > 0

@@ -1,0 +1,98 @@
+"""AppTest tests: every page renders, widgets change what is shown, and URL query params restore state."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard.py")
+
+
+def run(query: dict | None = None, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    if query:
+        at.query_params.update(query)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption]
+
+
+def test_overview_shows_accuracy_and_all_pairs():
+    at = run()
+    assert at.title[0].value.startswith("Overview — digits")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"].endswith("%") and metrics["Classes"] == "10"
+    pairs = at.dataframe[1].value
+    assert list(pairs.columns) == ["true", "predicted", "rate", "count"]
+    assert len(pairs) > 3 and pairs["rate"].is_monotonic_decreasing
+
+
+def test_review_deep_link_restores_class_position_and_order():
+    at = run({"cls": "3", "pos": "4", "order": "least → most", "rows": "1", "cols": "4"}, "pages/review.py")
+    assert at.selectbox(key="cls").value == "3"
+    assert at.slider(key="pos").value == 4
+    assert at.radio(key="order").value == "least → most"
+    assert any(c.startswith("Showing 5–8 of") and "labelled **3**" in c for c in captions(at))
+    assert len(at.get("image")) == 4
+
+
+def test_review_next_button_and_class_switch():
+    at = run(page="pages/review.py")
+    at.button[1].click().run()
+    assert at.slider(key="pos").value == 6
+    assert any(c.startswith("Showing 7–12") for c in captions(at))
+    at.selectbox(key="cls").select("8").run()
+    assert any("labelled **8**" in c for c in captions(at))
+
+
+def test_review_invalid_link_falls_back_with_notice():
+    at = run({"cls": "no-such-class", "pos": "99999"}, "pages/review.py")
+    warnings = " ".join(w.value for w in at.warning)
+    assert "cls=no-such-class" in warnings and "pos=99999" in warnings
+    assert at.selectbox(key="cls").value == "0"
+
+
+def test_confusion_pair_from_link_shows_examples():
+    at = run(page="pages/confusion.py")
+    options = at.selectbox(key="pair").options
+    worst = options[0]
+    assert " → " in worst
+    at2 = run({"pair": options[1]}, "pages/confusion.py")
+    assert at2.selectbox(key="pair").value == options[1]
+    true, _, predicted = options[1].partition(" → ")
+    assert at2.subheader[0].value == f"{true} predicted as {predicted}"
+    assert len(at2.get("plotly_chart")) == 1
+
+
+def test_confusion_search_filters_and_reports_no_match():
+    at = run({"q": "zebra"}, "pages/confusion.py")
+    assert any("zebra" in w.value for w in at.warning)
+    assert not at.get("plotly_chart")
+
+
+def test_importance_classes_and_range_from_link():
+    at = run({"classes": ["1", "8"], "range": ["0.5", "1.0"], "hist": "facet"}, "pages/importance.py")
+    assert at.multiselect(key="classes").value == ["1", "8"]
+    assert at.slider(key="range").value == (0.5, 1.0)
+    table = at.dataframe[0].value
+    assert set(table["label"]) <= {"1", "8"} and (table["importance"] >= 0.5).all()
+    at.slider(key="range").set_range(0.0, 1.0).run()
+    assert len(at.dataframe[0].value) > len(table)
+
+
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/confusion.py", "pages/importance.py", "pages/review.py"])
+def test_every_page_renders_on_fashion_mnist(page, fashion_dir):
+    at = run({"source": "fashion-mnist"}, page)
+    shown = [w.options for w in (*at.selectbox, *at.multiselect)] + [d.value.to_string() for d in at.dataframe]
+    assert "Shirt" in str(shown)
+
+
+def test_unknown_source_in_link_falls_back_to_digits():
+    at = run({"source": "../../etc"})
+    assert any("source=../../etc" in w.value for w in at.warning)
+    assert at.title[0].value.startswith("Overview — digits")
