@@ -1,0 +1,79 @@
+"""Shared benchmark helpers: features for the benchmark datasets and label-noise injection."""
+from __future__ import annotations
+
+import platform
+import time
+
+import numpy as np
+
+from coreclean.embed import pixel_features
+from coreclean.sources import load_source
+
+# Confusable pairs (source -> target) used for "pair" noise.
+PAIRS = {
+    "fashion-mnist": [(6, 0), (2, 4), (7, 9), (4, 6)],  # Shirt->T-shirt, Pullover->Coat, Sneaker->Boot, Coat->Shirt
+    "digits": [(1, 7), (3, 8), (4, 9), (5, 6)],
+}
+
+
+def features(name: str, n_train: int | None = None, seed: int = 0):
+    """(X_train, y_train, X_test, y_test) as standardized pixels (PCA-128 for Fashion-MNIST), optionally subsampled."""
+    ds = load_source(name)
+    x_train, x_test = pixel_features(ds.pixels_train, ds.pixels_test, pca=128)
+    y_train, y_test = np.asarray(ds.y_train), np.asarray(ds.y_test)
+    if n_train and n_train < len(y_train):
+        keep = np.sort(np.random.default_rng(seed).choice(len(y_train), n_train, replace=False))
+        x_train, y_train = x_train[keep], y_train[keep]
+    return x_train, y_train, x_test, y_test
+
+
+def inject_noise(y: np.ndarray, kind: str, rate: float, dataset: str, seed: int) -> np.ndarray:
+    """Noisy copy of ``y``. kinds: 'uniform' (rate of labels to a random other class), 'pair' (rate*K/len(pairs)
+    of each source class of the confusable pairs to its target), 'asymmetric' (class-conditional: class c flips
+    with probability ~U(0, 2*rate) into classes drawn from a peaked Dirichlet)."""
+    rng = np.random.default_rng(seed)
+    K = int(y.max() + 1)
+    noisy = y.copy()
+    if kind == "uniform":
+        flip = rng.random(len(y)) < rate
+        noisy[flip] = (y[flip] + rng.integers(1, K, flip.sum())) % K
+    elif kind == "pair":
+        pairs = PAIRS[dataset]
+        per_class = min(0.45, rate * K / len(pairs))
+        for src, dst in pairs:
+            members = np.flatnonzero(y == src)
+            flip = members[rng.random(len(members)) < per_class]
+            noisy[flip] = dst
+    elif kind == "asymmetric":
+        for c in range(K):
+            members = np.flatnonzero(y == c)
+            flip = members[rng.random(len(members)) < rng.uniform(0, 2 * rate)]
+            targets = np.delete(np.arange(K), c)
+            probs = rng.dirichlet(np.full(K - 1, 0.3))
+            noisy[flip] = rng.choice(targets, len(flip), p=probs)
+    else:
+        raise ValueError(kind)
+    return noisy
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
