@@ -5,11 +5,13 @@ import ui
 
 st.set_page_config(page_title="coreclean", layout="wide")
 st.session_state["analysis"] = ui.select_source()
+st.sidebar.text_input("Reviewer name (optional)", key="reviewer", bind="query-params")
 
 pages = [
     st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
     st.Page("pages/confusion.py", title="Confusion", icon=":material/grid_on:", url_path="confusion"),
     st.Page("pages/importance.py", title="Importance", icon=":material/bar_chart:", url_path="importance"),
     st.Page("pages/review.py", title="Review", icon=":material/photo_library:", url_path="review"),
+    st.Page("pages/decisions.py", title="Decisions", icon=":material/fact_check:", url_path="decisions"),
 ]
 st.navigation(pages).run()

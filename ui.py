@@ -11,12 +11,13 @@ from PIL import Image
 from coreclean import Analysis
 from coreclean.analysis import DEFAULT_CACHE
 from coreclean.images import ImageUnavailable, image_for
+from coreclean.review import ReviewLog
 from coreclean.views import unique_labels
 
 BUILTIN_SOURCES = ["digits", "fashion-mnist"]
 CACHE_DIR = Path(os.environ.get("CORECLEAN_CACHE", DEFAULT_CACHE))
 READ_ONLY = os.environ.get("CORECLEAN_READONLY", "") not in ("", "0", "false")
-TILE_PX = 160
+TILE_PX = 180
 
 
 def prebuilt_caches() -> list[str]:
@@ -96,8 +97,10 @@ def _tile(analysis: Analysis, index: int, split: str) -> Image.Image | str:
 
 
 def image_grid(analysis: Analysis, indices: np.ndarray, *, split: str = "train", columns: int = 3,
-               caption=None) -> None:
-    """Render only the given samples as tiles; unreadable ones show a placeholder with the reason."""
+               caption=None, footer=None) -> None:
+    """Render only the given samples as tiles; unreadable ones show a placeholder with the reason.
+
+    ``footer(index)`` may render widgets under each tile (the review controls)."""
     columns = max(1, int(columns))
     for start in range(0, len(indices), columns):
         cells = st.columns(columns)
@@ -108,4 +111,20 @@ def image_grid(analysis: Analysis, indices: np.ndarray, *, split: str = "train",
                 if isinstance(tile, str):
                     st.info(f"{text}\n\nimage unavailable: {tile}")
                 else:
-                    st.image(tile, caption=text)
+                    st.image(tile, caption=text, width=TILE_PX)
+                if footer:
+                    footer(int(index))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def review_log(directory: str, n_samples: int) -> ReviewLog:
+    return ReviewLog(directory, n_samples)
+
+
+def current_log() -> ReviewLog:
+    analysis = current()
+    return review_log(str(analysis.directory), len(analysis.y_train))
+
+
+def reviewer() -> str | None:
+    return st.session_state.get("reviewer") or None

@@ -145,6 +145,11 @@ class Analysis:
     def x_test(self) -> np.ndarray:
         return self._array("x_test", mmap=True)
 
+    @cached_property
+    def paths_train(self) -> np.ndarray | None:
+        """Image paths (relative to ``meta['root']``) of the training samples, when the source has files."""
+        return self._array("paths_train")
+
     @property
     def n_classes(self) -> int:
         return len(self.classes)

@@ -70,16 +70,18 @@ class CoresetSensitivity:
         self.max_iter = max_iter
         self.random_state = random_state
 
-    def fit(self, X, y, *, n_classes: int | None = None, coef: np.ndarray | None = None) -> "CoresetSensitivity":
+    def fit(self, X, y, *, n_classes: int | None = None, coef: np.ndarray | None = None,
+            init: np.ndarray | None = None) -> "CoresetSensitivity":
         """Compute importance for features ``X`` (n, d) and labels ``y`` (n,).
 
-        ``coef`` may pass an already-fitted plain classifier (d + 1, K) to skip the first fit.
+        ``coef`` may pass an already-fitted plain classifier (d + 1, K) to skip the first fit; ``init`` warm-starts
+        it instead (e.g. from the model before a few labels were corrected).
         """
         X, y = check_features_labels(X, y)
         K = int(n_classes if n_classes is not None else y.max() + 1)
         if y.max() >= K:
             raise ValueError(f"y: label {y.max()} >= n_classes={K}.")
-        self.coef_ = coef if coef is not None else fit_logreg(X, y, K, C=self.C, max_iter=self.max_iter)
+        self.coef_ = coef if coef is not None else fit_logreg(X, y, K, C=self.C, init=init, max_iter=self.max_iter)
         proba = predict_proba(X, self.coef_)
         self.suspect_ = _lowest_label_probability(proba, y, self.trim)
         if self.suspect_.any():

@@ -155,3 +155,15 @@ def page_bounds(n_items: int, position: int, page_size: int) -> tuple[int, int]:
         return 0, 0
     start = int(np.clip(position, 0, max(n_items - 1, 0)))
     return start, min(n_items, start + max(page_size, 1))
+
+
+def suggested_label(analysis, index: int) -> int:
+    """The class to suggest for a sample marked mislabeled: the predicted one, else the runner-up class."""
+    label, predicted = int(analysis.y_train[index]), int(analysis.pred_train[index])
+    if predicted != label:
+        return predicted
+    from .model import predict_proba
+
+    proba = predict_proba(np.asarray(analysis.x_train[index:index + 1]), analysis.coef)[0]
+    proba[label] = -1
+    return int(proba.argmax())

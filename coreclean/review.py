@@ -1,0 +1,166 @@
+"""Review decisions: an append-only SQLite log next to the analysis, exports, and applying corrections.
+
+Each decision is one row (sample, old label, new label, decision, reviewer, time). The current decision of a
+sample is its latest row that was not undone; undo marks that row, so the previous decision (if any) comes back.
+Every call opens its own connection, so threads, processes and Streamlit sessions can write at once; WAL mode and
+``synchronous=FULL`` make a committed decision survive a crash, and a killed writer leaves no partial row.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DECISIONS = ("mislabeled", "remove", "ok")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sample INTEGER NOT NULL CHECK (sample >= 0),
+    old_label INTEGER NOT NULL,
+    new_label INTEGER,
+    decision TEXT NOT NULL CHECK (decision IN ('mislabeled', 'remove', 'ok')),
+    reviewer TEXT,
+    created REAL NOT NULL,
+    undone INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS decisions_sample ON decisions (sample, id);
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    id: int
+    sample: int
+    old_label: int
+    new_label: int | None
+    decision: str
+    reviewer: str | None
+    created: float
+
+
+class ReviewLog:
+    """Decisions for the training samples of one analysis, stored in ``<directory>/reviews.sqlite``."""
+
+    def __init__(self, directory: str | Path, n_samples: int | None = None):
+        self.path = Path(directory) / "reviews.sqlite"
+        self.n_samples = n_samples
+        self._connect().close()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(SCHEMA)  # idempotent; also recreates a log someone deleted while the server runs
+        return db
+
+    def record(self, sample: int, old_label: int, decision: str, new_label: int | None = None,
+               reviewer: str | None = None) -> int:
+        """Append a decision; returns its id. ``mislabeled`` needs ``new_label`` different from ``old_label``."""
+        if decision not in DECISIONS:
+            raise ValueError(f"decision={decision!r}: choose one of {DECISIONS}.")
+        if self.n_samples is not None and not 0 <= int(sample) < self.n_samples:
+            raise ValueError(f"sample {sample} out of range 0..{self.n_samples - 1}.")
+        if decision == "mislabeled":
+            if new_label is None or int(new_label) == int(old_label):
+                raise ValueError(f"sample {sample}: a 'mislabeled' decision needs a new label other than {old_label}.")
+            new_label = int(new_label)
+        else:
+            new_label = None
+        with closing(self._connect()) as db:
+            cursor = db.execute(
+                "INSERT INTO decisions (sample, old_label, new_label, decision, reviewer, created) VALUES (?,?,?,?,?,?)",
+                (int(sample), int(old_label), new_label, decision, reviewer or None, time.time()),
+            )
+            return int(cursor.lastrowid)
+
+    def undo(self, sample: int) -> Decision | None:
+        """Undo the current decision of ``sample``; returns the decision now current (or ``None``)."""
+        with closing(self._connect()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT id FROM decisions WHERE sample=? AND undone=0 ORDER BY id DESC LIMIT 1",
+                             (int(sample),)).fetchone()
+            if row:
+                db.execute("UPDATE decisions SET undone=1 WHERE id=?", row)
+            db.execute("COMMIT")
+        return self.current().get(int(sample))
+
+    def current(self) -> dict[int, Decision]:
+        """sample -> its current decision."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT id, sample, old_label, new_label, decision, reviewer, created FROM decisions "
+                "WHERE id IN (SELECT MAX(id) FROM decisions WHERE undone=0 GROUP BY sample)"
+            ).fetchall()
+        return {r[1]: Decision(*r) for r in rows}
+
+    def history(self, *, decision: str | None = None, reviewer: str | None = None,
+                include_undone: bool = False) -> list[dict]:
+        """Every row, newest first, optionally filtered."""
+        query = "SELECT id, sample, old_label, new_label, decision, reviewer, created, undone FROM decisions WHERE 1=1"
+        params: list = []
+        if not include_undone:
+            query += " AND undone=0"
+        if decision:
+            query += " AND decision=?"
+            params.append(decision)
+        if reviewer:
+            query += " AND reviewer=?"
+            params.append(reviewer)
+        with closing(self._connect()) as db:
+            rows = db.execute(query + " ORDER BY id DESC", params).fetchall()
+        keys = ("id", "sample", "old_label", "new_label", "decision", "reviewer", "created", "undone")
+        return [dict(zip(keys, r)) for r in rows]
+
+
+def apply_corrections(y: np.ndarray, decisions: dict[int, Decision]) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, keep): ``y`` (n,) with 'mislabeled' samples relabelled, and a mask (n,) that drops 'remove'."""
+    labels = np.array(y, dtype=np.int64, copy=True)
+    keep = np.ones(len(labels), dtype=bool)
+    for sample, d in decisions.items():
+        if d.decision == "mislabeled":
+            labels[sample] = d.new_label
+        elif d.decision == "remove":
+            keep[sample] = False
+    return labels, keep
+
+
+def corrections_csv(decisions: dict[int, Decision], classes: list[str], ids: list[str] | None = None) -> str:
+    """CSV of every non-'ok' decision: index, id (path or index), old/new label and class names, decision."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["index", "id", "old_label", "new_label", "decision", "old_class", "new_class", "reviewer"])
+    for sample in sorted(decisions):
+        d = decisions[sample]
+        if d.decision == "ok":
+            continue
+        new = "" if d.new_label is None else d.new_label
+        writer.writerow([sample, ids[sample] if ids is not None else sample, d.old_label, new, d.decision,
+                         classes[d.old_label], classes[d.new_label] if d.new_label is not None else "",
+                         d.reviewer or ""])
+    return out.getvalue()
+
+
+def cleaned_labels_npy(y: np.ndarray, decisions: dict[int, Decision]) -> bytes:
+    """``y_train.npy`` bytes with corrections applied; removed samples get label -1 (rows stay aligned with x)."""
+    labels, keep = apply_corrections(y, decisions)
+    labels[~keep] = -1
+    buffer = io.BytesIO()
+    np.save(buffer, labels, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def cleaned_labels_csv(paths: list[str], y: np.ndarray, decisions: dict[int, Decision], classes: list[str]) -> str:
+    """ImageFolder mapping ``path,label,status`` (status keep|remove); image files are never moved."""
+    labels, keep = apply_corrections(y, decisions)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["path", "label", "status"])
+    for path, label, kept in zip(paths, labels, keep):
+        writer.writerow([path, classes[label], "keep" if kept else "remove"])
+    return out.getvalue()
