@@ -27,8 +27,8 @@ def prebuilt_caches() -> list[str]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _analysis_for(source: str) -> Analysis:
-    """One Analysis per source for every session; built at most once, then loaded from disk."""
+def _analysis_for(source: str, backend: str = "coreclean") -> Analysis:
+    """One Analysis per source and backend for every session; built at most once, then loaded from disk."""
     if source.startswith("cache:"):
         name = source.partition(":")[2]
         if "/" in name or name in ("", ".", ".."):
@@ -40,7 +40,7 @@ def _analysis_for(source: str) -> Analysis:
     def progress(stage: str, done: int, total: int) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"Building analysis: {stage} {done:,}/{total:,}")
 
-    analysis = Analysis.build(source, cache_dir=CACHE_DIR, progress=progress)
+    analysis = Analysis.build(source, cache_dir=CACHE_DIR, importance=backend, progress=progress)
     bar.empty()
     return analysis
 
@@ -63,11 +63,19 @@ def select_source() -> Analysis:
             path = st.text_input("…or a dataset path", key="path", bind="query-params",
                                  help="ImageFolder or embeddings directory on the server").strip()
             source = path or source
+        backend = st.selectbox("Importance backend", ["coreclean", "dataheroes"], key="backend",
+                               bind="query-params", help="dataheroes needs the optional package, an account and "
+                                                         "internet (requirements-dataheroes.txt).")
     try:
-        return _analysis_for(source)
+        return _analysis_for(source, backend)
     except ValueError as err:
-        st.error(f"Could not open `{source}`: {err}")
-        return _analysis_for("digits")
+        st.error(f"Could not open `{source}` with the {backend} backend: {err}")
+    if backend != "coreclean":  # same data, built-in importance
+        try:
+            return _analysis_for(source)
+        except ValueError:
+            pass
+    return _analysis_for("digits")
 
 
 def current() -> Analysis:

@@ -76,13 +76,21 @@ class Analysis:
     @classmethod
     def build(
         cls, source: str | Dataset, *, cache_dir: str | Path = DEFAULT_CACHE, backbone: str | None = None,
-        weights=None, pca: int | None = 128, C: float = 1.0, progress: StageProgress | None = None,
+        weights=None, pca: int | None = 128, C: float = 1.0, importance: str = "coreclean",
+        progress: StageProgress | None = None,
     ) -> "Analysis":
-        """Build (or reuse) the analysis of ``source``; returns it loaded from disk."""
+        """Build (or reuse) the analysis of ``source``; returns it loaded from disk.
+
+        ``importance``: "coreclean" (built-in) or "dataheroes" (optional, online; see dataheroes_adapter).
+        """
+        if importance not in ("coreclean", "dataheroes"):
+            raise ValueError(f"importance={importance!r}: choose 'coreclean' or 'dataheroes'.")
         dataset = load_source(source) if isinstance(source, str) else source
         backbone = backbone or default_backbone(dataset)
         params = {"backbone": backbone, "weights": _weights_identity(weights),
                   "pca": pca if backbone == "pixels" else None, "C": C}
+        if importance != "coreclean":
+            params["importance"] = importance
         directory = Path(cache_dir) / f"{_slug(dataset.name)}-{cache_key(dataset, params)}"
         if (directory / "meta.json").exists():
             return cls(directory)
@@ -98,13 +106,18 @@ class Analysis:
         K = len(dataset.classes)
         report("importance", 0, 1)
         est = CoresetSensitivity(C=C).fit(x_train, y_train, n_classes=K)
+        scores = est.importance_
+        if importance == "dataheroes":
+            from .dataheroes_adapter import dataheroes_importance
+
+            scores = dataheroes_importance(x_train, y_train)
         report("importance", 1, 1)
         train_proba = predict_proba(x_train, est.coef_)
         test_proba = predict_proba(x_test, est.coef_)
         pred_test = test_proba.argmax(axis=1)
         arrays = {
             "x_train": x_train, "x_test": x_test, "y_train": y_train, "y_test": y_test, "coef": est.coef_,
-            "importance": est.importance_, "pred_train": train_proba.argmax(axis=1),
+            "importance": scores, "pred_train": train_proba.argmax(axis=1),
             "p_label_train": train_proba[np.arange(len(y_train)), y_train],
             "pred_test": pred_test, "p_pred_test": test_proba.max(axis=1),
             "confusion": confusion_matrix(y_test, pred_test, K),
@@ -120,6 +133,7 @@ class Analysis:
         meta = {
             "format": FORMAT_VERSION, "source": source if isinstance(source, str) else dataset.name,
             "name": dataset.name, "kind": dataset.kind, "classes": list(dataset.classes), **params,
+            "importance": importance,
             "root": str(dataset.root) if dataset.root else None, "n_train": int(len(y_train)),
             "n_test": int(len(y_test)), "n_features": int(x_train.shape[1]),
             "accuracy": float(np.mean(pred_test == y_test)) if len(y_test) else float("nan"),

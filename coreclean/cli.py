@@ -21,7 +21,7 @@ def _build(args) -> int:
         bar.update(done - bar.n)
 
     analysis = Analysis.build(args.source, cache_dir=args.cache, backbone=args.backbone, weights=args.weights,
-                              pca=args.pca, progress=progress)
+                              pca=args.pca, importance=args.importance, progress=progress)
     for bar in bars.values():
         bar.close()
     meta = analysis.meta
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--weights", default="imagenet",
                        help="'imagenet' (torchvision download), a state_dict FILE for offline use, or 'none'")
     build.add_argument("--pca", type=int, default=128, help="PCA dimensions for the pixels backbone (0 = off)")
+    build.add_argument("--importance", choices=["coreclean", "dataheroes"], default="coreclean",
+                       help="importance backend; 'dataheroes' needs the optional package, an account and internet")
     build.set_defaults(run=_build)
     rank = sub.add_parser("rank", help="rank your own embeddings by importance into a CSV")
     rank.add_argument("--features", required=True, help="X.npy (n, d)")

@@ -6,6 +6,7 @@ Sources (``load_source(spec)``):
 * ``fashion-mnist[:DIR]`` — IDX ``.gz`` files, default DIR ``/usr/share/datasets/fashion-mnist``.
 * ``DIR`` with ``x_train.npy`` — precomputed embeddings (see :mod:`coreclean.embeddings_dir`).
 * ``DIR`` otherwise — an ImageFolder tree (see :mod:`coreclean.image_folder`).
+* ``gdrive:FOLDER_URL`` — a shared Google-Drive folder in the embeddings layout (see :mod:`coreclean.gdrive`).
 """
 from __future__ import annotations
 
@@ -64,10 +65,10 @@ def load_source(spec: str) -> Dataset:
         directory = spec.partition(":")[2] or str(FASHION_MNIST_DIR)
         return load_fashion_mnist(Path(directory))
     if spec.startswith("gdrive:"):
-        raise ValueError(
-            f"{spec}: Google-Drive sources are not supported yet; download the folder yourself (e.g. with gdown) "
-            "and pass the local directory."
-        )
+        from .analysis import DEFAULT_CACHE
+        from .gdrive import load_gdrive
+
+        return load_gdrive(spec.partition(":")[2], DEFAULT_CACHE)
     path = Path(spec).expanduser()
     if not path.is_dir():
         raise ValueError(

@@ -96,3 +96,34 @@ def test_unknown_source_in_link_falls_back_to_digits():
     at = run({"source": "../../etc"})
     assert any("source=../../etc" in w.value for w in at.warning)
     assert at.title[0].value.startswith("Overview — digits")
+
+
+@pytest.fixture(scope="module")
+def imagenet_shaped(tmp_path_factory):
+    """1000 classes with ImageNet ids (names from torchvision), a confusable notebook/laptop pair."""
+    import numpy as np
+
+    from tests.conftest import DASHBOARD_CACHE
+    from coreclean import Analysis
+
+    rng = np.random.default_rng(0)
+    d = tmp_path_factory.mktemp("inet")
+    centers = rng.normal(size=(1000, 16)).astype(np.float32) * 3
+    centers[681] = centers[620] + 0.05  # notebook sits on top of laptop
+    for split, per_class in (("train", 4), ("test", 2)):
+        y = np.repeat(np.arange(1000), per_class)
+        np.save(d / f"x_{split}.npy", (centers[y] + rng.normal(size=(len(y), 16))).astype(np.float32))
+        np.save(d / f"y_{split}.npy", y)
+    Analysis.build(str(d), cache_dir=DASHBOARD_CACHE)
+    return d
+
+
+def test_confusion_page_with_1000_classes_search_and_top_n(imagenet_shaped):
+    at = run({"path": str(imagenet_shaped), "q": "laptop"}, "pages/confusion.py")
+    import json
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["xaxis"]["categoryarray"] == ["laptop"]
+    top = run({"path": str(imagenet_shaped), "top": "20"}, "pages/confusion.py")
+    assert top.slider(key="top").value == 20
+    assert len(top.selectbox(key="pair").options) <= 500

@@ -116,5 +116,3 @@ def test_imagenet_ids_get_imagenet_names(tmp_path):
 def test_unknown_source_says_what_is_accepted(tmp_path):
     with pytest.raises(ValueError, match="digits"):
         load_source(str(tmp_path / "nope"))
-    with pytest.raises(ValueError, match="gdown"):
-        load_source("gdrive:https://drive.google.com/drive/folders/x")
