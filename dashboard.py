@@ -4,6 +4,7 @@ import streamlit as st
 import ui
 
 st.set_page_config(page_title="coreclean", layout="wide")
+ui.require_access()
 st.session_state["analysis"] = ui.select_source()
 st.sidebar.text_input("Reviewer name (optional)", key="reviewer", bind="query-params")
 

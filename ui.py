@@ -1,6 +1,7 @@
 """Streamlit helpers shared by the pages: the cached analysis, URL-state notices and the image grid."""
 from __future__ import annotations
 
+import hmac
 import os
 from pathlib import Path
 
@@ -15,15 +16,24 @@ from coreclean.review import ReviewLog
 from coreclean.views import unique_labels
 
 BUILTIN_SOURCES = ["digits", "fashion-mnist"]
-CACHE_DIR = Path(os.environ.get("CORECLEAN_CACHE", DEFAULT_CACHE))
-READ_ONLY = os.environ.get("CORECLEAN_READONLY", "") not in ("", "0", "false")
+
+
+def cache_dir() -> Path:
+    """Where analyses live (``CORECLEAN_CACHE``); fixed by the operator when hosting."""
+    return Path(os.environ.get("CORECLEAN_CACHE", DEFAULT_CACHE))
+
+
+def read_only() -> bool:
+    """``CORECLEAN_READONLY=1``: viewers explore and review, but cannot point the server at paths or build."""
+    return os.environ.get("CORECLEAN_READONLY", "") not in ("", "0", "false")
 TILE_PX = 180
 
 
 def prebuilt_caches() -> list[str]:
-    if not CACHE_DIR.is_dir():
+    root = cache_dir()
+    if not root.is_dir():
         return []
-    return sorted(f"cache:{d.name}" for d in CACHE_DIR.iterdir() if (d / "meta.json").is_file())
+    return sorted(f"cache:{d.name}" for d in root.iterdir() if (d / "meta.json").is_file())
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -31,16 +41,16 @@ def _analysis_for(source: str, backend: str = "coreclean") -> Analysis:
     """One Analysis per source and backend for every session; built at most once, then loaded from disk."""
     if source.startswith("cache:"):
         name = source.partition(":")[2]
-        if "/" in name or name in ("", ".", ".."):
-            raise ValueError(f"{name!r} is not a cache name")
-        return Analysis.load(CACHE_DIR / name)
+        if f"cache:{name}" not in prebuilt_caches():  # only names listed in the cache directory, never a path
+            raise ValueError(f"{name!r} is not a built analysis in {cache_dir()}")
+        return Analysis.load(cache_dir() / name)
     # The bar lives inside the cached call so Streamlit can replay it; it is emptied before returning.
     bar = st.progress(0.0, text="Preparing analysis…")
 
     def progress(stage: str, done: int, total: int) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"Building analysis: {stage} {done:,}/{total:,}")
 
-    analysis = Analysis.build(source, cache_dir=CACHE_DIR, importance=backend, progress=progress)
+    analysis = Analysis.build(source, cache_dir=cache_dir(), importance=backend, progress=progress)
     bar.empty()
     return analysis
 
@@ -52,30 +62,73 @@ def notice_invalid(key: str, valid) -> None:
         st.warning(f"Link parameter `{key}={raw}` is not valid here; showing the default instead.")
 
 
+def _secret(name: str):
+    try:
+        return st.secrets.get(name)
+    except (FileNotFoundError, KeyError, AttributeError):  # no secrets.toml: local use, access control off
+        return None
+    except Exception:  # a malformed secrets file must not lock the operator out silently
+        st.error("`.streamlit/secrets.toml` could not be parsed; access control is not configured.")
+        st.stop()
+
+
+def require_access() -> None:
+    """Optional access control for hosted use, configured by the operator in ``.streamlit/secrets.toml``:
+    an ``[auth]`` section enables Streamlit's OIDC login (``st.login``); a top-level ``password`` enables a shared
+    password. With neither (the local default) everyone gets in."""
+    if _secret("auth"):
+        if not st.user.is_logged_in:
+            st.title("coreclean")
+            st.button("Log in", on_click=st.login, type="primary")
+            st.stop()
+        st.sidebar.button("Log out", on_click=st.logout)
+        return
+    password = _secret("password")
+    if not password or st.session_state.get("access_granted"):
+        return
+    typed = st.text_input("Password", type="password", key="access_password")
+    if typed and hmac.compare_digest(typed.encode(), str(password).encode()):
+        st.session_state["access_granted"] = True
+        st.session_state.pop("access_password", None)
+        st.rerun()
+    if typed:
+        st.error("Wrong password.")
+    st.stop()
+
+
 def select_source() -> Analysis:
-    """Sidebar source picker (bound to ``?source=``); builds with a progress bar the first time."""
-    options = BUILTIN_SOURCES + [s for s in prebuilt_caches() if s not in BUILTIN_SOURCES]
+    """Sidebar source picker (bound to ``?source=``); builds with a progress bar the first time.
+
+    In read-only mode (``CORECLEAN_READONLY=1``, for hosting) only analyses the operator built into
+    ``CORECLEAN_CACHE`` are offered, and no path can be typed."""
+    options = prebuilt_caches() if read_only() else BUILTIN_SOURCES + prebuilt_caches()
+    if not options:
+        st.error(f"Read-only mode and no built analysis under `{cache_dir()}`: run `python -m coreclean build SOURCE "
+                 f"--cache {cache_dir()}` on the server first.")
+        st.stop()
     with st.sidebar:
         notice_invalid("source", options)
         source = st.selectbox("Dataset", options, key="source", bind="query-params",
                               help="Built-in demo sets, or an analysis built with `python -m coreclean build`.")
-        if not READ_ONLY:
+        if not read_only():
             path = st.text_input("…or a dataset path", key="path", bind="query-params",
                                  help="ImageFolder or embeddings directory on the server").strip()
             source = path or source
-        backend = st.selectbox("Importance backend", ["coreclean", "dataheroes"], key="backend",
-                               bind="query-params", help="dataheroes needs the optional package, an account and "
-                                                         "internet (requirements-dataheroes.txt).")
+            backend = st.selectbox("Importance backend", ["coreclean", "dataheroes"], key="backend",
+                                   bind="query-params", help="dataheroes needs the optional package, an account "
+                                                             "and internet (requirements-dataheroes.txt).")
+        else:
+            backend = "coreclean"
     try:
         return _analysis_for(source, backend)
     except ValueError as err:
         st.error(f"Could not open `{source}` with the {backend} backend: {err}")
-    if backend != "coreclean":  # same data, built-in importance
+    for fallback in ([source] if backend != "coreclean" else []) + options:  # same data, built-in importance
         try:
-            return _analysis_for(source)
+            return _analysis_for(fallback)
         except ValueError:
-            pass
-    return _analysis_for("digits")
+            continue
+    st.stop()
 
 
 def current() -> Analysis:
