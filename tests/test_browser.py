@@ -1,4 +1,5 @@
 """Real-browser tests: `streamlit run` on a free port, driven by headless Chromium through Playwright."""
+import contextlib
 import os
 import shutil
 import socket
@@ -25,12 +26,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium missing in CI: .ci/run must apt-get install chromium")
-        pytest.skip("chromium not installed (apt-get install -y chromium)")
+@contextlib.contextmanager
+def serve():
+    """`streamlit run dashboard.py` on a free port until the block ends; yields the base URL."""
     port = _free_port()
     env = {**os.environ, "CORECLEAN_CACHE": str(DASHBOARD_CACHE)}
     proc = subprocess.Popen(
@@ -49,9 +47,21 @@ def server():
     else:
         proc.kill()
         pytest.fail(f"streamlit did not become healthy: {proc.stdout.read().decode()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium missing in CI: .ci/run must apt-get install chromium")
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    with serve() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +114,46 @@ def test_click_confusion_cell_selects_pair(server, browser, analysis, tmp_path):
     page.screenshot(path=str(tmp_path / "confusion-after.png"), full_page=True)
     page.close()
     assert np.sum(analysis.confusion) > 0
+
+
+def test_several_sessions_at_once(server, browser, analysis):
+    contexts = [browser.new_context() for _ in range(4)]
+    pages = [c.new_page() for c in contexts]
+    for label, page in enumerate(pages):  # all four sessions are open before any is checked
+        page.goto(f"{server}/review?cls={label}&pos=2", wait_until="commit")
+    for label, page in enumerate(pages):
+        caption = page.get_by_text("Showing 3–8 of", exact=False)
+        caption.wait_for(timeout=90000)
+        assert f"labelled {label}" in caption.inner_text()
+    for context in contexts:
+        context.close()
+
+
+def test_decision_made_in_browser_survives_restart(browser, analysis, tmp_path):
+    from coreclean.review import ReviewLog
+
+    log = ReviewLog(analysis.directory, len(analysis.y_train))
+    target = int(analysis.ranked(9)[0])
+    log.undo(target)
+    with serve() as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/review?cls=9")
+        page.get_by_text(f"#{target} ·", exact=False).wait_for(timeout=90000)
+        tile = page.locator("[data-testid=stColumn]").filter(has_text=f"#{target} ·").last
+        tile.get_by_role("radio", name="remove").click()
+        deadline = time.time() + 20
+        while time.time() < deadline and target not in log.current():
+            time.sleep(0.2)
+        page.close()
+    assert log.current()[target].decision == "remove"
+    with serve() as url:  # a fresh server process
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/review?cls=9&seen=true")
+        page.get_by_text(f"#{target} ·", exact=False).wait_for(timeout=90000)
+        tile = page.locator("[data-testid=stColumn]").filter(has_text=f"#{target} ·").last
+        selected = tile.locator("[role=radio][aria-checked=true]")
+        selected.wait_for(timeout=30000)
+        assert selected.inner_text().strip() == "remove"
+        page.screenshot(path=str(tmp_path / "after-restart.png"), full_page=True)
+        page.close()
+    log.undo(target)
