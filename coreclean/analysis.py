@@ -22,8 +22,8 @@ from typing import Callable
 import numpy as np
 
 from .embed import embed
-from .importance import CoresetSensitivity, normalize_per_class
-from .model import confusion_matrix, confusion_pairs, ConfusionPair, predict_proba
+from .importance import CoresetSensitivity, label_statistics, normalize_per_class
+from .model import ConfusionPair, confusion_matrix, confusion_pairs
 from .sources import Dataset, load_source
 
 FORMAT_VERSION = 1
@@ -47,6 +47,15 @@ def _weights_identity(weights) -> str | None:
 def cache_key(dataset: Dataset, params: dict) -> str:
     blob = json.dumps({"data": dataset.fingerprint, "params": params, "v": FORMAT_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _store(path: Path, x: np.ndarray, batch: int = 65536) -> None:
+    """Write (n, d) float32 in row batches, so a memory-mapped input is never loaded whole."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=x.shape)
+    for start in range(0, len(x), batch):
+        out[start:start + batch] = x[start:start + batch]
+    out.flush()
+    del out
 
 
 def _keep_rows(x: np.ndarray, failed: set[int]) -> np.ndarray:
@@ -102,7 +111,8 @@ class Analysis:
         failed = {s: {i for split, i, _ in failures if split == s} for s in ("train", "test")}
         keep_train, keep_test = _keep_rows(x_train, failed["train"]), _keep_rows(x_test, failed["test"])
         y_train, y_test = np.asarray(dataset.y_train)[keep_train], np.asarray(dataset.y_test)[keep_test]
-        x_train, x_test = np.asarray(x_train[keep_train], np.float32), np.asarray(x_test[keep_test], np.float32)
+        x_train = x_train if keep_train.all() else np.asarray(x_train[keep_train], np.float32)
+        x_test = x_test if keep_test.all() else np.asarray(x_test[keep_test], np.float32)
         K = len(dataset.classes)
         report("importance", 0, 1)
         est = CoresetSensitivity(C=C).fit(x_train, y_train, n_classes=K)
@@ -112,15 +122,15 @@ class Analysis:
 
             scores = dataheroes_importance(x_train, y_train)
         report("importance", 1, 1)
-        train_proba = predict_proba(x_train, est.coef_)
-        test_proba = predict_proba(x_test, est.coef_)
-        pred_test = test_proba.argmax(axis=1)
+        train = label_statistics(x_train, y_train, est.coef_)
+        test = label_statistics(x_test, y_test, est.coef_)
+        _store(directory / "x_train.npy", x_train)
+        _store(directory / "x_test.npy", x_test)
         arrays = {
-            "x_train": x_train, "x_test": x_test, "y_train": y_train, "y_test": y_test, "coef": est.coef_,
-            "importance": scores, "pred_train": train_proba.argmax(axis=1),
-            "p_label_train": train_proba[np.arange(len(y_train)), y_train],
-            "pred_test": pred_test, "p_pred_test": test_proba.max(axis=1),
-            "confusion": confusion_matrix(y_test, pred_test, K),
+            "y_train": y_train, "y_test": y_test, "coef": est.coef_, "importance": scores,
+            "pred_train": train["pred"], "p_label_train": train["p_label"].astype(np.float32),
+            "pred_test": test["pred"], "p_pred_test": test["p_pred"].astype(np.float32),
+            "confusion": confusion_matrix(y_test, test["pred"], K),
         }
         for split, keep in (("train", keep_train), ("test", keep_test)):
             pixels, paths = getattr(dataset, f"pixels_{split}"), getattr(dataset, f"paths_{split}")
@@ -136,7 +146,8 @@ class Analysis:
             "importance": importance,
             "root": str(dataset.root) if dataset.root else None, "n_train": int(len(y_train)),
             "n_test": int(len(y_test)), "n_features": int(x_train.shape[1]),
-            "accuracy": float(np.mean(pred_test == y_test)) if len(y_test) else float("nan"),
+            "accuracy": float(np.mean(test["pred"] == y_test)) if len(y_test) else float("nan"),
+            "classifier_fit_samples": int(len(est.fit_indices_)),
             "skipped": [list(s) for s in dataset.skipped] + [[f"{s}#{i}", r] for s, i, r in failures],
             "build_seconds": round(time.time() - started, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }

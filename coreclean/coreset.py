@@ -20,36 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from .importance import CoresetSensitivity
+from .sampling import sampling_probabilities, systematic_sample
 from .validation import check_features_labels
-
-
-def sampling_probabilities(
-    gradient_norm: np.ndarray, size: int, n_params: int, *, min_uniform: float = 0.2
-) -> np.ndarray:
-    """Inclusion probabilities (n,) in (0, 1] summing to ``size`` for gradient norms (n,)."""
-    n = len(gradient_norm)
-    alpha = float(np.clip(n_params / size, min_uniform, 1.0))
-    total = gradient_norm.sum()
-    q = (1 - alpha) * (gradient_norm / total if total > 0 else 1.0 / n) + alpha / n
-    pi = size * q
-    for _ in range(50):  # cap at 1 and redistribute the excess over the rest
-        over = pi > 1
-        if not over.any():
-            break
-        pi[over] = 1.0
-        free = ~over
-        pi[free] *= (size - over.sum()) / pi[free].sum()
-    return np.minimum(pi, 1.0)
-
-
-def systematic_sample(pi: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Systematic PPS sample (sorted indices) with inclusion probabilities ``pi`` (n,), stratified by class ``y``."""
-    order = rng.permutation(len(pi))
-    order = order[np.argsort(y[order], kind="stable")]
-    cumulative = np.cumsum(pi[order])
-    points = rng.random() + np.arange(int(np.floor(cumulative[-1])) + 1)
-    position = np.searchsorted(cumulative, points, side="right")
-    return np.unique(order[position[position < len(pi)]])
 
 
 def coreset(X, y, size: int | float, *, random_state: int = 0, C: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -69,9 +41,6 @@ def coreset(X, y, size: int | float, *, random_state: int = 0, C: float = 1.0) -
         raise ValueError(f"size={size}: must be a count in 1..{n} or a fraction in (0, 1).")
     K = int(y.max() + 1)
     est = CoresetSensitivity(C=C, trim=0.0).fit(X, y, n_classes=K)
-    residual = est.proba_.astype(np.float64)
-    residual[np.arange(n), y] -= 1.0
-    gradient_norm = np.linalg.norm(residual, axis=1) * np.sqrt(est.leverage_)
-    pi = sampling_probabilities(gradient_norm, m, (d + 1) * K)
+    pi = sampling_probabilities(est.residual_norm_ * np.sqrt(est.leverage_), m, (d + 1) * K)
     indices = systematic_sample(pi, y, np.random.default_rng(random_state))
     return indices, 1.0 / pi[indices]

@@ -39,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from .model import fit_logreg, predict_proba
+from .sampling import sampling_probabilities, systematic_sample
 from .validation import check_features_labels
 
 
@@ -50,61 +51,108 @@ class CoresetSensitivity:
     C : inverse L2 regularization of the logistic regression (scikit-learn convention).
     trim : fraction of lowest-label-probability samples left out of the robust refit (0 disables it).
     max_iter : L-BFGS iterations per fit.
+    max_fit_samples : above this many samples the classifier is fit on a weighted coreset of this size (sampled
+        by the gradient-norm sensitivity of a pilot fit on a uniform quarter of it); importance is still computed
+        for every sample. ``None`` always fits on everything.
 
     Attributes (after ``fit``)
     --------------------------
     importance_ : (n,) float64, sums to 1; higher = harder, odder or more likely mislabeled.
     coef_ : (d + 1, K) float32, the plain fit (the classifier to report accuracy with).
     robust_coef_ : (d + 1, K) float32, the fit the sensitivity is evaluated at.
-    proba_ : (n, K) float32, probabilities under ``robust_coef_``.
     loss_ : (n,) per-sample cross-entropy at the robust centre.
+    residual_norm_ : (n,) ``||p_i - e_{y_i}||`` at the robust centre.
     leverage_ : (n,) leverage scores of ``[X, 1]``.
     suspect_ : (n,) bool, samples left out of the robust refit.
+    fit_indices_ : (m,) rows the classifier was fit on (all rows unless ``max_fit_samples`` applied).
     """
 
-    def __init__(self, *, C: float = 1.0, trim: float = 0.15, max_iter: int = 100, random_state: int = 0):
+    def __init__(self, *, C: float = 1.0, trim: float = 0.15, max_iter: int = 100,
+                 max_fit_samples: int | None = 200_000, random_state: int = 0):
         if not 0 <= trim < 1:
             raise ValueError(f"trim={trim} must be in [0, 1).")
         self.C = C
         self.trim = trim
         self.max_iter = max_iter
+        self.max_fit_samples = max_fit_samples
         self.random_state = random_state
 
     def fit(self, X, y, *, n_classes: int | None = None, coef: np.ndarray | None = None,
             init: np.ndarray | None = None) -> "CoresetSensitivity":
-        """Compute importance for features ``X`` (n, d) and labels ``y`` (n,).
+        """Compute importance for features ``X`` (n, d) and labels ``y`` (n,). ``X`` may be a memmap.
 
         ``coef`` may pass an already-fitted plain classifier (d + 1, K) to skip the first fit; ``init`` warm-starts
         it instead (e.g. from the model before a few labels were corrected).
         """
         X, y = check_features_labels(X, y)
+        n = len(y)
         K = int(n_classes if n_classes is not None else y.max() + 1)
         if y.max() >= K:
             raise ValueError(f"y: label {y.max()} >= n_classes={K}.")
-        self.coef_ = coef if coef is not None else fit_logreg(X, y, K, C=self.C, init=init, max_iter=self.max_iter)
-        proba = predict_proba(X, self.coef_)
-        self.suspect_ = _lowest_label_probability(proba, y, self.trim)
-        if self.suspect_.any():
-            weight = (~self.suspect_).astype(np.float32)
-            self.robust_coef_ = fit_logreg(
-                X, y, K, C=self.C, sample_weight=weight, init=self.coef_, max_iter=self.max_iter
-            )
-            proba = predict_proba(X, self.robust_coef_)
-        else:
-            self.robust_coef_ = self.coef_
-        self.proba_ = proba
-        rows = np.arange(len(y))
-        p_label = proba[rows, y].astype(np.float64)
-        self.loss_ = -np.log(np.clip(p_label, 1e-12, None))
-        residual = proba.astype(np.float64)
-        residual[rows, y] -= 1.0
-        residual_norm = np.linalg.norm(residual, axis=1)
         self.leverage_ = leverage(X)
-        curvature = float(np.mean(1.0 - np.sum(proba.astype(np.float64) ** 2, axis=1))) + 1e-12
-        bound = self.loss_ + residual_norm * np.sqrt(self.leverage_ / curvature)
-        n = len(y)
+        rows, weight = self._fit_rows(X, y, K, init)
+        X_fit, y_fit = (X, y) if rows is None else (np.asarray(X[rows], np.float32), y[rows])
+        self.fit_indices_ = np.arange(n) if rows is None else rows
+        if coef is None:
+            coef = fit_logreg(X_fit, y_fit, K, C=self.C, sample_weight=weight, init=init, max_iter=self.max_iter)
+        self.coef_ = coef
+        stats = label_statistics(X_fit, y_fit, coef)
+        drop = _lowest(stats["p_label"], self.trim)
+        if drop.any():
+            kept = (~drop).astype(np.float32) * (1.0 if weight is None else weight)
+            self.robust_coef_ = fit_logreg(X_fit, y_fit, K, C=self.C, sample_weight=kept, init=coef,
+                                           max_iter=self.max_iter)
+        else:
+            self.robust_coef_ = coef
+        stats = label_statistics(X, y, self.robust_coef_)
+        self.suspect_ = np.zeros(n, dtype=bool)
+        self.suspect_[self.fit_indices_[drop]] = True
+        self.loss_ = -np.log(np.clip(stats["p_label"], 1e-12, None))
+        self.residual_norm_ = stats["residual_norm"]
+        curvature = float(stats["curvature"].mean()) + 1e-12
+        bound = self.loss_ + self.residual_norm_ * np.sqrt(self.leverage_ / curvature)
         self.importance_ = 0.5 * bound / bound.sum() + 0.5 / n
         return self
+
+    def _fit_rows(self, X, y, K, init):
+        """(rows, weights) to fit the classifier on: everything, or a sensitivity coreset for very large n."""
+        n, d = X.shape
+        m = self.max_fit_samples
+        if m is None or n <= m:
+            return None, None
+        rng = np.random.default_rng(self.random_state)
+        pilot = np.sort(rng.choice(n, max(m // 4, 2 * K), replace=False))
+        pilot_coef = fit_logreg(np.asarray(X[pilot], np.float32), y[pilot], K, C=self.C,
+                                sample_weight=np.full(len(pilot), n / len(pilot), np.float32), init=init,
+                                max_iter=self.max_iter)
+        gradient_norm = label_statistics(X, y, pilot_coef)["residual_norm"] * np.sqrt(self.leverage_)
+        pi = sampling_probabilities(gradient_norm, m, (d + 1) * K)
+        rows = systematic_sample(pi, y, rng)
+        return rows, (1.0 / pi[rows]).astype(np.float32)
+
+
+def label_statistics(X: np.ndarray, y: np.ndarray, coef: np.ndarray, *, batch: int = 16384) -> dict[str, np.ndarray]:
+    """Per-sample statistics under ``coef`` (d + 1, K), streamed over row batches (never an (n, K) matrix).
+
+    Returns (n,) arrays: ``p_label`` (probability of the given label), ``pred`` (argmax class), ``p_pred`` (its
+    probability), ``residual_norm`` (``||p - e_y||``) and ``curvature`` (``1 - ||p||^2``).
+    """
+    n = len(y)
+    out = {name: np.empty(n) for name in ("p_label", "p_pred", "residual_norm", "curvature")}
+    out["pred"] = np.empty(n, dtype=np.int64)
+    for start in range(0, n, batch):
+        stop = min(start + batch, n)
+        proba = predict_proba(X[start:stop], coef, batch=batch)
+        rows = np.arange(stop - start)
+        labels = y[start:stop]
+        p_label = proba[rows, labels].astype(np.float64)
+        squares = np.einsum("ij,ij->i", proba, proba, dtype=np.float64)
+        out["p_label"][start:stop] = p_label
+        out["pred"][start:stop] = proba.argmax(axis=1)
+        out["p_pred"][start:stop] = proba.max(axis=1)
+        out["residual_norm"][start:stop] = np.sqrt(np.maximum(squares - 2 * p_label + 1.0, 0.0))
+        out["curvature"][start:stop] = 1.0 - squares
+    return out
 
 
 def leverage(X: np.ndarray, *, ridge: float = 1e-6, batch: int = 65536) -> np.ndarray:
@@ -131,12 +179,12 @@ def _with_bias(block: np.ndarray) -> np.ndarray:
     return np.hstack([block, np.ones((len(block), 1))])
 
 
-def _lowest_label_probability(proba: np.ndarray, y: np.ndarray, trim: float) -> np.ndarray:
-    """Mask (n,) of the ``trim`` fraction of samples whose given label has the lowest probability."""
-    mask = np.zeros(len(y), dtype=bool)
-    n_drop = int(trim * len(y))
+def _lowest(p_label: np.ndarray, fraction: float) -> np.ndarray:
+    """Mask (n,) of the ``fraction`` of samples whose given label has the lowest probability."""
+    mask = np.zeros(len(p_label), dtype=bool)
+    n_drop = int(fraction * len(p_label))
     if n_drop:
-        mask[np.argsort(proba[np.arange(len(y)), y], kind="stable")[:n_drop]] = True
+        mask[np.argsort(p_label, kind="stable")[:n_drop]] = True
     return mask
 
 

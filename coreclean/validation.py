@@ -44,10 +44,11 @@ def check_features_labels(
     y = y.astype(np.int64, copy=False)
     if len(y) and y.min() < 0:
         raise ValueError(f"{y_name}: negative label {y.min()} at row {int(np.argmin(y))}; labels must be 0..K-1.")
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    finite = np.isfinite(X).all(axis=1)
-    if not finite.all():
-        rows = np.flatnonzero(~finite)
+    X = np.ascontiguousarray(X, dtype=np.float32)  # a float32 memmap passes through without a copy
+    bad_rows = [start + np.flatnonzero(~np.isfinite(X[start:start + 65536]).all(axis=1))
+                for start in range(0, len(X), 65536)]
+    rows = np.concatenate(bad_rows) if bad_rows else np.zeros(0, dtype=int)
+    if len(rows):
         raise ValueError(
             f"{x_name}: {len(rows)} row(s) contain NaN or inf (first: row {rows[0]}); drop or impute them before ranking."
         )
