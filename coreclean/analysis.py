@@ -26,7 +26,7 @@ from .importance import CoresetSensitivity, label_statistics, normalize_per_clas
 from .model import ConfusionPair, confusion_matrix, confusion_pairs
 from .sources import Dataset, load_source
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the classifier is the robust (trimmed) refit
 DEFAULT_CACHE = Path(os.environ.get("CORECLEAN_CACHE", ".coreclean-cache"))
 StageProgress = Callable[[str, int, int], None]
 
@@ -106,6 +106,7 @@ class Analysis:
         directory.mkdir(parents=True, exist_ok=True)
         report = progress or (lambda stage, done, total: None)
         started = time.time()
+        report("embed", 0, 1)
         x_train, x_test, failures = embed(dataset, backbone, directory, weights=weights, pca=pca,
                                           progress=lambda d, t: report("embed", d, t))
         failed = {s: {i for split, i, _ in failures if split == s} for s in ("train", "test")}
@@ -122,8 +123,10 @@ class Analysis:
 
             scores = dataheroes_importance(x_train, y_train)
         report("importance", 1, 1)
-        train = label_statistics(x_train, y_train, est.coef_)
+        report("predict test", 0, 1)
+        train = est.stats_
         test = label_statistics(x_test, y_test, est.coef_)
+        report("store", 0, 1)
         _store(directory / "x_train.npy", x_train)
         _store(directory / "x_test.npy", x_test)
         arrays = {

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from coreclean import Analysis
-from coreclean.model import fit_logreg, predict_proba
+from coreclean import Analysis, CoresetSensitivity
+from coreclean.model import predict_proba
 from coreclean.retrain import retrain
 from coreclean.review import (ReviewLog, apply_corrections, cleaned_labels_csv, cleaned_labels_npy,
                               corrections_csv)
@@ -137,7 +137,7 @@ def test_apply_and_retrain_matches_recomputation(tmp_path):
     coef = np.load(result.directory / "coef.npy", allow_pickle=False)
     shown = result.accuracy_after
     assert shown == float((predict_proba(analysis.x_test, coef).argmax(1) == analysis.y_test).mean())
-    cold = fit_logreg(np.asarray(analysis.x_train)[keep], labels[keep], 10)
+    cold = CoresetSensitivity().fit(np.asarray(analysis.x_train)[keep], labels[keep], n_classes=10).coef_
     cold_accuracy = float((predict_proba(analysis.x_test, cold).argmax(1) == analysis.y_test).mean())
     assert abs(shown - cold_accuracy) <= 1 / len(analysis.y_test) + 1e-9
     assert result.accuracy_before == analysis.accuracy
