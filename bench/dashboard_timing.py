@@ -55,10 +55,12 @@ def main(argv=None) -> int:
     at.switch_page("pages/review.py").run()
     classes = at.selectbox(key="cls").options
 
-    def switch_class():
-        at.selectbox(key="cls").select(classes[switch_class.i % len(classes)]).run()
-        switch_class.i += 7
-    switch_class.i = 1
+    def cycle(key: str, options: list, step: int):
+        """A step that selects the next option (``step`` further each time) in selectbox ``key`` and reruns."""
+        position = iter(range(step, 10**9, step))
+        return lambda: at.selectbox(key=key).select(options[next(position) % len(options)]).run()
+
+    switch_class = cycle("cls", classes, 7)
 
     def move_slider():
         at.slider(key="pos").set_value(move_slider.i).run()
@@ -68,12 +70,7 @@ def main(argv=None) -> int:
     rows.append(("review: switch class", *timed(switch_class)))
     rows.append(("review: move the position slider", *timed(move_slider)))
     at.switch_page("pages/confusion.py").run()
-    pairs = at.selectbox(key="pair").options
-
-    def select_pair():
-        at.selectbox(key="pair").select(pairs[select_pair.i % len(pairs)]).run()
-        select_pair.i += 1
-    select_pair.i = 1
+    select_pair = cycle("pair", at.selectbox(key="pair").options, 1)
     rows.append(("confusion: select a pair", *timed(select_pair)))
     print(f"# Dashboard timing: {directory.name} (server side, AppTest)\n")
     print("| step | median (ms) | max (ms) |\n|---|---|---|")

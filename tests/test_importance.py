@@ -101,3 +101,13 @@ def test_confusion_pairs_ranks_all_off_diagonal():
 def test_bad_inputs_are_named(X, y, message):
     with pytest.raises(ValueError, match=message):
         importance(X, y)
+
+
+def test_small_coresets_are_weighted_class_medoids(noisy_digits):
+    X, y, _, _ = noisy_digits
+    idx, w = coreset(X, y, 100, random_state=0)  # 100 <= (64 + 1) * 10 / 2: the medoid regime
+    assert len(idx) == 100 and np.all(np.diff(idx) > 0)
+    assert w.sum() == len(y)  # cluster sizes partition every class
+    assert np.bincount(y[idx], minlength=10).min() >= 9
+    coef = fit_logreg(X[idx], y[idx], 10, sample_weight=w)
+    assert (predict_proba(X, coef).argmax(1) == y).mean() > 0.85
