@@ -157,3 +157,21 @@ def test_decision_made_in_browser_survives_restart(browser, analysis, tmp_path):
         page.screenshot(path=str(tmp_path / "after-restart.png"), full_page=True)
         page.close()
     log.undo(target)
+
+
+def test_brushing_the_histogram_sets_the_range(server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(f"{server}/importance")
+    page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=90000)
+    box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + 0.2 * box["width"], y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.6 * box["width"], y + 20, steps=10)
+    page.mouse.up()
+    page.wait_for_function("location.search.includes('range=')", timeout=30000)
+    low, high = [float(v) for v in page.evaluate("new URLSearchParams(location.search).getAll('range')")]
+    assert 0.1 < low < 0.3 and 0.5 < high < 0.7
+    page.get_by_text(f"in [{low:.2f}, {high:.2f}]", exact=False).wait_for(timeout=30000)
+    page.screenshot(path=str(tmp_path / "importance-brush.png"), full_page=True)
+    page.close()
