@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import hmac
 import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -36,23 +39,59 @@ def prebuilt_caches() -> list[str]:
     return sorted(f"cache:{d.name}" for d in root.iterdir() if (d / "meta.json").is_file())
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False)
+def _builder() -> "Builds":
+    return Builds()
+
+
+class Builds:
+    """Analyses built in a background thread shared by every session of this server.
+
+    A build outlives the browser tab that started it, runs once however many sessions ask for it, and its progress
+    is visible to all of them.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coreclean-build")
+        self.futures: dict[tuple, Future] = {}
+        self.progress: dict[tuple, tuple[str, int, int]] = {}
+
+    def get(self, key: tuple) -> Future:
+        source, backend, directory = key
+        with self.lock:
+            future = self.futures.get(key)
+            if future is None or (future.done() and future.exception() is not None):  # retry failures
+                report = lambda stage, done, total: self.progress.__setitem__(key, (stage, done, total))
+                future = self.pool.submit(Analysis.build, source, cache_dir=directory, importance=backend,
+                                          progress=report)
+                self.futures[key] = future
+            return future
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _load(directory: str) -> Analysis:
+    return Analysis.load(directory)
+
+
 def _analysis_for(source: str, backend: str = "coreclean") -> Analysis:
-    """One Analysis per source and backend for every session; built at most once, then loaded from disk."""
+    """The analysis of ``source``: a prebuilt cache, or built once per server (waiting with a progress bar)."""
     if source.startswith("cache:"):
         name = source.partition(":")[2]
         if f"cache:{name}" not in prebuilt_caches():  # only names listed in the cache directory, never a path
             raise ValueError(f"{name!r} is not a built analysis in {cache_dir()}")
-        return Analysis.load(cache_dir() / name)
-    # The bar lives inside the cached call so Streamlit can replay it; it is emptied before returning.
-    bar = st.progress(0.0, text="Preparing analysis…")
-
-    def progress(stage: str, done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"Building analysis: {stage} {done:,}/{total:,}")
-
-    analysis = Analysis.build(source, cache_dir=cache_dir(), importance=backend, progress=progress)
-    bar.empty()
-    return analysis
+        return _load(str(cache_dir() / name))
+    builds = _builder()
+    key = (source, backend, str(cache_dir()))
+    future = builds.get(key)
+    if not future.done():
+        bar = st.progress(0.0, text="Preparing analysis…")
+        while not future.done():
+            stage, done, total = builds.progress.get(key, ("starting", 0, 1))
+            bar.progress(min(done / max(total, 1), 1.0), text=f"Building analysis: {stage} {done:,}/{total:,}")
+            time.sleep(0.25)
+        bar.empty()
+    return future.result()  # re-raises the build's ValueError for the caller to show
 
 
 def notice_invalid(key: str, valid) -> None:
