@@ -52,8 +52,9 @@ def generate(directory: Path, n_train: int, n_test: int, d: int = 512, K: int = 
              chunk: int = 65536) -> None:
     rng = np.random.default_rng(seed)
     means = rng.normal(size=(K, d)).astype(np.float32) * 0.2
-    partners = rng.permutation(K)[:200].reshape(100, 2)
-    means[partners[:, 1]] = means[partners[:, 0]] + rng.normal(size=(100, d)).astype(np.float32) * 0.05
+    pairs = K // 10  # 100 confusable pairs for ImageNet's 1000 classes
+    partners = rng.permutation(K)[:2 * pairs].reshape(pairs, 2)
+    means[partners[:, 1]] = means[partners[:, 0]] + rng.normal(size=(pairs, d)).astype(np.float32) * 0.05
     directory.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", n_train), ("test", n_test)):
         y = rng.integers(0, K, n)
@@ -77,12 +78,13 @@ def main(argv=None) -> int:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/coreclean-imagenet"))
     parser.add_argument("--n-train", type=int, default=1_281_167)
     parser.add_argument("--n-test", type=int, default=50_000)
+    parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/coreclean-imagenet-cache"))
     args = parser.parse_args(argv)
-    data = args.dir / f"n{args.n_train}"
+    data = args.dir / f"n{args.n_train}-k{args.classes}"
     if not (data / "y_test.npy").exists():
         started = time.perf_counter()
-        generate(data, args.n_train, args.n_test)
+        generate(data, args.n_train, args.n_test, K=args.classes)
         print(f"generated {data} in {time.perf_counter() - started:.0f} s")
     import shutil
 

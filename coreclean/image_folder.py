@@ -62,7 +62,7 @@ def load_image_folder(root: Path, *, test_size: float = 0.2, random_state: int =
     paths, labels = scan_class_tree(train_dir, root, class_to_idx, skipped)
     if holdout_dir is not None:
         test_paths, test_labels = scan_class_tree(holdout_dir, root, class_to_idx, skipped)
-        train_idx, test_idx = np.arange(len(paths)), None
+        train_idx = np.arange(len(paths))
     else:
         from sklearn.model_selection import train_test_split
 
@@ -70,8 +70,9 @@ def load_image_folder(root: Path, *, test_size: float = 0.2, random_state: int =
         if len(labels) == 0 or counts.min() < 2:
             raise ValueError(f"{root}: every class needs at least 2 readable images for a hold-out split "
                              f"(counts: {dict(zip(classes, counts.tolist()))}).")
+        n_test = max(int(round(test_size * len(labels))), len(classes))  # at least one test image per class
         train_idx, test_idx = train_test_split(
-            np.arange(len(paths)), test_size=test_size, random_state=random_state, stratify=labels
+            np.arange(len(paths)), test_size=n_test, random_state=random_state, stratify=labels
         )
         test_paths, test_labels = [paths[i] for i in test_idx], labels[test_idx]
     train_paths = [paths[i] for i in train_idx]

@@ -116,3 +116,8 @@ def test_imagenet_ids_get_imagenet_names(tmp_path):
 def test_unknown_source_says_what_is_accepted(tmp_path):
     with pytest.raises(ValueError, match="digits"):
         load_source(str(tmp_path / "nope"))
+
+
+def test_tiny_image_folder_keeps_one_test_image_per_class(tmp_path):
+    ds = load_source(str(make_image_folder(tmp_path / "tiny", classes=("a", "b", "c", "d"), per_class=2)))
+    assert sorted(ds.y_test.tolist()) == [0, 1, 2, 3] and sorted(ds.y_train.tolist()) == [0, 1, 2, 3]

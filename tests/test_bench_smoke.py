@@ -1,0 +1,31 @@
+"""Smoke runs of every benchmark script at toy sizes: they run and print their tables (numbers live in docs/)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.mark.parametrize("script, args, expect", [
+    ("detection.py", ["--quick"], "| coreclean |"),
+    ("coreset_fidelity.py", ["--quick"], "coreset − uniform"),
+    ("embed_throughput.py", ["--images", "8"], "| cpu |"),
+    ("dashboard_timing.py", ["--source", "digits"], "review: switch class"),
+])
+def test_bench_script_runs(script, args, expect, tmp_path):
+    if script == "dashboard_timing.py":
+        args = args + ["--cache", str(tmp_path)]
+    result = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                            timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert expect in result.stdout
+
+
+def test_imagenet_scale_smoke(tmp_path):
+    result = subprocess.run([sys.executable, str(BENCH / "imagenet_scale.py"), "--n-train", "3000", "--n-test", "500",
+                             "--classes", "30", "--dir", str(tmp_path / "data"), "--cache", str(tmp_path / "cache")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "**total build**" in result.stdout and "average precision" in result.stdout
