@@ -64,11 +64,10 @@ def controls(index: int) -> None:
                          default=current.decision if current else None, on_change=save, args=(index,),
                          label_visibility="collapsed")
     if st.session_state.get(f"decision_{index}") == "mislabeled":
+        others = [c for c in range(len(names)) if c != analysis.y_train[index]]
         suggested = current.new_label if current and current.new_label is not None else \
             views.suggested_label(analysis, index)
-        st.selectbox("Correct class", [n for i, n in enumerate(names) if i != analysis.y_train[index]],
-                     index=None if suggested is None else
-                     [i for i in range(len(names)) if i != analysis.y_train[index]].index(suggested),
+        st.selectbox("Correct class", [names[c] for c in others], index=others.index(suggested),
                      key=f"new_{index}", on_change=save, args=(index,))
 
 
