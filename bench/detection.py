@@ -91,6 +91,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--loop-size", type=int, default=20000, help="Fashion-MNIST size for the review loop")
     parser.add_argument("--quick", action="store_true", help="digits, one noise setting, one seed, 3-round loop")
+    parser.add_argument("--no-loop", action="store_true", help="skip the review loop")
     args = parser.parse_args(argv)
     if args.quick:
         args.datasets, args.noise, args.seeds = ["digits"], ["uniform:0.1"], 1
@@ -114,6 +115,8 @@ def main(argv=None) -> int:
                 print(f"## {dataset}, n={len(y)}, {kind} noise {rate} (~{int(np.mean(flips))} flips), "
                       f"mean of {args.seeds} seed(s)\n")
                 print(markdown_table(table, ["method", "AUROC", "AP", "P@k", "time (s)"]) + "\n", flush=True)
+        if args.no_loop:
+            continue
         loop_size = None if dataset == "digits" else args.loop_size
         X, y, _, _ = features(dataset, loop_size)
         noisy = inject_noise(y, "uniform", 0.1, dataset, 0)
