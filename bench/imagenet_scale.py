@@ -79,6 +79,9 @@ def main(argv=None) -> int:
     parser.add_argument("--n-train", type=int, default=1_281_167)
     parser.add_argument("--n-test", type=int, default=50_000)
     parser.add_argument("--classes", type=int, default=1000)
+    parser.add_argument("--fit-samples", default="auto",
+                        help="rows the classifier is fit on (default: auto budget); a larger number shows the "
+                             "accuracy cost of the default")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/coreclean-imagenet-cache"))
     args = parser.parse_args(argv)
     data = args.dir / f"n{args.n_train}-k{args.classes}"
@@ -101,7 +104,8 @@ def main(argv=None) -> int:
             monitor.mark(stage)
 
     started = time.perf_counter()
-    analysis = Analysis.build(str(data), cache_dir=args.cache, progress=progress)
+    fit_samples = args.fit_samples if args.fit_samples == "auto" else int(args.fit_samples)
+    analysis = Analysis.build(str(data), cache_dir=args.cache, max_fit_samples=fit_samples, progress=progress)
     total = time.perf_counter() - started
     monitor.mark("done")
     monitor.running = False

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from functools import cached_property
 from pathlib import Path
@@ -50,7 +51,16 @@ def cache_key(dataset: Dataset, params: dict) -> str:
 
 
 def _store(path: Path, x: np.ndarray, batch: int = 65536) -> None:
-    """Write (n, d) float32 in row batches, so a memory-mapped input is never loaded whole."""
+    """Write (n, d) float32 without loading a memory-mapped input whole.
+
+    A float32 ``.npy`` memmap (precomputed embeddings) is copied file to file by the kernel, which keeps the
+    copy out of this process's memory; anything else is written in row batches.
+    """
+    source = getattr(x, "filename", None)
+    if source and str(source).endswith(".npy") and x.dtype == np.float32 and x.flags.c_contiguous \
+            and x.shape == np.load(source, mmap_mode="r", allow_pickle=False).shape:  # the whole file, as is
+        shutil.copyfile(source, path)
+        return
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=x.shape)
     for start in range(0, len(x), batch):
         out[start:start + batch] = x[start:start + batch]
@@ -86,11 +96,12 @@ class Analysis:
     def build(
         cls, source: str | Dataset, *, cache_dir: str | Path = DEFAULT_CACHE, backbone: str | None = None,
         weights=None, pca: int | None = 128, C: float = 1.0, importance: str = "coreclean",
-        progress: StageProgress | None = None,
+        max_fit_samples: int | str | None = "auto", progress: StageProgress | None = None,
     ) -> "Analysis":
         """Build (or reuse) the analysis of ``source``; returns it loaded from disk.
 
         ``importance``: "coreclean" (built-in) or "dataheroes" (optional, online; see dataheroes_adapter).
+        ``max_fit_samples``: see :class:`~coreclean.importance.CoresetSensitivity` (very large sets only).
         """
         if importance not in ("coreclean", "dataheroes"):
             raise ValueError(f"importance={importance!r}: choose 'coreclean' or 'dataheroes'.")
@@ -100,6 +111,8 @@ class Analysis:
                   "pca": pca if backbone == "pixels" else None, "C": C}
         if importance != "coreclean":
             params["importance"] = importance
+        if max_fit_samples != "auto":
+            params["max_fit_samples"] = max_fit_samples
         directory = Path(cache_dir) / f"{_slug(dataset.name)}-{cache_key(dataset, params)}"
         if (directory / "meta.json").exists():
             return cls(directory)
@@ -116,7 +129,7 @@ class Analysis:
         x_test = x_test if keep_test.all() else np.asarray(x_test[keep_test], np.float32)
         K = len(dataset.classes)
         report("importance", 0, 1)
-        est = CoresetSensitivity(C=C).fit(x_train, y_train, n_classes=K)
+        est = CoresetSensitivity(C=C, max_fit_samples=max_fit_samples).fit(x_train, y_train, n_classes=K)
         scores = est.importance_
         if importance == "dataheroes":
             from .dataheroes_adapter import dataheroes_importance

@@ -159,3 +159,10 @@ def test_cli_module_entry_point(tmp_path):
     assert "digits" in result.stdout and "cache:" in result.stdout
     meta = json.loads(next(tmp_path.glob("digits-*/meta.json")).read_text())
     assert meta["n_train"] == 1437
+
+
+def test_embeddings_are_copied_file_to_file(tmp_path):
+    d = write_embeddings(tmp_path / "emb")
+    a = Analysis.build(str(d), cache_dir=tmp_path / "cache")
+    assert (a.directory / "x_train.npy").read_bytes() == (d / "x_train.npy").read_bytes()
+    np.testing.assert_array_equal(a.x_test, np.load(d / "x_test.npy"))
