@@ -205,6 +205,11 @@ class Analysis:
         return np.divide(np.diag(self.confusion), totals, out=np.full(self.n_classes, np.nan), where=totals > 0)
 
     def pairs(self) -> list[ConfusionPair]:
+        """Every confused (true, predicted) pair, worst first (computed once: 1000 classes = 1M cells)."""
+        return self._pairs
+
+    @cached_property
+    def _pairs(self) -> list[ConfusionPair]:
         return confusion_pairs(self.confusion)
 
     @cached_property

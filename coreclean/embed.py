@@ -124,8 +124,8 @@ def embed(
     progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int, str]]]:
     """Features for both splits: (x_train, x_test, failures as (split, index, reason))."""
-    if backbone == "precomputed":
-        return np.asarray(dataset.features_train), np.asarray(dataset.features_test), []
+    if backbone == "precomputed":  # kept as memmaps: never loaded whole, copied file to file into the cache
+        return dataset.features_train, dataset.features_test, []
     if backbone == "pixels":
         if dataset.pixels_train is None:
             raise ValueError(f"{dataset.name}: the pixels backbone needs in-memory images; use --backbone resnet18.")
