@@ -27,7 +27,7 @@ from .importance import CoresetSensitivity, label_statistics, normalize_per_clas
 from .model import ConfusionPair, confusion_matrix, confusion_pairs
 from .sources import Dataset, load_source
 
-FORMAT_VERSION = 2  # 2: the classifier is the robust (trimmed) refit
+FORMAT_VERSION = 3  # 2: the classifier is the robust (trimmed) refit; 3: larger coreset-fit budget
 DEFAULT_CACHE = Path(os.environ.get("CORECLEAN_CACHE", ".coreclean-cache"))
 StageProgress = Callable[[str, int, int], None]
 
