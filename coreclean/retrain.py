@@ -1,7 +1,7 @@
 """Apply review decisions, refit the classifier and recompute importance; compare before vs after.
 
-The refit is warm-started from the analysis's classifier: a handful of corrected labels moves the optimum only a
-little, so L-BFGS converges in a fraction of the cold-start iterations. Softmax couples every class, so the model
+The refit is warm-started from the analysis's classifier, which also replaces the first of the two fits a cold
+build does: a handful of corrected labels moves the optimum only a little. Softmax couples every class, so the model
 itself is refit globally; what stays local is the display normalization (only classes that gained or lost
 samples change). Results are stored as a new revision next to the analysis; the original is never modified.
 """
@@ -43,8 +43,10 @@ def retrain(analysis, decisions: dict[int, Decision], *,
     K = analysis.n_classes
     report("refit", 0, 2)
     x_kept = np.asarray(analysis.x_train[keep] if not keep.all() else analysis.x_train, dtype=np.float32)
+    # The previous classifier stands in for the first fit: it picks the samples to trim under the corrected labels,
+    # and the one refit starts from it.
     est = CoresetSensitivity(C=float(analysis.meta.get("C", 1.0))).fit(
-        x_kept, labels[keep], n_classes=K, init=np.array(analysis.coef))
+        x_kept, labels[keep], n_classes=K, coef=np.array(analysis.coef))
     report("refit", 1, 2)
     pred_test = predict_proba(analysis.x_test, est.coef_).argmax(axis=1)
     confusion = confusion_matrix(analysis.y_test, pred_test, K)
