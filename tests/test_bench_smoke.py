@@ -13,9 +13,10 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
     ("coreset_fidelity.py", ["--quick"], "coreset − uniform"),
     ("embed_throughput.py", ["--images", "8"], "| cpu |"),
     ("dashboard_timing.py", ["--source", "digits"], "review: switch class"),
+    ("retrain_time.py", ["--source", "digits"], "retrain"),
 ])
 def test_bench_script_runs(script, args, expect, tmp_path):
-    if script == "dashboard_timing.py":
+    if script in ("dashboard_timing.py", "retrain_time.py"):
         args = args + ["--cache", str(tmp_path)]
     result = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
                             timeout=600, cwd=tmp_path)
