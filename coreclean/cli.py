@@ -38,20 +38,20 @@ def _build(args) -> int:
 def _rank(args) -> int:
     from .embeddings_dir import load_npy
     from .importance import CoresetSensitivity
-    from .model import predict_proba
     from .validation import check_features_labels
 
     X = load_npy(Path(args.features), mmap=True)
     y = load_npy(Path(args.labels))
     X, y = check_features_labels(X, y, x_name=args.features, y_name=args.labels)
     est = CoresetSensitivity().fit(X, y)
-    proba = predict_proba(X, est.coef_)
+    stats = est.stats_  # already computed under the classifier; no second pass, no (n, K) matrix
     order = np.argsort(-est.importance_, kind="stable")
     with open(args.out, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["index", "label", "importance", "predicted", "p_label"])
         for i in order:
-            writer.writerow([int(i), int(y[i]), f"{est.importance_[i]:.6g}", int(proba[i].argmax()), f"{proba[i, y[i]]:.6g}"])
+            writer.writerow([int(i), int(y[i]), f"{est.importance_[i]:.6g}", int(stats["pred"][i]),
+                             f"{stats['p_label'][i]:.6g}"])
     print(f"wrote {len(order)} rows to {args.out}")
     return 0
 
