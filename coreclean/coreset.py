@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from .importance import CoresetSensitivity
-from .sampling import sampling_probabilities, systematic_sample
+from .sampling import sensitivity_sample
 from .validation import check_features_labels
 
 
@@ -50,10 +50,9 @@ def coreset(X, y, size: int | float, *, random_state: int = 0, C: float = 1.0) -
     K = int(y.max() + 1)
     if 2 * m <= (d + 1) * K:
         return class_medoids(X, y, m, random_state=random_state)
-    est = CoresetSensitivity(C=C, trim=0.0).fit(X, y, n_classes=K)
-    pi = sampling_probabilities(est.residual_norm_ * np.sqrt(est.leverage_), m, (d + 1) * K)
-    indices = systematic_sample(pi, y, np.random.default_rng(random_state))
-    return indices, 1.0 / pi[indices]
+    est = CoresetSensitivity(C=C, trim=0.0)._fit_validated(X, y, n_classes=K)  # X, y are checked above
+    return sensitivity_sample(est.residual_norm_, est.leverage_, y, m, (d + 1) * K,
+                              np.random.default_rng(random_state))
 
 
 def class_medoids(X: np.ndarray, y: np.ndarray, size: int, *, random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -37,10 +37,12 @@ out-of-fold probabilities, in about a quarter of its time (``bench/detection.py`
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .model import fit_logreg, predict_proba
-from .sampling import sampling_probabilities, systematic_sample
+from .sampling import sensitivity_sample
 from .validation import check_features_labels
 
 
@@ -57,14 +59,15 @@ class CoresetSensitivity:
 
     Parameters
     ----------
-    C : inverse L2 regularization of the logistic regression (scikit-learn convention).
-    trim : fraction of lowest-label-probability samples left out of the robust refit (0 disables it).
-    max_iter : L-BFGS iterations per fit.
+    C : inverse L2 regularization of the logistic regression (scikit-learn convention), > 0.
+    trim : fraction of lowest-label-probability samples left out of the robust refit, in [0, 1) (0 disables it).
+    max_iter : L-BFGS iterations per fit, >= 1.
     max_fit_samples : above this many samples the classifier is fit on a weighted coreset of this size (sampled
         by the gradient-norm sensitivity of a pilot fit on a uniform quarter of it); importance is still computed
         for every sample. ``None`` always fits on everything; ``"auto"`` caps the fit's work at about
         ``FIT_BUDGET`` multiply-adds per pass (``m (d + 1) K``), i.e. all of Fashion-MNIST, ~39k rows of ImageNet,
         and coreset fits get at most ``LARGE_FIT_ITER`` iterations.
+    random_state : seed of the coreset sampling (int or None).
 
     Attributes (after ``fit``)
     --------------------------
@@ -81,9 +84,7 @@ class CoresetSensitivity:
     """
 
     def __init__(self, *, C: float = 1.0, trim: float = 0.15, max_iter: int = 100,
-                 max_fit_samples: int | str | None = "auto", random_state: int = 0):
-        if not 0 <= trim < 1:
-            raise ValueError(f"trim={trim} must be in [0, 1).")
+                 max_fit_samples: int | str | None = "auto", random_state: int | None = 0):
         self.C = C
         self.trim = trim
         self.max_iter = max_iter
@@ -94,14 +95,36 @@ class CoresetSensitivity:
             init: np.ndarray | None = None) -> "CoresetSensitivity":
         """Compute importance for features ``X`` (n, d) and labels ``y`` (n,). ``X`` may be a memmap.
 
-        ``coef`` may pass an already-fitted plain model (d + 1, K) to skip the first fit; ``init`` warm-starts
-        it instead (e.g. from the model before a few labels were corrected).
+        ``n_classes`` defaults to ``y.max() + 1``. ``coef`` may pass an already-fitted plain model (d + 1, K) to
+        skip the first fit; ``init`` warm-starts it instead (e.g. from the model before a few labels were
+        corrected).
         """
+        self._validate_params()
         X, y = check_features_labels(X, y)
-        n = len(y)
-        K = int(n_classes if n_classes is not None else y.max() + 1)
-        if y.max() >= K:
-            raise ValueError(f"y: label {y.max()} >= n_classes={K}.")
+        return self._fit_validated(X, y, n_classes=n_classes, coef=coef, init=init)
+
+    def _validate_params(self) -> None:
+        """Raise ValueError for a hyper-parameter out of range (scikit-learn checks these in ``fit``)."""
+        if not (isinstance(self.C, numbers.Real) and np.isfinite(self.C) and self.C > 0):
+            raise ValueError(f"C={self.C!r}: must be a finite number > 0 (inverse regularization strength).")
+        if not (isinstance(self.trim, numbers.Real) and 0 <= self.trim < 1):
+            raise ValueError(f"trim={self.trim!r}: must be in [0, 1) (0 disables the robust refit).")
+        if not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 1):
+            raise ValueError(f"max_iter={self.max_iter!r}: must be an integer >= 1.")
+        m = self.max_fit_samples
+        if not (m is None or m == "auto" or (isinstance(m, numbers.Integral) and not isinstance(m, bool) and m >= 2)):
+            raise ValueError(f"max_fit_samples={m!r}: must be None, 'auto' or an integer >= 2.")
+        if not (self.random_state is None or isinstance(self.random_state, numbers.Integral)):
+            raise ValueError(f"random_state={self.random_state!r}: must be an integer or None.")
+
+    def _fit_validated(self, X: np.ndarray, y: np.ndarray, *, n_classes: int | None = None,
+                       coef: np.ndarray | None = None, init: np.ndarray | None = None) -> "CoresetSensitivity":
+        """``fit`` for arrays that already passed :func:`check_features_labels` (float32 (n, d), int64 (n,))."""
+        self._validate_params()
+        n, d = X.shape
+        K = _n_classes(y, n_classes)
+        coef = _check_coef(coef, "coef", d, K)
+        init = _check_coef(init, "init", d, K)
         self.leverage_ = leverage(X)
         rows, weight = self._fit_rows(X, y, K, init)
         X_fit, y_fit = (X, y) if rows is None else (np.asarray(X[rows], np.float32), y[rows])
@@ -139,10 +162,31 @@ class CoresetSensitivity:
         pilot_coef = fit_logreg(np.asarray(X[pilot], np.float32), y[pilot], K, C=self.C,
                                 sample_weight=np.full(len(pilot), n / len(pilot), np.float32), init=init,
                                 max_iter=min(self.max_iter, LARGE_FIT_ITER))
-        gradient_norm = label_statistics(X, y, pilot_coef)["residual_norm"] * np.sqrt(self.leverage_)
-        pi = sampling_probabilities(gradient_norm, m, (d + 1) * K)
-        rows = systematic_sample(pi, y, rng)
-        return rows, (1.0 / pi[rows]).astype(np.float32)
+        residual_norm = label_statistics(X, y, pilot_coef)["residual_norm"]
+        rows, weight = sensitivity_sample(residual_norm, self.leverage_, y, m, (d + 1) * K, rng)
+        return rows, weight.astype(np.float32)
+
+
+def _n_classes(y: np.ndarray, n_classes: int | None) -> int:
+    """The number of classes K: ``n_classes`` checked against the labels, or ``y.max() + 1``."""
+    if n_classes is None:
+        return int(y.max()) + 1
+    if not isinstance(n_classes, numbers.Integral) or isinstance(n_classes, bool):
+        raise ValueError(f"n_classes={n_classes!r}: must be an integer.")
+    if y.max() >= n_classes:
+        raise ValueError(f"y: label {int(y.max())} >= n_classes={n_classes}; labels must be 0..n_classes-1.")
+    return int(n_classes)
+
+
+def _check_coef(coef: np.ndarray | None, name: str, d: int, K: int) -> np.ndarray | None:
+    """``coef``/``init`` as float32 (d + 1, K), or a ValueError naming the expected shape."""
+    if coef is None:
+        return None
+    coef = np.asarray(coef)
+    if coef.shape != (d + 1, K) or not np.issubdtype(coef.dtype, np.number) or not np.all(np.isfinite(coef)):
+        raise ValueError(f"{name}: expected finite numbers of shape ({d + 1}, {K}) = (n_features + 1, n_classes), "
+                         f"got {coef.dtype} {coef.shape}.")
+    return coef.astype(np.float32)
 
 
 def label_statistics(X: np.ndarray, y: np.ndarray, coef: np.ndarray, *, batch: int = 16384) -> dict[str, np.ndarray]:

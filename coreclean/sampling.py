@@ -1,7 +1,31 @@
-"""Inclusion probabilities and systematic PPS sampling shared by coresets and large-scale fitting."""
+"""Sensitivity (PPS) sampling: the one coreset sampler, used by :func:`coreclean.coreset.coreset` and by the
+estimator's coreset fit (:class:`coreclean.importance.CoresetSensitivity` with an integer ``max_fit_samples``)."""
 from __future__ import annotations
 
 import numpy as np
+
+
+def sensitivity_sample(
+    residual_norm: np.ndarray, leverage: np.ndarray, y: np.ndarray, size: int, n_params: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted sample of about ``size`` rows, drawn proportionally to the gradient norm mixed with uniform.
+
+    The gradient norm ``g_i = ||p_i - e_{y_i}|| sqrt(h_i)`` is the gradient part of the local sensitivity bound
+    (see :mod:`coreclean.coreset`).
+
+    residual_norm : (n,) ``||p_i - e_{y_i}||`` under a fitted model.   leverage : (n,) ``h_i``.
+    y : (n,) int labels (the strata).   n_params : parameters of the model the sample will train, ``(d + 1) K``;
+    it sets the uniform share.
+
+    Returns
+    -------
+    indices : (m,) int64, sorted and distinct.   weights : (m,) float64 ``1 / pi``, an unbiased estimate of n.
+    """
+    gradient_norm = np.asarray(residual_norm, dtype=np.float64) * np.sqrt(np.asarray(leverage, dtype=np.float64))
+    pi = sampling_probabilities(gradient_norm, size, n_params)
+    indices = systematic_sample(pi, y, rng)
+    return indices, 1.0 / pi[indices]
 
 
 def sampling_probabilities(

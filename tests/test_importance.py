@@ -111,3 +111,59 @@ def test_small_coresets_are_weighted_class_medoids(noisy_digits):
     assert np.bincount(y[idx], minlength=10).min() >= 9
     coef = fit_logreg(X[idx], y[idx], 10, sample_weight=w)
     assert (predict_proba(X, coef).argmax(1) == y).mean() > 0.85
+
+
+def test_init_only_assigns_and_fit_validates_parameters(noisy_digits):
+    X, _, noisy, _ = noisy_digits
+    est = CoresetSensitivity(trim=2.0, C=-1)  # scikit-learn convention: constructing never raises
+    assert est.trim == 2.0 and est.C == -1
+    for params, message in [({"trim": 2.0}, "trim=2.0"), ({"C": -1}, "C=-1"), ({"C": float("nan")}, "C=nan"),
+                            ({"max_iter": 0}, "max_iter=0"), ({"max_fit_samples": "all"}, "max_fit_samples='all'"),
+                            ({"random_state": "x"}, "random_state='x'")]:
+        with pytest.raises(ValueError, match=message):
+            CoresetSensitivity(**params).fit(X, noisy)
+
+
+def test_fit_rejects_wrong_n_classes_and_coef_shapes(noisy_digits):
+    X, _, noisy, _ = noisy_digits
+    with pytest.raises(ValueError, match="label 9 >= n_classes=5"):
+        CoresetSensitivity().fit(X, noisy, n_classes=5)
+    with pytest.raises(ValueError, match=r"coef: expected .*\(65, 10\)"):
+        CoresetSensitivity().fit(X, noisy, coef=np.zeros((64, 10)))
+    with pytest.raises(ValueError, match="init: expected finite"):
+        CoresetSensitivity().fit(X, noisy, init=np.full((65, 10), np.nan))
+
+
+def test_coreset_validates_arrays_once(noisy_digits, monkeypatch):
+    from importlib import import_module
+
+    from coreclean.validation import check_features_labels
+
+    coreset_module = import_module("coreclean.coreset")  # the package re-exports a function of that name
+    importance_module = import_module("coreclean.importance")
+
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return check_features_labels(*args, **kwargs)
+
+    monkeypatch.setattr(coreset_module, "check_features_labels", counting)
+    monkeypatch.setattr(importance_module, "check_features_labels", counting)
+    X, y, _, _ = noisy_digits
+    coreset(X, y, 0.3)
+    assert len(calls) == 1
+
+
+def test_coreset_and_coreset_fit_draw_with_the_one_sampler(noisy_digits):
+    from coreclean.sampling import sensitivity_sample
+
+    X, y, _, _ = noisy_digits
+    est = CoresetSensitivity(trim=0.0).fit(X, y)
+    rows, weights = sensitivity_sample(est.residual_norm_, est.leverage_, y, 500, 65 * 10, np.random.default_rng(4))
+    idx, w = coreset(X, y, 500, random_state=4)
+    np.testing.assert_array_equal(idx, rows)
+    np.testing.assert_allclose(w, weights)
+    fit_on_coreset = CoresetSensitivity(max_fit_samples=700).fit(X, y)
+    assert abs(len(fit_on_coreset.fit_indices_) - 700) <= 1 and np.all(np.diff(fit_on_coreset.fit_indices_) > 0)
+    assert set(np.unique(y[fit_on_coreset.fit_indices_])) == set(range(10))
