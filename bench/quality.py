@@ -1,0 +1,312 @@
+"""Image-quality issues: recall on injected problems, agreement with CleanVision, overhead on the embedding.
+
+    python bench/quality.py            # ~1000 images, 320 JPEGs for the overhead (a few minutes on 2 cores)
+    python bench/quality.py --quick    # smoke size, < 60 s
+
+(a) Writes an ImageFolder of normal images — crops of the three photographs shipped with scikit-learn and
+    matplotlib (china, flower, grace_hopper), Fashion-MNIST garments upscaled and coloured on a dead-leaves
+    background, and dead-leaves textures (a scale-invariant model of natural images) — 320-520 px, aspect 4:3, 3:4,
+    1:1 or 3:2, JPEG quality 90; plus normal images turned dark, light, blurry, odd-size, odd-aspect, near-constant
+    or grayscale (half saved as 'L' JPEGs, half as RGB JPEGs with equal channels). Reports, per injected kind, the
+    share flagged by its issue (recall) and how many normal images each issue flags.
+(b) Runs CleanVision's Imagelab (cleanvision==0.3.7, n_jobs=1) on the same files: per-issue agreement and Cohen's
+    kappa with our flags, its recall beside ours, and its time beside ours (decode + ``image_scores``).
+(c) Times decode + ImageNet preprocessing + ResNet18 forward (random weights, CPU, batch 32) on 500x375 JPEGs with
+    and without ``image_scores`` on each decoded image (alternating runs, median of the repeats).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from coreclean.quality import ISSUE_NAMES, dataset_scores, flags, image_scores  # noqa: E402
+
+FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+KINDS = ("dark", "light", "blurry", "odd_size", "odd_aspect_ratio", "low_information", "grayscale")
+ASPECTS = [((4, 3), 0.5), ((3, 4), 0.2), ((1, 1), 0.15), ((3, 2), 0.15)]
+
+
+def photographs() -> list[Image.Image]:
+    """The real photographs shipped with scikit-learn (china, flower) and matplotlib (grace_hopper), when present."""
+    from sklearn.datasets import load_sample_images
+
+    photos = [Image.fromarray(image) for image in load_sample_images().images]
+    with contextlib.suppress(Exception):  # matplotlib is optional (CleanVision brings it)
+        import matplotlib.cbook
+
+        photos.append(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB"))
+    return photos
+
+
+def fashion_items(count: int, rng: np.random.Generator) -> np.ndarray:
+    """(count, 28, 28) uint8 Fashion-MNIST training images, or an empty array if the dataset is not installed."""
+    if not FASHION.exists():
+        return np.zeros((0, 28, 28), np.uint8)
+    with gzip.open(FASHION) as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    return images[rng.choice(len(images), count, replace=False)]
+
+
+def dead_leaves(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+    """Occluding discs with radii ~ r^-3 (scale-invariant, sharp edges) and a soft light gradient."""
+    width, height = size
+    image = Image.new("RGB", size, tuple(int(v) for v in rng.integers(0, 256, 3)))
+    draw = ImageDraw.Draw(image)
+    r_min, r_max = 0.01 * max(size), 0.3 * max(size)
+    radii = r_min / np.sqrt(1 - rng.random(500) * (1 - (r_min / r_max) ** 2))  # inverse CDF of p(r) ~ r^-3
+    for radius in np.sort(radii)[::-1]:
+        x, y = rng.uniform(0, width), rng.uniform(0, height)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    light = np.linspace(rng.uniform(0.6, 1.0), rng.uniform(0.6, 1.0), width)[None, :, None]
+    return Image.fromarray((np.asarray(image) * light).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.5))
+
+
+def normal_size(rng: np.random.Generator) -> tuple[int, int]:
+    (a, b), = [ASPECTS[rng.choice(len(ASPECTS), p=[p for _, p in ASPECTS])][0]]
+    side = int(rng.integers(320, 521))
+    return (side, side * b // a) if a >= b else (side * a // b, side)
+
+
+def photo_crop(photos, size, rng) -> Image.Image:
+    photo = photos[rng.integers(len(photos))]
+    scale = rng.uniform(0.45, 1.0) * min(photo.width / size[0], photo.height / size[1])
+    w, h = int(size[0] * scale), int(size[1] * scale)
+    x, y = int(rng.integers(0, photo.width - w + 1)), int(rng.integers(0, photo.height - h + 1))
+    crop = photo.crop((x, y, x + w, y + h)).resize(size, Image.BICUBIC)
+    return crop.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else crop
+
+
+def fashion_image(item: np.ndarray, size, rng) -> Image.Image:
+    """A garment (upscaled to the shorter side) in a random colour over a dead-leaves background."""
+    side = min(size)
+    mask = np.zeros((size[1], size[0]), np.float32)
+    garment = np.asarray(Image.fromarray(item).resize((side, side), Image.BICUBIC), np.float32) / 255
+    x0, y0 = (size[0] - side) // 2, (size[1] - side) // 2
+    mask[y0:y0 + side, x0:x0 + side] = garment
+    colour = rng.uniform(40, 255, 3)
+    background = np.asarray(dead_leaves(size, rng), np.float32) * 0.7
+    out = mask[..., None] * colour * (0.5 + 0.5 * mask[..., None]) + (1 - mask[..., None]) * background
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
+
+
+def normal_images(count: int, rng: np.random.Generator) -> list[tuple[str, Image.Image]]:
+    photos, items = photographs(), fashion_items(count, rng)
+    images = []
+    for i in range(count):
+        size, source = normal_size(rng), ("photo", "fashion", "leaves")[i % 3]
+        if source == "fashion" and len(items):
+            images.append((source, fashion_image(items[i], size, rng)))
+        elif source == "leaves" or source == "fashion":
+            images.append(("leaves", dead_leaves(size, rng)))
+        else:
+            images.append((source, photo_crop(photos, size, rng)))
+    return images
+
+
+def inject(kind: str, image: Image.Image, rng: np.random.Generator, i: int) -> Image.Image:
+    """The normal ``image`` made to show issue ``kind`` (parameters drawn from ``rng``)."""
+    pixels = np.asarray(image, np.float32)
+    if kind == "dark":
+        return Image.fromarray((pixels * rng.uniform(0.08, 0.3)).astype(np.uint8))
+    if kind == "light":
+        return Image.fromarray((255 - (255 - pixels) * rng.uniform(0.08, 0.3)).astype(np.uint8))
+    if kind == "blurry":
+        return image.filter(ImageFilter.GaussianBlur(rng.uniform(0.008, 0.02) * max(image.size)))
+    if kind == "odd_size":
+        side = rng.uniform(48, 110) if i % 2 == 0 else rng.uniform(1400, 2000)
+        scale = side / max(image.size)
+        return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BICUBIC)
+    if kind == "odd_aspect_ratio":
+        ratio, side = rng.uniform(2.5, 4.0), max(image.size)
+        size = (side, int(side / ratio)) if i % 2 == 0 else (int(side / ratio), side)
+        return image.resize((max(size), max(size))).crop((0, 0) + size)
+    if kind == "low_information":
+        if i % 2 == 0:  # a blank frame: flat colour and sensor noise
+            base = np.broadcast_to(rng.uniform(20, 235, 3), pixels.shape)
+        else:  # contrast crushed to 2-6 % around the mean
+            base = pixels.mean((0, 1)) + (pixels - pixels.mean((0, 1))) * rng.uniform(0.02, 0.06)
+        return Image.fromarray(np.clip(base + rng.normal(0, rng.uniform(1, 4), pixels.shape), 0, 255).astype(np.uint8))
+    if kind == "grayscale":
+        gray = image.convert("L")
+        return gray if i % 2 == 0 else gray.convert("RGB")
+    raise ValueError(kind)
+
+
+def write_dataset(root: Path, n_normal: int, n_per_kind: int, seed: int = 0) -> tuple[list[Path], list[str]]:
+    """ImageFolder under ``root`` (4 classes); returns paths and the truth per path ('normal' or an issue kind)."""
+    rng = np.random.default_rng(seed)
+    bases = normal_images(n_normal + n_per_kind * len(KINDS), rng)
+    paths, truth = [], []
+    for i, (source, image) in enumerate(bases):
+        kind = "normal" if i < n_normal else KINDS[(i - n_normal) // n_per_kind]
+        if kind != "normal":
+            image = inject(kind, image, rng, i)
+        path = root / f"class{i % 4}" / f"{i:05d}_{kind}_{source}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path, quality=90)
+        paths.append(path)
+        truth.append(kind)
+    return paths, truth
+
+
+def our_scores(paths: list[Path]) -> tuple[np.ndarray, float, float]:
+    """(scores (n, issues), seconds for decode + image_scores, seconds for image_scores alone)."""
+    rows, decode_time, score_time = [], 0.0, 0.0
+    for path in paths:
+        start = time.perf_counter()
+        with Image.open(path) as image:
+            image.load()
+            middle = time.perf_counter()
+            rows.append(image_scores(image))
+        score_time += time.perf_counter() - middle
+        decode_time += middle - start
+    return dataset_scores(np.stack(rows)), decode_time + score_time, score_time
+
+
+def cleanvision_flags(paths: list[Path]) -> tuple[np.ndarray | None, float, str]:
+    """CleanVision's boolean flags (n, issues) in ISSUE_NAMES order, its seconds, and an error text if it failed."""
+    try:
+        from cleanvision import Imagelab
+    except ImportError as err:
+        return None, 0.0, f"cleanvision not importable ({err}); pip install cleanvision==0.3.7"
+    files = [str(p) for p in paths]
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        lab = Imagelab(filepaths=files, verbose=False)
+        lab.find_issues({name: {} for name in ISSUE_NAMES}, n_jobs=1, verbose=False)
+    seconds = time.perf_counter() - start
+    table = lab.issues.loc[files]
+    return np.column_stack([table[f"is_{name}_issue"].to_numpy(bool) for name in ISSUE_NAMES]), seconds, ""
+
+
+def kappa(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's kappa of two boolean vectors (1.0 when both are constant and equal)."""
+    observed = float(np.mean(a == b))
+    expected = float(a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean()))
+    return 1.0 if expected == 1.0 else (observed - expected) / (1 - expected)
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c])
+                                       for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def detection_report(paths, truth, ours, ours_seconds, ours_only, cv, cv_seconds, cv_error) -> str:
+    truth = np.asarray(truth)
+    normal = truth == "normal"
+    rows = []
+    for j, name in enumerate(ISSUE_NAMES):
+        injected = truth == name
+        row = {"issue": name, "injected": int(injected.sum()),
+               "recall (ours)": float(ours[injected, j].mean()),
+               f"normals flagged (ours, of {normal.sum()})": int(ours[normal, j].sum())}
+        if cv is not None:
+            row["recall (CleanVision)"] = float(cv[injected, j].mean())
+            row["normals flagged (CleanVision)"] = int(cv[normal, j].sum())
+            row["agreement"] = float(np.mean(ours[:, j] == cv[:, j]))
+            row["kappa"] = kappa(ours[:, j], cv[:, j])
+        rows.append(row)
+    out = [f"### (a)+(b) {len(paths)} images: {normal.sum()} normal, {len(paths) - normal.sum()} injected\n",
+           table(rows, list(rows[0])), ""]
+    any_flag = ours[normal].any(axis=1)
+    out.append(f"normal images with any flag (ours): {int(any_flag.sum())} of {normal.sum()}"
+               + (f"; CleanVision: {int(cv[normal].any(axis=1).sum())}" if cv is not None else ""))
+    out.append(f"\ntime on {len(paths)} files: ours decode + image_scores + dataset_scores {ours_seconds:.2f} s "
+               f"(image_scores alone {ours_only:.2f} s, {1e3 * ours_only / len(paths):.2f} ms/image); "
+               + (f"CleanVision find_issues (n_jobs=1, opens the files itself) {cv_seconds:.2f} s"
+                  if cv is not None else f"CleanVision: not run — {cv_error}"))
+    return "\n".join(out)
+
+
+def overhead(count: int, repeats: int, root: Path, batch: int = 32) -> str:
+    import torch
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    rng = np.random.default_rng(1)
+    photos = photographs()
+    paths = []
+    for i in range(count):
+        path = root / f"{i:05d}.jpg"
+        photo_crop(photos, (500, 375), rng).save(path, quality=90)
+        paths.append(path)
+    model = resnet18(weights=None)
+    model.fc = torch.nn.Identity()
+    model.eval()
+    preprocess = ResNet18_Weights.IMAGENET1K_V1.transforms()
+
+    def batch_seconds(batch_paths: list[Path], with_quality: bool) -> tuple[float, float]:
+        """(seconds for decode [+ image_scores] + preprocess + forward, seconds inside image_scores)."""
+        start, inside = time.perf_counter(), 0.0
+        tensors = []
+        for path in batch_paths:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+            if with_quality:
+                before = time.perf_counter()
+                image_scores(image)
+                inside += time.perf_counter() - before
+            tensors.append(preprocess(image))
+        with torch.inference_mode():
+            model(torch.stack(tensors))
+        return time.perf_counter() - start, inside
+
+    batches = [paths[b:b + batch] for b in range(0, count, batch)]
+    batch_seconds(batches[0], False)  # warm-up: the first forward passes allocate
+    totals = {False: 0.0, True: 0.0}
+    inside = 0.0
+    for r in range(repeats):  # both variants on each batch, order alternating: drift on a shared CPU cancels
+        for i, chunk in enumerate(batches):
+            for with_quality in ((False, True) if (r + i) % 2 == 0 else (True, False)):
+                seconds, spent = batch_seconds(chunk, with_quality)
+                totals[with_quality] += seconds
+                inside += spent
+    n = count * repeats
+    base, extra = totals[False], totals[True]
+    rows = [{"pass": "decode + preprocess + ResNet18", "s": base, "ms/image": 1e3 * base / n},
+            {"pass": "decode + image_scores + preprocess + ResNet18", "s": extra, "ms/image": 1e3 * extra / n},
+            {"pass": "time inside image_scores", "s": inside, "ms/image": 1e3 * inside / n}]
+    return (f"### (c) overhead: {count} JPEGs 500x375, batch {batch}, CPU ({torch.get_num_threads()} threads), "
+            f"{repeats} repeat(s), both variants per batch in alternating order\n\n" + table(rows, list(rows[0]))
+            + f"\n\nquality pass adds {100 * inside / base:.1f}% measured inside the loop "
+            f"({100 * (extra - base) / base:+.1f}% end to end, noisier) — target <= 10%")
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke size: 70 normal + 8 per kind, 32 JPEGs")
+    parser.add_argument("--normal", type=int, default=600)
+    parser.add_argument("--per-kind", type=int, default=60)
+    parser.add_argument("--overhead-images", type=int, default=320)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-cleanvision", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.normal, args.per_kind, args.overhead_images, args.repeats = 70, 8, 32, 1
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        paths, truth = write_dataset(Path(tmp) / "set", args.normal, args.per_kind)
+        scores, seconds, only = our_scores(paths)
+        ours = flags(scores)
+        cv, cv_seconds, cv_error = (None, 0.0, "--no-cleanvision") if args.no_cleanvision else cleanvision_flags(paths)
+        print(detection_report(paths, truth, ours, seconds, only, cv, cv_seconds, cv_error))
+        (Path(tmp) / "jpegs").mkdir()
+        print("\n" + overhead(args.overhead_images, args.repeats, Path(tmp) / "jpegs"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
