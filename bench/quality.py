@@ -1,6 +1,6 @@
 """Image-quality issues: recall on injected problems, agreement with CleanVision, overhead on the embedding.
 
-    python bench/quality.py            # ~1000 images, 320 JPEGs for the overhead (a few minutes on 2 cores)
+    python bench/quality.py            # 1020 images; 256 JPEGs x 2 repeats for the overhead (~4 min on 2 cores)
     python bench/quality.py --quick    # smoke size, < 60 s
 
 (a) Writes an ImageFolder of normal images — crops of the three photographs shipped with scikit-learn and
@@ -11,8 +11,9 @@
     share flagged by its issue (recall) and how many normal images each issue flags.
 (b) Runs CleanVision's Imagelab (cleanvision==0.3.7, n_jobs=1) on the same files: per-issue agreement and Cohen's
     kappa with our flags, its recall beside ours, and its time beside ours (decode + ``image_scores``).
-(c) Times decode + ImageNet preprocessing + ResNet18 forward (random weights, CPU, batch 32) on 500x375 JPEGs with
-    and without ``image_scores`` on each decoded image (alternating runs, median of the repeats).
+(c) Times decode + ImageNet preprocessing + ResNet18 forward (random weights, CPU unless --device, batch 32) on
+    500x375 JPEGs (photo crops) with and without ``image_scores`` on each decoded image: both variants on every
+    batch in alternating order, plus the time spent inside ``image_scores`` and in decode + preprocess alone.
 """
 from __future__ import annotations
 
@@ -233,7 +234,7 @@ def detection_report(paths, truth, ours, ours_seconds, ours_only, cv, cv_seconds
     return "\n".join(out)
 
 
-def overhead(count: int, repeats: int, root: Path, batch: int = 32) -> str:
+def overhead(count: int, repeats: int, root: Path, device: str, batch: int = 32) -> str:
     import torch
     from torchvision.models import ResNet18_Weights, resnet18
 
@@ -246,11 +247,11 @@ def overhead(count: int, repeats: int, root: Path, batch: int = 32) -> str:
         paths.append(path)
     model = resnet18(weights=None)
     model.fc = torch.nn.Identity()
-    model.eval()
+    model = model.eval().to(device)
     preprocess = ResNet18_Weights.IMAGENET1K_V1.transforms()
 
-    def batch_seconds(batch_paths: list[Path], with_quality: bool) -> tuple[float, float]:
-        """(seconds for decode [+ image_scores] + preprocess + forward, seconds inside image_scores)."""
+    def batch_seconds(batch_paths: list[Path], with_quality: bool) -> tuple[float, float, float]:
+        """Seconds for (decode [+ image_scores] + preprocess + forward, image_scores alone, decode + preprocess)."""
         start, inside = time.perf_counter(), 0.0
         tensors = []
         for path in batch_paths:
@@ -261,38 +262,47 @@ def overhead(count: int, repeats: int, root: Path, batch: int = 32) -> str:
                 image_scores(image)
                 inside += time.perf_counter() - before
             tensors.append(preprocess(image))
+        prepared = time.perf_counter()
         with torch.inference_mode():
-            model(torch.stack(tensors))
-        return time.perf_counter() - start, inside
+            model(torch.stack(tensors).to(device)).cpu()
+        end = time.perf_counter()
+        return end - start, inside, prepared - start - inside
 
     batches = [paths[b:b + batch] for b in range(0, count, batch)]
-    batch_seconds(batches[0], False)  # warm-up: the first forward passes allocate
+    batch_seconds(batches[0][:8], False)  # warm-up: the first forward passes allocate
     totals = {False: 0.0, True: 0.0}
-    inside = 0.0
+    inside = cpu_part = 0.0
     for r in range(repeats):  # both variants on each batch, order alternating: drift on a shared CPU cancels
         for i, chunk in enumerate(batches):
             for with_quality in ((False, True) if (r + i) % 2 == 0 else (True, False)):
-                seconds, spent = batch_seconds(chunk, with_quality)
+                seconds, spent, prepare = batch_seconds(chunk, with_quality)
                 totals[with_quality] += seconds
                 inside += spent
+                cpu_part += prepare if not with_quality else 0.0
     n = count * repeats
     base, extra = totals[False], totals[True]
-    rows = [{"pass": "decode + preprocess + ResNet18", "s": base, "ms/image": 1e3 * base / n},
-            {"pass": "decode + image_scores + preprocess + ResNet18", "s": extra, "ms/image": 1e3 * extra / n},
-            {"pass": "time inside image_scores", "s": inside, "ms/image": 1e3 * inside / n}]
-    return (f"### (c) overhead: {count} JPEGs 500x375, batch {batch}, CPU ({torch.get_num_threads()} threads), "
-            f"{repeats} repeat(s), both variants per batch in alternating order\n\n" + table(rows, list(rows[0]))
-            + f"\n\nquality pass adds {100 * inside / base:.1f}% measured inside the loop "
-            f"({100 * (extra - base) / base:+.1f}% end to end, noisier) — target <= 10%")
+    rows = [{"pass": "decode + preprocess + ResNet18 forward", "s": base, "ms/image": 1e3 * base / n},
+            {"pass": "decode + image_scores + preprocess + forward", "s": extra, "ms/image": 1e3 * extra / n},
+            {"pass": "time inside image_scores", "s": inside, "ms/image": 1e3 * inside / n},
+            {"pass": "decode + preprocess alone (the floor when the forward is free)", "s": cpu_part,
+             "ms/image": 1e3 * cpu_part / n}]
+    threads = f"{torch.get_num_threads()} CPU threads" if device == "cpu" else torch.cuda.get_device_name()
+    return (f"### (c) overhead: {count} JPEGs 500x375, batch {batch}, {device} ({threads}), {repeats} repeat(s), "
+            f"both variants per batch in alternating order\n\n" + table(rows, list(rows[0]))
+            + f"\n\nquality pass adds {100 * inside / base:.1f}% to the embedding measured inside the loop "
+            f"({100 * (extra - base) / base:+.1f}% end to end, noisier on a shared machine) — target <= 10%; "
+            f"{100 * inside / cpu_part:.1f}% of decode + preprocess alone")
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke size: 70 normal + 8 per kind, 32 JPEGs")
     parser.add_argument("--normal", type=int, default=600)
     parser.add_argument("--per-kind", type=int, default=60)
-    parser.add_argument("--overhead-images", type=int, default=320)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--overhead-images", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--no-cleanvision", action="store_true")
+    parser.add_argument("--device", default="cpu", help="torch device of the ResNet18 forward in (c)")
     args = parser.parse_args(argv)
     if args.quick:
         args.normal, args.per_kind, args.overhead_images, args.repeats = 70, 8, 32, 1
@@ -304,7 +314,7 @@ def main(argv=None) -> int:
         cv, cv_seconds, cv_error = (None, 0.0, "--no-cleanvision") if args.no_cleanvision else cleanvision_flags(paths)
         print(detection_report(paths, truth, ours, seconds, only, cv, cv_seconds, cv_error))
         (Path(tmp) / "jpegs").mkdir()
-        print("\n" + overhead(args.overhead_images, args.repeats, Path(tmp) / "jpegs"))
+        print("\n" + overhead(args.overhead_images, args.repeats, Path(tmp) / "jpegs", args.device))
     return 0
 
 
