@@ -13,7 +13,8 @@ RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requir
 COPY coreclean/ coreclean/
 COPY pages/ pages/
 COPY .streamlit/config.toml .streamlit/config.toml
-COPY dashboard.py ui.py ./
+COPY ui/ ui/
+COPY dashboard.py ./
 
 RUN useradd --create-home --uid 1000 coreclean && mkdir -p /data/cache && chown -R coreclean /data
 USER coreclean

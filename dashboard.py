@@ -1,11 +1,11 @@
 """coreclean dashboard: ``streamlit run dashboard.py`` (opens on the embedded digits demo)."""
 import streamlit as st
 
-import ui
+from ui import access, state
 
 st.set_page_config(page_title="coreclean", layout="wide")
-ui.require_access()
-st.session_state["analysis"] = ui.select_source()
+access.require_access()
+st.session_state["analysis"] = state.select_source()
 st.sidebar.text_input("Reviewer name (optional)", key="reviewer", bind="query-params")
 
 pages = [

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from coreclean.embed import pixel_features
-from coreclean.sources import load_source
+from coreclean import load_source
 
 # Confusable pairs (source -> target) used for "pair" noise.
 PAIRS = {

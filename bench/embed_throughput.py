@@ -65,7 +65,7 @@ def bare_loop(paths: list[Path], device: str, batch: int = 64) -> float:
 
 def coreclean_loop(root: Path, out: Path, device: str) -> float:
     from coreclean.embed import embed_split
-    from coreclean.sources import load_source
+    from coreclean import load_source
 
     dataset = load_source(str(root))
     n = len(dataset.y_train)
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "jpegs"
         write_jpegs(root, args.images)
-        from coreclean.sources import load_source
+        from coreclean import load_source
 
         train_paths = [root / p for p in load_source(str(root)).paths_train]
         print(f"# ResNet18 embedding throughput, {len(train_paths)} JPEGs 500x375, torch {torch.__version__}, "

@@ -3,27 +3,61 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .analysis import DEFAULT_CACHE, Analysis
+from ._io import load_npy
+from .backends import IMPORTANCE_BACKENDS
+from .embed import BACKBONES
+
+
+def check_output_path(out: str, *, inputs: tuple[str, ...] = ()) -> Path:
+    """Fail before any work when ``out`` cannot be written, or would overwrite an input."""
+    path = Path(out)
+    resolved = path.resolve()
+    for given in inputs:
+        if Path(given).resolve() == resolved:
+            raise ValueError(f"--out {out}: is also an input file; choose another output path.")
+    if path.is_dir():
+        raise ValueError(f"--out {out}: is a directory; give a file path such as {path / 'ranking.csv'}.")
+    if not path.parent.is_dir():
+        raise ValueError(f"--out {out}: folder {path.parent} does not exist; create it first.")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"--out {out}: not a regular file; give a file path.")
+    try:
+        if path.exists():
+            open(path, "ab").close()  # appends nothing; fails for read-only and immutable files
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".coreclean-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"--out {out}: not writable ({err.strerror or err}); choose a path you can write to.") from err
+    return path
+
+
+def write_csv(path: Path, header: list[str], rows) -> None:
+    """Write a CSV next to ``path`` and rename it into place: a failed write never leaves half a file."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".coreclean-", suffix=".csv", newline="",
+                                     delete=False) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(handle.name, path)
 
 
 def _build(args) -> int:
-    from tqdm import tqdm
+    from .analysis import Analysis
+    from .progress import StageBars
 
-    bars: dict[str, tqdm] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, unit="img" if stage == "embed" else "step"))
-        bar.update(done - bar.n)
-
-    analysis = Analysis.build(args.source, cache_dir=args.cache, backbone=args.backbone, weights=args.weights,
-                              pca=args.pca, importance=args.importance, progress=progress)
-    for bar in bars.values():
-        bar.close()
+    bars = StageBars()
+    try:
+        analysis = Analysis.build(args.source, cache_dir=args.cache, backbone=args.backbone, weights=args.weights,
+                                  pca=args.pca, importance=args.importance, progress=bars)
+    finally:
+        bars.close()
     meta = analysis.meta
     print(f"{meta['name']}: {meta['n_train']} train / {meta['n_test']} test, {len(analysis.classes)} classes, "
           f"backbone {meta['backbone']}, test accuracy {analysis.accuracy:.4f}")
@@ -36,23 +70,20 @@ def _build(args) -> int:
 
 
 def _rank(args) -> int:
-    from .embeddings_dir import load_npy
     from .importance import CoresetSensitivity
     from .validation import check_features_labels
 
+    out = check_output_path(args.out, inputs=(args.features, args.labels))
     X = load_npy(Path(args.features), mmap=True)
     y = load_npy(Path(args.labels))
     X, y = check_features_labels(X, y, x_name=args.features, y_name=args.labels)
     est = CoresetSensitivity().fit(X, y)
     stats = est.stats_  # already computed under the classifier; no second pass, no (n, K) matrix
     order = np.argsort(-est.importance_, kind="stable")
-    with open(args.out, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["index", "label", "importance", "predicted", "p_label"])
-        for i in order:
-            writer.writerow([int(i), int(y[i]), f"{est.importance_[i]:.6g}", int(stats["pred"][i]),
-                             f"{stats['p_label'][i]:.6g}"])
-    print(f"wrote {len(order)} rows to {args.out}")
+    write_csv(out, ["index", "label", "importance", "predicted", "p_label"],
+              ([int(i), int(y[i]), f"{est.importance_[i]:.6g}", int(stats["pred"][i]), f"{stats['p_label'][i]:.6g}"]
+               for i in order))
+    print(f"wrote {len(order)} rows to {out}")
     return 0
 
 
@@ -62,13 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build", help="embed, classify and score a dataset; cache the analysis")
     build.add_argument("source", nargs="?", default="digits",
                        help="digits | fashion-mnist[:DIR] | ImageFolder DIR | embeddings DIR (default: digits)")
-    build.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="cache directory (default: %(default)s)")
-    build.add_argument("--backbone", choices=["resnet18", "pixels", "precomputed"], default=None,
+    build.add_argument("--cache", type=Path, default=None,
+                       help="cache directory (default: $CORECLEAN_CACHE or .coreclean-cache)")
+    build.add_argument("--backbone", choices=list(BACKBONES), default=None,
                        help="default: pixels for digits/fashion-mnist, resnet18 for image folders")
     build.add_argument("--weights", default="imagenet",
                        help="'imagenet' (torchvision download), a state_dict FILE for offline use, or 'none'")
     build.add_argument("--pca", type=int, default=128, help="PCA dimensions for the pixels backbone (0 = off)")
-    build.add_argument("--importance", choices=["coreclean", "dataheroes"], default="coreclean",
+    build.add_argument("--importance", choices=list(IMPORTANCE_BACKENDS), default="coreclean",
                        help="importance backend; 'dataheroes' needs the optional package, an account and internet")
     build.set_defaults(run=_build)
     rank = sub.add_parser("rank", help="rank your own embeddings by importance into a CSV")
@@ -83,4 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a path the user gave that the system refuses (permissions, /proc, disk full)
+        print(f"error: {getattr(err, 'filename', None) or ''}: {err.strerror or err}; check the path and "
+              "permissions.", file=sys.stderr)
         return 2

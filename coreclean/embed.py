@@ -1,5 +1,6 @@
-"""Backbones and batched feature extraction.
+"""Backbones (one registry, :data:`BACKBONES`) and batched feature extraction.
 
+* ``precomputed``: the source's own embeddings, kept memory-mapped.
 * ``pixels``: standardized raw pixels, PCA to ``pca`` components (fit on train) — for tiny grayscale sets.
 * ``resnet18``: torchvision ResNet18 without its classification layer (512-d), ImageNet preprocessing from the
   weights enum. ``weights``: ``"imagenet"`` (the torchvision enum; downloads once on an online machine), a path to
@@ -16,7 +17,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from .sources import Dataset
+from .data.dataset import Dataset
+from .decode import UnreadableImage, open_rgb
 
 Progress = Callable[[int, int], None]
 CHUNK = 2048
@@ -41,21 +43,50 @@ def pixel_features(train: np.ndarray, test: np.ndarray, *, pca: int | None = 128
     return (flat_train / scale).astype(np.float32), (flat_test / scale).astype(np.float32)
 
 
+def weights_file(weights: str | Path) -> Path:
+    """The state_dict file named by ``weights``, or ``ValueError`` saying how to make one."""
+    path = Path(weights)
+    try:
+        found = path.is_file()
+    except OSError:
+        found = False
+    if not found:
+        raise ValueError(f"{path}: weights file not found; on an online machine save one with "
+                         "torch.save(torchvision.models.resnet18(weights='IMAGENET1K_V1').state_dict(), 'r18.pt').")
+    return path
+
+
+def weights_identity(weights: str | Path | None) -> str | None:
+    """What identifies ``weights`` in a cache key: None, 'imagenet', or the sha256 of the weights file."""
+    from ._io import file_digest
+
+    if weights is None or weights == "imagenet":
+        return weights
+    return file_digest(weights_file(weights))
+
+
 def resnet18_backbone(weights: str | Path | None, device: str | None = None):
-    """(model, preprocess, device): ResNet18 with ``fc`` removed, in eval mode."""
+    """(model, preprocess, device): ResNet18 with ``fc`` removed, in eval mode.
+
+    ``weights="imagenet"`` downloads torchvision's enum weights once (online machines); offline the download fails
+    and the error says how to pass a weights file instead.
+    """
     import torch
     from torchvision.models import ResNet18_Weights, resnet18
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     enum = ResNet18_Weights.IMAGENET1K_V1
     if weights == "imagenet":
-        model = resnet18(weights=enum)
+        try:
+            model = resnet18(weights=enum)
+        except (OSError, RuntimeError) as err:  # URLError is an OSError
+            raise ValueError(f"could not download the ImageNet weights ({err}). Offline, pass --weights FILE: a "
+                             "ResNet18 state_dict saved on an online machine with torch.save(torchvision.models."
+                             "resnet18(weights='IMAGENET1K_V1').state_dict(), 'r18.pt').") from err
     else:
         model = resnet18(weights=None)
         if weights is not None:
-            path = Path(weights)
-            if not path.is_file():
-                raise ValueError(f"{path}: weights file not found; save one with torch.save(model.state_dict(), path).")
+            path = weights_file(weights)
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
                 model.load_state_dict(state)
@@ -66,11 +97,10 @@ def resnet18_backbone(weights: str | Path | None, device: str | None = None):
 
 
 def _open_image(dataset: Dataset, split: str, index: int) -> Image.Image:
-    pixels = getattr(dataset, f"pixels_{split}")
+    pixels = dataset.images(split)
     if pixels is not None:
         return Image.fromarray(pixels[index]).convert("RGB")
-    with Image.open(dataset.root / getattr(dataset, f"paths_{split}")[index]) as image:
-        return image.convert("RGB")
+    return open_rgb(dataset.root / dataset.paths(split)[index])
 
 
 def embed_split(
@@ -83,7 +113,7 @@ def embed_split(
     """
     import torch
 
-    n = len(getattr(dataset, f"y_{split}"))
+    n = len(dataset.labels(split))
     out_dir.mkdir(parents=True, exist_ok=True)
     model = preprocess = None
     chunks, failures = [], []
@@ -101,8 +131,8 @@ def embed_split(
                     try:
                         tensors.append(preprocess(_open_image(dataset, split, i)))
                         rows.append(i - start)
-                    except (OSError, ValueError) as err:
-                        failed.append((i, f"{type(err).__name__}: {err}"))
+                    except (UnreadableImage, OSError, ValueError) as err:
+                        failed.append((i, str(err) if isinstance(err, UnreadableImage) else f"{type(err).__name__}: {err}"))
                 if tensors:
                     with torch.inference_mode():
                         feats[rows] = model(torch.stack(tensors).to(device)).float().cpu().numpy()
@@ -119,26 +149,53 @@ def embed_split(
     return (np.concatenate(chunks) if chunks else np.zeros((0, 512), np.float32)), failures
 
 
+def _precomputed(dataset: Dataset, work_dir: Path, *, weights=None, pca=None, progress=None):
+    if dataset.features_train is None:
+        raise ValueError(f"{dataset.name}: the precomputed backbone needs an embeddings directory (x_train.npy ...); "
+                         "for images use --backbone resnet18.")
+    return dataset.features_train, dataset.features_test, []  # memmaps: copied file to file into the cache
+
+
+def _pixels(dataset: Dataset, work_dir: Path, *, weights=None, pca: int | None = 128, progress=None):
+    if dataset.pixels_train is None:
+        raise ValueError(f"{dataset.name}: the pixels backbone needs in-memory images; use --backbone resnet18.")
+    x_train, x_test = pixel_features(dataset.pixels_train, dataset.pixels_test, pca=pca)
+    if progress:
+        progress(len(x_train) + len(x_test), len(x_train) + len(x_test))
+    return x_train, x_test, []
+
+
+def _resnet18(dataset: Dataset, work_dir: Path, *, weights=None, pca=None, progress=None):
+    if dataset.pixels_train is None and dataset.paths_train is None:
+        raise ValueError(f"{dataset.name}: the resnet18 backbone needs images; this source has embeddings only "
+                         "(use --backbone precomputed).")
+    total = len(dataset.y_train) + len(dataset.y_test)
+    failures, parts, offset = [], [], 0
+    for split in ("train", "test"):
+        report = (lambda done, _n, base=offset: progress(base + done, total)) if progress else None
+        x, failed = embed_split(dataset, split, work_dir / f"embed-{split}", weights=weights, progress=report)
+        parts.append(x)
+        failures += [(split, i, reason) for i, reason in failed]
+        offset += len(dataset.labels(split))
+    return parts[0], parts[1], failures
+
+
+BACKBONES = {"resnet18": _resnet18, "pixels": _pixels, "precomputed": _precomputed}
+
+
+def default_backbone(dataset: Dataset) -> str:
+    """The backbone a source gets unless asked otherwise."""
+    return {"embeddings": "precomputed", "pixels": "pixels", "files": "resnet18"}[dataset.kind]
+
+
 def embed(
     dataset: Dataset, backbone: str, work_dir: Path, *, weights=None, pca: int | None = 128,
     progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int, str]]]:
-    """Features for both splits: (x_train, x_test, failures as (split, index, reason))."""
-    if backbone == "precomputed":  # kept as memmaps: never loaded whole, copied file to file into the cache
-        return dataset.features_train, dataset.features_test, []
-    if backbone == "pixels":
-        if dataset.pixels_train is None:
-            raise ValueError(f"{dataset.name}: the pixels backbone needs in-memory images; use --backbone resnet18.")
-        x_train, x_test = pixel_features(dataset.pixels_train, dataset.pixels_test, pca=pca)
-        if progress:
-            progress(len(x_train) + len(x_test), len(x_train) + len(x_test))
-        return x_train, x_test, []
-    if backbone == "resnet18":
-        failures = []
-        parts = []
-        for split in ("train", "test"):
-            x, failed = embed_split(dataset, split, work_dir / f"embed-{split}", weights=weights, progress=progress)
-            parts.append(x)
-            failures += [(split, i, reason) for i, reason in failed]
-        return parts[0], parts[1], failures
-    raise ValueError(f"backbone={backbone!r}: choose 'resnet18', 'pixels' or 'precomputed'.")
+    """Features for both splits: (x_train (n, d), x_test (m, d), failures as (split, index, reason)).
+
+    ``progress(done, total)`` counts images over both splits, so one bar reaches 100 %.
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone={backbone!r}: choose one of {', '.join(BACKBONES)}.")
+    return BACKBONES[backbone](dataset, Path(work_dir), weights=weights, pca=pca, progress=progress)

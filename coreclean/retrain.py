@@ -1,13 +1,13 @@
-"""Apply review decisions, refit the classifier and recompute importance; compare before vs after.
+"""Apply review decisions, refit the classifier and recompute importance: a new round, stored as a revision.
 
 The refit is warm-started from the analysis's classifier, which also replaces the first of the two fits a cold
 build does: a handful of corrected labels moves the optimum only a little. Softmax couples every class, so the model
-itself is refit globally; what stays local is the display normalization (only classes that gained or lost
-samples change). Results are stored as a new revision next to the analysis; the original is never modified.
+itself is refit globally. The revision is written by the same store as a build (``<analysis>/revisions/<stamp>``,
+atomically) and opens with :meth:`Analysis.load`; it keeps every row (removed samples are flagged, not deleted), so
+sample indices, and therefore the review log of the original build, stay valid through every round.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +15,10 @@ from typing import Callable
 
 import numpy as np
 
-from .importance import CoresetSensitivity
-from .model import ConfusionPair, confusion_matrix, confusion_pairs, predict_proba
+from . import store
+from .importance import label_statistics
+from .model import ConfusionPair, confusion_pairs
+from .pipeline import evaluate_stage, fit_stage
 from .review import Decision, apply_corrections
 
 
@@ -35,39 +37,53 @@ class Revision:
 
 def retrain(analysis, decisions: dict[int, Decision], *,
             progress: Callable[[str, int, int], None] | None = None) -> Revision:
-    """Apply ``decisions`` to ``analysis`` (an :class:`~coreclean.analysis.Analysis`), refit, store a revision."""
-    report = progress or (lambda stage, done, total: None)
+    """Apply ``decisions`` (every current decision of the lineage's review log) to the original labels of
+    ``analysis`` (an :class:`~coreclean.analysis.Analysis`, original or revision), refit, store a revision."""
     started = time.perf_counter()
-    labels, keep = apply_corrections(analysis.y_train, decisions)
-    changed = np.flatnonzero((labels != analysis.y_train) | ~keep)
+    original = store.load_array([analysis.root_analysis], "y_train")
+    labels, keep = apply_corrections(original, decisions)
+    if keep.sum() < 2 or len(np.unique(labels[keep])) < 2:
+        raise ValueError("the decisions remove too much: at least two classes must keep samples.")
+    x_train = analysis.x_train
+    x_kept = x_train if keep.all() else np.asarray(x_train[keep], dtype=np.float32)
     K = analysis.n_classes
-    report("refit", 0, 2)
-    x_kept = np.asarray(analysis.x_train[keep] if not keep.all() else analysis.x_train, dtype=np.float32)
-    # The previous classifier stands in for the first fit: it picks the samples to trim under the corrected labels,
-    # and the one refit starts from it.
-    est = CoresetSensitivity(C=float(analysis.meta.get("C", 1.0))).fit(
-        x_kept, labels[keep], n_classes=K, coef=np.array(analysis.coef))
-    report("refit", 1, 2)
-    pred_test = predict_proba(analysis.x_test, est.coef_).argmax(axis=1)
-    confusion = confusion_matrix(analysis.y_test, pred_test, K)
+    fitted = fit_stage(x_kept, labels[keep], K, C=float(analysis.meta.get("C", 1.0)),
+                       max_fit_samples=analysis.meta.get("max_fit_samples", "auto"),
+                       coef=np.array(analysis.coef), progress=progress)
+    evaluated = evaluate_stage(analysis.x_test, analysis.y_test, fitted.coef, K, progress=progress)
     importance = np.zeros(len(labels))
-    importance[keep] = est.importance_
-    revision = analysis.directory / "revisions" / time.strftime("%Y%m%dT%H%M%S")
-    suffix = 0
-    while revision.exists():
-        suffix += 1
-        revision = revision.with_name(f"{revision.name.split('-')[0]}-{suffix}")
-    revision.mkdir(parents=True)
-    for name, value in {"y_train": labels, "keep": keep, "coef": est.coef_, "importance": importance,
-                        "pred_test": pred_test, "confusion": confusion}.items():
-        np.save(revision / f"{name}.npy", value, allow_pickle=False)
-    accuracy = float(np.mean(pred_test == analysis.y_test))
-    changed_classes = sorted({int(c) for c in np.concatenate([analysis.y_train[changed], labels[changed]])})
+    importance[keep] = fitted.importance
+    pred_train = np.array(analysis.pred_train, dtype=np.int64)
+    p_label = np.zeros(len(labels), dtype=np.float32)
+    pred_train[keep], p_label[keep] = fitted.pred_train, fitted.p_label_train
+    if not keep.all():  # removed rows still get a prediction for display
+        gone = np.flatnonzero(~keep)
+        stats = label_statistics(np.asarray(x_train[gone], np.float32), labels[gone], fitted.coef)
+        pred_train[gone], p_label[gone] = stats["pred"], stats["p_label"]
+    changed = np.flatnonzero((labels != original) | ~keep)
     seconds = time.perf_counter() - started
-    (revision / "meta.json").write_text(json.dumps({
-        "accuracy": accuracy, "accuracy_before": analysis.accuracy, "relabelled": int((labels != analysis.y_train).sum()),
-        "removed": int((~keep).sum()), "decisions": len(decisions), "seconds": round(seconds, 2),
-    }, indent=1))
-    report("refit", 2, 2)
-    return Revision(revision, analysis.accuracy, accuracy, analysis.pairs(), confusion_pairs(confusion),
-                    int((labels != analysis.y_train).sum()), int((~keep).sum()), changed_classes, seconds)
+    parent_round = int((analysis.meta.get("lineage") or {}).get("round", 0))
+    meta = {**analysis.meta, "accuracy": evaluated.accuracy, "classifier_fit_samples": fitted.fit_samples,
+            "lineage": {"parent": "../..", "round": parent_round + 1, "decisions_applied": len(decisions),
+                        "relabelled": int((labels != original).sum()), "removed": int((~keep).sum()),
+                        "accuracy_before": analysis.accuracy, "seconds": round(seconds, 2)},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    directory = _new_revision_dir(analysis.directory)
+    store.write_analysis(directory, {
+        "y_train": labels, "removed_train": ~keep, "coef": fitted.coef, "importance": importance,
+        "pred_train": pred_train, "p_label_train": p_label, "pred_test": evaluated.pred_test,
+        "p_pred_test": evaluated.p_pred_test, "confusion": evaluated.confusion,
+    }, meta)
+    changed_classes = sorted({int(c) for c in np.concatenate([original[changed], labels[changed]])})
+    return Revision(directory, analysis.accuracy, evaluated.accuracy, analysis.pairs(),
+                    confusion_pairs(evaluated.confusion), int((labels != original).sum()), int((~keep).sum()),
+                    changed_classes, seconds)
+
+
+def _new_revision_dir(parent: Path) -> Path:
+    base = Path(parent) / "revisions" / time.strftime("%Y%m%dT%H%M%S")
+    candidate, suffix = base, 0
+    while candidate.exists() or store.partial_dir(candidate).exists():
+        suffix += 1
+        candidate = base.with_name(f"{base.name}-{suffix}")
+    return candidate

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 DECISIONS = ("mislabeled", "remove", "ok")
+DECISIONS_SHOWN = ("ok", "mislabeled", "remove")  # the order review controls offer them
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -47,9 +48,10 @@ class Decision:
 class ReviewLog:
     """Decisions for the training samples of one analysis, stored in ``<directory>/reviews.sqlite``."""
 
-    def __init__(self, directory: str | Path, n_samples: int | None = None):
+    def __init__(self, directory: str | Path, n_samples: int | None = None, n_classes: int | None = None):
         self.path = Path(directory) / "reviews.sqlite"
         self.n_samples = n_samples
+        self.n_classes = n_classes
         self._connect().close()
 
     def _connect(self) -> sqlite3.Connection:
@@ -66,6 +68,9 @@ class ReviewLog:
             raise ValueError(f"decision={decision!r}: choose one of {DECISIONS}.")
         if self.n_samples is not None and not 0 <= int(sample) < self.n_samples:
             raise ValueError(f"sample {sample} out of range 0..{self.n_samples - 1}.")
+        for name, label in (("old_label", old_label), ("new_label", new_label)):
+            if label is not None and self.n_classes is not None and not 0 <= int(label) < self.n_classes:
+                raise ValueError(f"sample {sample}: {name}={label} is not a class (0..{self.n_classes - 1}).")
         if decision == "mislabeled":
             if new_label is None or int(new_label) == int(old_label):
                 raise ValueError(f"sample {sample}: a 'mislabeled' decision needs a new label other than {old_label}.")
@@ -78,6 +83,15 @@ class ReviewLog:
                 (int(sample), int(old_label), new_label, decision, reviewer or None, time.time()),
             )
             return int(cursor.lastrowid)
+
+    def decide(self, sample: int, old_label: int, choice: str | None, new_label: int | None = None,
+               reviewer: str | None = None) -> None:
+        """Make ``choice`` the current decision of ``sample``; ``None`` clears it (undoes the current one)."""
+        if choice is None:
+            self.undo(sample)
+        else:
+            self.record(sample, old_label, choice, new_label=new_label if choice == "mislabeled" else None,
+                        reviewer=reviewer)
 
     def undo(self, sample: int) -> Decision | None:
         """Undo the current decision of ``sample``; returns the decision now current (or ``None``)."""
@@ -99,16 +113,17 @@ class ReviewLog:
             ).fetchall()
         return {r[1]: Decision(*r) for r in rows}
 
-    def history(self, *, decision: str | None = None, reviewer: str | None = None,
-                include_undone: bool = False) -> list[dict]:
-        """Every row, newest first, optionally filtered."""
+    def history(self, *, decisions: list[str] | None = None, old_labels: list[int] | None = None,
+                reviewer: str | None = None, include_undone: bool = False) -> list[dict]:
+        """Every row, newest first, optionally filtered by decision kinds, old labels and reviewer."""
         query = "SELECT id, sample, old_label, new_label, decision, reviewer, created, undone FROM decisions WHERE 1=1"
         params: list = []
         if not include_undone:
             query += " AND undone=0"
-        if decision:
-            query += " AND decision=?"
-            params.append(decision)
+        for column, values in (("decision", decisions), ("old_label", old_labels)):
+            if values:
+                query += f" AND {column} IN ({','.join('?' * len(values))})"
+                params.extend(values)
         if reviewer:
             query += " AND reviewer=?"
             params.append(reviewer)
@@ -116,6 +131,23 @@ class ReviewLog:
             rows = db.execute(query + " ORDER BY id DESC", params).fetchall()
         keys = ("id", "sample", "old_label", "new_label", "decision", "reviewer", "created", "undone")
         return [dict(zip(keys, r)) for r in rows]
+
+
+def decision_counts(decided: dict[int, Decision]) -> dict[str, int]:
+    """Number of current decisions of each kind (every kind present, zeros included)."""
+    counts = dict.fromkeys(DECISIONS, 0)
+    for d in decided.values():
+        counts[d.decision] += 1
+    return counts
+
+
+def reviewable(ranked: np.ndarray, decided: dict[int, Decision], keep_visible: set[int] = frozenset()) -> np.ndarray:
+    """``ranked`` (indices, in order) without samples already decided, except those in ``keep_visible`` (the
+    ones decided during this visit, which stay on screen so a reviewer can change their mind)."""
+    if not len(ranked):
+        return ranked
+    mask = np.fromiter((i not in decided or i in keep_visible for i in ranked.tolist()), bool, len(ranked))
+    return ranked[mask]
 
 
 def apply_corrections(y: np.ndarray, decisions: dict[int, Decision]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,37 +1,28 @@
-import datetime as dt
-
-import pandas as pd
 import streamlit as st
 
-import ui
-from coreclean import review
+from coreclean import review, tables
 from coreclean.retrain import retrain
+from ui import state
 
-analysis = ui.current()
-log = ui.current_log()
-names = ui.labels(analysis)
+analysis = state.current()
+log = state.current_log()
+names = state.labels(analysis)
 st.title("Decisions")
 
 decided = log.current()
-counts = pd.Series([d.decision for d in decided.values()]).value_counts()
+counts = review.decision_counts(decided)
 cols = st.columns(4)
 cols[0].metric("Reviewed samples", len(decided))
 for col, kind in zip(cols[1:], review.DECISIONS):
-    col.metric(kind, int(counts.get(kind, 0)))
+    col.metric(kind, counts[kind])
 
 st.subheader("Log")
 filters = st.columns(3)
 kinds = filters[0].multiselect("Decision", list(review.DECISIONS), key="f_kind", bind="query-params")
 classes = filters[1].multiselect("Class (old label)", names, key="f_class", bind="query-params")
 show_undone = filters[2].toggle("Include undone", key="f_undone", bind="query-params")
-rows = [r for r in log.history(include_undone=show_undone)
-        if (not kinds or r["decision"] in kinds) and (not classes or names[r["old_label"]] in classes)]
-st.dataframe(pd.DataFrame([{
-    "sample": r["sample"], "decision": r["decision"], "old class": names[r["old_label"]],
-    "new class": names[r["new_label"]] if r["new_label"] is not None else "", "reviewer": r["reviewer"] or "",
-    "time": dt.datetime.fromtimestamp(r["created"]).strftime("%Y-%m-%d %H:%M:%S"), "undone": bool(r["undone"]),
-} for r in rows], columns=["sample", "decision", "old class", "new class", "reviewer", "time", "undone"]),
-    hide_index=True)
+history = log.history(decisions=kinds, old_labels=[names.index(c) for c in classes], include_undone=show_undone)
+st.dataframe(tables.log_table(history, names), hide_index=True)
 
 undo_cols = st.columns([2, 1])
 target = undo_cols[0].selectbox("Undo the current decision of sample", sorted(decided), index=None,
@@ -47,10 +38,12 @@ exports = st.columns(2)
 exports[0].download_button("Corrections (CSV)", review.corrections_csv(decided, names, ids),
                            file_name=f"{analysis.meta['name']}-corrections.csv", mime="text/csv")
 if ids is not None and analysis.meta["kind"] == "files":
-    exports[1].download_button("Cleaned labels (CSV mapping)", review.cleaned_labels_csv(ids, analysis.y_train, decided, names),
+    exports[1].download_button("Cleaned labels (CSV mapping)",
+                               review.cleaned_labels_csv(ids, analysis.y_train, decided, names),
                                file_name=f"{analysis.meta['name']}-labels.csv", mime="text/csv")
 else:
-    exports[1].download_button("Cleaned y_train.npy (removed = -1)", review.cleaned_labels_npy(analysis.y_train, decided),
+    exports[1].download_button("Cleaned y_train.npy (removed = -1)",
+                               review.cleaned_labels_npy(analysis.y_train, decided),
                                file_name="y_train.npy", mime="application/octet-stream")
 
 st.subheader("Apply & retrain")
@@ -58,24 +51,19 @@ st.caption("Relabels and drops as marked, refits the classifier (warm-started) a
            "The original analysis is kept; the result is stored as a revision next to it.")
 if st.button("Apply & retrain", type="primary", disabled=not any(d.decision != "ok" for d in decided.values())):
     bar = st.progress(0.0, text="Refitting…")
-    result = retrain(analysis, decided, progress=lambda s, d, t: bar.progress(d / t, text=f"{s} {d}/{t}"))
+    result = retrain(analysis, decided, progress=lambda s, d, t: bar.progress(d / max(t, 1), text=f"{s} {d}/{t}"))
     bar.empty()
-    st.session_state["last_revision"] = result
-result = st.session_state.get("last_revision")
-if result is not None and result.directory.parent.parent == analysis.directory:
+    st.session_state["last_revision"] = (str(analysis.directory), result)
+made_from, result = st.session_state.get("last_revision", (None, None))
+if result is not None and made_from == str(analysis.directory):
     cols = st.columns(4)
     cols[0].metric("Test accuracy", f"{result.accuracy_after:.2%}",
                    delta=f"{100 * (result.accuracy_after - result.accuracy_before):+.2f} pp")
     cols[1].metric("Relabelled", result.relabelled)
     cols[2].metric("Removed", result.removed)
     cols[3].metric("Recompute time", f"{result.seconds:.1f} s")
-
-    def table(pairs):
-        return pd.DataFrame([{"pair": f"{names[p.true]} → {names[p.predicted]}", "rate": p.rate, "count": p.count}
-                             for p in pairs[:15]], columns=["pair", "rate", "count"])
-
     before, after = st.columns(2)
     before.write("**Worst confusions before**")
-    before.dataframe(table(result.pairs_before), hide_index=True)
+    before.dataframe(tables.pairs_table(result.pairs_before, names, limit=15), hide_index=True)
     after.write("**After**")
-    after.dataframe(table(result.pairs_after), hide_index=True)
+    after.dataframe(tables.pairs_table(result.pairs_after, names, limit=15), hide_index=True)

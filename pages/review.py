@@ -1,17 +1,18 @@
 import streamlit as st
 
-import ui
-from coreclean import views
+from coreclean import review
+from ui import selection, state, widgets
 
-analysis = ui.current()
-log = ui.current_log()
-names = ui.labels(analysis)
+analysis = state.current()
+log = state.current_log()
+names = state.labels(analysis)
+ORDERS = ["most → least", "least → most"]
 st.title("Review")
-ui.notice_invalid("cls", names)
-ui.notice_invalid("order", ["most → least", "least → most"])
+widgets.notice_invalid("cls", names)
+widgets.notice_invalid("order", ORDERS)
 top = st.columns([3, 2, 1, 1, 2])
 label_name = top[0].selectbox("Class", names, key="cls", bind="query-params")
-order = top[1].radio("Order", ["most → least", "least → most"], horizontal=True, key="order", bind="query-params")
+order = top[1].radio("Order", ORDERS, horizontal=True, key="order", bind="query-params")
 rows = top[2].number_input("Rows", 1, 10, 2, key="rows", bind="query-params")
 cols = top[3].number_input("Columns", 1, 10, 3, key="cols", bind="query-params")
 show_seen = top[4].toggle("Show reviewed", key="seen", bind="query-params",
@@ -19,9 +20,9 @@ show_seen = top[4].toggle("Show reviewed", key="seen", bind="query-params",
 label = names.index(label_name)
 decided = log.current()
 decided_here = st.session_state.setdefault("decided_here", set())  # stay visible while this session works on them
-ranked = analysis.ranked(label, descending=order == "most → least")
+ranked = analysis.ranked(label, descending=order == ORDERS[0])
 if not show_seen:
-    ranked = ranked[[i not in decided or i in decided_here for i in ranked]] if len(ranked) else ranked
+    ranked = review.reviewable(ranked, decided, decided_here)
 page = int(rows * cols)
 last = max(len(ranked) - 1, 0)
 raw = st.query_params.get("pos")
@@ -38,7 +39,7 @@ position = st.slider("Position in the ranking", 0, max(last, 1), 0, key="pos", b
 nav = st.columns([1, 1, 6])
 nav[0].button("◀ Previous", on_click=step, args=(-page,), disabled=position == 0)
 nav[1].button("Next ▶", on_click=step, args=(page,), disabled=position + page > last)
-start, stop = views.page_bounds(len(ranked), position, page)
+start, stop = selection.page_bounds(len(ranked), position, page)
 hidden = "" if show_seen else f" ({len(decided)} reviewed samples in the log; reviewed ones are skipped)"
 st.caption(f"Showing {start + 1}–{stop} of {len(ranked)} samples labelled **{label_name}**, {order} important."
            + hidden)
@@ -47,30 +48,25 @@ st.caption(f"Showing {start + 1}–{stop} of {len(ranked)} samples labelled **{l
 def save(index: int) -> None:
     """Write the tile's decision to the log the moment it changes."""
     choice = st.session_state.get(f"decision_{index}")
-    old = int(analysis.y_train[index])
     decided_here.add(index)
-    if choice is None:
-        log.undo(index)
-    elif choice == "mislabeled":
-        new = names.index(st.session_state.get(f"new_{index}") or names[views.suggested_label(analysis, index)])
-        log.record(index, old, "mislabeled", new_label=new, reviewer=ui.reviewer())
-    else:
-        log.record(index, old, choice, reviewer=ui.reviewer())
+    chosen = st.session_state.get(f"new_{index}")
+    new = names.index(chosen) if chosen else analysis.suggested_label(index)
+    log.decide(index, int(analysis.y_train[index]), choice, new_label=new, reviewer=state.reviewer())
 
 
 def controls(index: int) -> None:
     current = decided.get(index)
-    st.segmented_control("Decision", ["ok", "mislabeled", "remove"], key=f"decision_{index}",
+    st.segmented_control("Decision", list(review.DECISIONS_SHOWN), key=f"decision_{index}",
                          default=current.decision if current else None, on_change=save, args=(index,),
                          label_visibility="collapsed")
     if st.session_state.get(f"decision_{index}") == "mislabeled":
         others = [c for c in range(len(names)) if c != analysis.y_train[index]]
         suggested = current.new_label if current and current.new_label is not None else \
-            views.suggested_label(analysis, index)
+            analysis.suggested_label(index)
         st.selectbox("Correct class", [names[c] for c in others], index=others.index(suggested),
                      key=f"new_{index}", on_change=save, args=(index,))
 
 
-ui.image_grid(analysis, ranked[start:stop], columns=cols, footer=controls,
-              caption=lambda i: f"#{i} · label {names[analysis.y_train[i]]} · pred {names[analysis.pred_train[i]]}"
-                                f" · imp {analysis.class_importance[i]:.3f}")
+widgets.image_grid(analysis, ranked[start:stop], columns=cols, footer=controls,
+                   caption=lambda i: f"#{i} · label {names[analysis.y_train[i]]} · pred {names[analysis.pred_train[i]]}"
+                                     f" · imp {analysis.class_importance[i]:.3f}")

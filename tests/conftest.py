@@ -1,24 +1,57 @@
+"""Shared test fixtures: every test gets its own analysis cache, and helpers come as fixtures."""
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from coreclean.sources import FASHION_MNIST_DIR
+from coreclean.data import FASHION_MNIST_DIR
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-# The dashboard reads its cache directory at import; give the whole test session a private one.
-DASHBOARD_CACHE = Path(tempfile.mkdtemp(prefix="coreclean-test-cache-"))
-os.environ["CORECLEAN_CACHE"] = str(DASHBOARD_CACHE)
+APP = str(Path(__file__).resolve().parent.parent / "dashboard.py")
 
 
-@pytest.fixture(scope="session")
-def digits_analysis(tmp_path_factory):
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A fresh analysis cache for this test; the dashboard and the CLI read it from CORECLEAN_CACHE."""
+    directory = tmp_path / "cache"
+    directory.mkdir()
+    monkeypatch.setenv("CORECLEAN_CACHE", str(directory))
+    return directory
+
+
+@pytest.fixture
+def digits_analysis(cache):
     from coreclean import Analysis
 
-    return Analysis.build("digits", cache_dir=tmp_path_factory.mktemp("cache"))
+    return Analysis.build("digits", cache_dir=cache)
+
+
+@pytest.fixture
+def app_file() -> str:
+    """Path of the dashboard's entry script."""
+    return APP
+
+
+@pytest.fixture
+def run_app(cache):
+    """``run_app(query=None, page=None)``: the dashboard in AppTest on this test's cache; fails on an exception."""
+    from streamlit.testing.v1 import AppTest
+
+    def run(query: dict | None = None, page: str | None = None, secrets: dict | None = None) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=120)
+        for key, value in (secrets or {}).items():
+            at.secrets[key] = value
+        if query:
+            at.query_params.update(query)
+        at.run()
+        if page:
+            at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return run
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +63,7 @@ def fashion_dir():
     return FASHION_MNIST_DIR
 
 
-def make_image_folder(root: Path, classes=("cat", "dog"), per_class=6, size=16, seed=0) -> Path:
-    """A tiny ImageFolder tree with distinct colour statistics per class."""
+def _image_folder(root: Path, classes=("cat", "dog"), per_class=6, size=16, seed=0) -> Path:
     rng = np.random.default_rng(seed)
     for c, name in enumerate(classes):
         folder = root / name
@@ -41,3 +73,32 @@ def make_image_folder(root: Path, classes=("cat", "dog"), per_class=6, size=16, 
             pixels[..., c % 3] += 120
             Image.fromarray(pixels).save(folder / f"{name}_{i}.png")
     return root
+
+
+def _embeddings(directory: Path, n=60, d=5, k=3, seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        y = np.arange(n) % k
+        np.save(directory / f"x_{split}.npy", (rng.normal(size=(n, d)) + y[:, None]).astype(np.float32))
+        np.save(directory / f"y_{split}.npy", y)
+    return directory
+
+
+@pytest.fixture
+def make_image_folder():
+    """``make_image_folder(root, classes=("cat", "dog"), per_class=6, size=16, seed=0)``: a tiny ImageFolder tree
+    with distinct colour statistics per class."""
+    return _image_folder
+
+
+@pytest.fixture
+def write_embeddings():
+    """``write_embeddings(directory, n=60, d=5, k=3, seed=0)``: an embeddings directory (x/y train/test .npy)."""
+    return _embeddings
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory):
+    """One cache for a module's long-lived server (browser tests); nothing else shares it."""
+    return tmp_path_factory.mktemp("module-cache")

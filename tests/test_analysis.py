@@ -14,9 +14,7 @@ from coreclean import Analysis
 from coreclean.cli import main
 from coreclean.embed import CHUNK, embed_split
 from coreclean.images import ImageUnavailable, image_for
-from coreclean.sources import load_source
-from tests.conftest import make_image_folder
-from tests.test_sources import write_embeddings
+from coreclean import load_source
 
 
 def test_digits_round_trip_and_noop_rebuild(digits_analysis, tmp_path):
@@ -79,7 +77,7 @@ def weights_file(tmp_path):
     return path
 
 
-def test_resnet18_image_folder_with_weights_file(tmp_path, weights_file):
+def test_resnet18_image_folder_with_weights_file(tmp_path, weights_file, make_image_folder):
     root = make_image_folder(tmp_path / "pets", per_class=5)
     (root / "cat" / "bad.png").write_bytes(b"\x89PNG broken")
     a = Analysis.build(str(root), cache_dir=tmp_path / "cache", weights=str(weights_file))
@@ -89,7 +87,7 @@ def test_resnet18_image_folder_with_weights_file(tmp_path, weights_file):
     assert image.mode == "RGB" and image.size == (16, 16)
 
 
-def test_resnet18_chunks_resume(tmp_path, weights_file, monkeypatch):
+def test_resnet18_chunks_resume(tmp_path, weights_file, monkeypatch, make_image_folder):
     ds = load_source(str(make_image_folder(tmp_path / "pets", per_class=5)))
     monkeypatch.setattr("coreclean.embed.CHUNK", 3)
     out = tmp_path / "chunks"
@@ -103,7 +101,7 @@ def test_resnet18_chunks_resume(tmp_path, weights_file, monkeypatch):
     assert CHUNK > 3
 
 
-def test_bad_weights_file_is_named(tmp_path):
+def test_bad_weights_file_is_named(tmp_path, make_image_folder):
     bad = tmp_path / "w.pt"
     bad.write_bytes(b"junk")
     root = make_image_folder(tmp_path / "pets", per_class=3)
@@ -111,7 +109,7 @@ def test_bad_weights_file_is_named(tmp_path):
         Analysis.build(str(root), cache_dir=tmp_path / "c", weights=str(bad))
 
 
-def test_image_paths_cannot_escape_root(tmp_path):
+def test_image_paths_cannot_escape_root(tmp_path, write_embeddings):
     d = write_embeddings(tmp_path / "emb")
     secret = tmp_path / "secret.png"
     Image.new("RGB", (4, 4)).save(secret)
@@ -129,7 +127,7 @@ def test_image_paths_cannot_escape_root(tmp_path):
         image_for(a, 4)
 
 
-def test_cli_build_and_rank(tmp_path, capsys):
+def test_cli_build_and_rank(tmp_path, capsys, write_embeddings):
     assert main(["build", "digits", "--cache", str(tmp_path / "c")]) == 0
     assert "test accuracy" in capsys.readouterr().out
     d = write_embeddings(tmp_path / "emb")
@@ -161,7 +159,7 @@ def test_cli_module_entry_point(tmp_path):
     assert meta["n_train"] == 1437
 
 
-def test_embeddings_are_copied_file_to_file(tmp_path):
+def test_embeddings_are_copied_file_to_file(tmp_path, write_embeddings):
     d = write_embeddings(tmp_path / "emb")
     a = Analysis.build(str(d), cache_dir=tmp_path / "cache")
     assert (a.directory / "x_train.npy").read_bytes() == (d / "x_train.npy").read_bytes()

@@ -13,8 +13,9 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 
-from coreclean import Analysis, views
-from tests.conftest import DASHBOARD_CACHE
+from coreclean import Analysis
+from coreclean.labels import unique_labels
+from ui.selection import pair_label
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -27,10 +28,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve():
+def serve(cache: Path):
     """`streamlit run dashboard.py` on a free port until the block ends; yields the base URL."""
     port = _free_port()
-    env = {**os.environ, "CORECLEAN_CACHE": str(DASHBOARD_CACHE)}
+    env = {**os.environ, "CORECLEAN_CACHE": str(cache)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
@@ -55,12 +56,12 @@ def serve():
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(module_cache):
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("chromium missing in CI: .ci/run must apt-get install chromium")
         pytest.skip("chromium not installed (apt-get install -y chromium)")
-    with serve() as url:
+    with serve(module_cache) as url:
         yield url
 
 
@@ -76,8 +77,8 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def analysis(server):
-    return Analysis.build("digits", cache_dir=DASHBOARD_CACHE)
+def analysis(server, module_cache):
+    return Analysis.build("digits", cache_dir=module_cache)
 
 
 def test_deep_link_reopens_review_grid(server, browser, analysis, tmp_path):
@@ -95,7 +96,7 @@ def test_deep_link_reopens_review_grid(server, browser, analysis, tmp_path):
 
 
 def test_click_confusion_cell_selects_pair(server, browser, analysis, tmp_path):
-    names = views.unique_labels(analysis.classes)
+    names = unique_labels(analysis.classes)
     pairs = analysis.pairs()
     target = pairs[1]
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
@@ -107,7 +108,7 @@ def test_click_confusion_cell_selects_pair(server, browser, analysis, tmp_path):
         cells.index((target.true, target.predicted)))
     page.screenshot(path=str(tmp_path / "confusion-before.png"))
     marker.click(force=True)
-    label = views.pair_label(target.true, target.predicted, names)
+    label = pair_label(target.true, target.predicted, names)
     page.get_by_text(f"{names[target.true]} predicted as {names[target.predicted]}").wait_for(timeout=30000)
     page.wait_for_function(f"decodeURIComponent(location.search.replace(/\\+/g, ' ')).includes({label!r})",
                            timeout=10000)
@@ -129,13 +130,13 @@ def test_several_sessions_at_once(server, browser, analysis):
         context.close()
 
 
-def test_decision_made_in_browser_survives_restart(browser, analysis, tmp_path):
+def test_decision_made_in_browser_survives_restart(browser, analysis, module_cache, tmp_path):
     from coreclean.review import ReviewLog
 
     log = ReviewLog(analysis.directory, len(analysis.y_train))
     target = int(analysis.ranked(9)[0])
     log.undo(target)
-    with serve() as url:
+    with serve(module_cache) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/review?cls=9")
         page.get_by_text(f"#{target} ·", exact=False).wait_for(timeout=90000)
@@ -146,7 +147,7 @@ def test_decision_made_in_browser_survives_restart(browser, analysis, tmp_path):
             time.sleep(0.2)
         page.close()
     assert log.current()[target].decision == "remove"
-    with serve() as url:  # a fresh server process
+    with serve(module_cache) as url:  # a fresh server process
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/review?cls=9&seen=true")
         page.get_by_text(f"#{target} ·", exact=False).wait_for(timeout=90000)

@@ -3,13 +3,11 @@ import pytest
 
 from coreclean import Analysis
 from coreclean.review import ReviewLog
-from tests.conftest import DASHBOARD_CACHE
-from tests.test_dashboard import run
 
 
 @pytest.fixture
-def log():
-    analysis = Analysis.build("digits", cache_dir=DASHBOARD_CACHE)
+def log(cache):
+    analysis = Analysis.build("digits", cache_dir=cache)
     (analysis.directory / "reviews.sqlite").unlink(missing_ok=True)
     return analysis, ReviewLog(analysis.directory, len(analysis.y_train))
 
@@ -18,9 +16,9 @@ def tile_ids(at):
     return [int(w.key.split("_")[1]) for w in at.segmented_control]
 
 
-def test_marking_a_tile_writes_immediately_and_survives_restart(log):
+def test_marking_a_tile_writes_immediately_and_survives_restart(log, run_app):
     analysis, review_log = log
-    at = run({"cls": "5", "reviewer": "ana"}, "pages/review.py")
+    at = run_app({"cls": "5", "reviewer": "ana"}, "pages/review.py")
     first, second = tile_ids(at)[:2]
     at.segmented_control(key=f"decision_{first}").set_value("remove").run()
     at.segmented_control(key=f"decision_{second}").set_value("mislabeled").run()
@@ -33,22 +31,22 @@ def test_marking_a_tile_writes_immediately_and_survives_restart(log):
     at.selectbox(key=f"new_{second}").select(other).run()
     assert review_log.current()[second].new_label == int(other)
 
-    fresh = run({"cls": "5", "seen": "true"}, "pages/review.py")  # a new session = reload / restart
+    fresh = run_app({"cls": "5", "seen": "true"}, "pages/review.py")  # a new session = reload / restart
     assert fresh.segmented_control(key=f"decision_{first}").value == "remove"
-    skipping = run({"cls": "5"}, "pages/review.py")
+    skipping = run_app({"cls": "5"}, "pages/review.py")
     assert first not in tile_ids(skipping) and second not in tile_ids(skipping)
 
 
-def test_decisions_page_lists_filters_undoes_and_retrains(log):
+def test_decisions_page_lists_filters_undoes_and_retrains(log, run_app):
     analysis, review_log = log
     ranked = analysis.ranked(3)
     review_log.record(int(ranked[0]), 3, "mislabeled", new_label=8, reviewer="bo")
     review_log.record(int(ranked[1]), 3, "remove")
     review_log.record(int(ranked[2]), 3, "ok")
-    at = run(page="pages/decisions.py")
+    at = run_app(page="pages/decisions.py")
     assert {m.label: m.value for m in at.metric}["Reviewed samples"] == "3"
     assert len(at.dataframe[0].value) == 3
-    filtered = run({"f_kind": "remove"}, "pages/decisions.py")
+    filtered = run_app({"f_kind": "remove"}, "pages/decisions.py")
     assert filtered.dataframe[0].value["sample"].tolist() == [int(ranked[1])]
     at.selectbox(key="undo_target").select(int(ranked[2])).run()
     at.button[0].click().run()

@@ -11,8 +11,7 @@ import pytest
 from coreclean import Analysis
 from coreclean.cli import main
 from coreclean.dataheroes_adapter import DataHeroesUnavailable, dataheroes_importance, importance_from_result
-from coreclean.gdrive import load_gdrive, safe_extract
-from tests.test_sources import write_embeddings
+from coreclean.data.gdrive import load_gdrive, safe_extract
 
 
 @pytest.fixture
@@ -77,7 +76,7 @@ def test_hang_is_bounded(fake_dataheroes):
     assert time.time() - started < 30
 
 
-def test_adapter_result_becomes_our_artifacts(fake_dataheroes, tmp_path, capsys):
+def test_adapter_result_becomes_our_artifacts(fake_dataheroes, tmp_path, capsys, write_embeddings):
     fake_dataheroes("ok")
     d = write_embeddings(tmp_path / "emb")
     a = Analysis.build(str(d), cache_dir=tmp_path / "cache", importance="dataheroes")
@@ -87,7 +86,7 @@ def test_adapter_result_becomes_our_artifacts(fake_dataheroes, tmp_path, capsys)
     assert builtin.directory != a.directory and builtin.meta["importance"] == "coreclean"
 
 
-def test_cli_dataheroes_failure_is_one_line(fake_dataheroes, tmp_path, capsys):
+def test_cli_dataheroes_failure_is_one_line(fake_dataheroes, tmp_path, capsys, write_embeddings):
     fake_dataheroes("license")
     code = main(["build", str(write_embeddings(tmp_path / "emb")), "--cache", str(tmp_path / "c"),
                  "--importance", "dataheroes"])
@@ -146,7 +145,7 @@ def test_safe_extract_rejects_unsafe_entries(tmp_path, entry, message):
     assert not (tmp_path / "evil.png").exists() and not (tmp_path / "out" / "a.png").exists()
 
 
-def test_gdrive_download_extracts_and_verifies(tmp_path):
+def test_gdrive_download_extracts_and_verifies(tmp_path, write_embeddings):
     def fake_download(url, out):
         write_embeddings(out)
         np.save(out / "img_train.npy", np.array([f"imgs/{i}.png" for i in range(60)]))

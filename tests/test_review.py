@@ -29,7 +29,7 @@ def test_decisions_round_trip_and_undo(tmp_path):
     restored = again.undo(3)
     assert restored.decision == "ok" and again.current()[3].reviewer == "ana"
     assert again.undo(3) is None and 3 not in again.current()
-    assert [r["sample"] for r in again.history(decision="mislabeled")] == [5]
+    assert [r["sample"] for r in again.history(decisions=["mislabeled"])] == [5]
     assert len(again.history(include_undone=True)) == 3 and len(again.history()) == 1
     assert [r["sample"] for r in again.history(reviewer="bo")] == [5]
 
@@ -129,12 +129,14 @@ def test_apply_and_retrain_matches_recomputation(tmp_path):
     for i in top[3:]:
         log.record(int(i), int(analysis.y_train[i]), "remove")
     result = retrain(analysis, log.current())
-    labels = np.load(result.directory / "y_train.npy", allow_pickle=False)
-    keep = np.load(result.directory / "keep.npy", allow_pickle=False)
+    revision = Analysis.load(result.directory)  # a revision is an analysis
+    labels, keep = revision.y_train, ~revision.removed_train
+    assert revision.meta["lineage"]["round"] == 1 and revision.root_analysis == analysis.directory
+    assert revision.ranked(int(labels[top[3]])).tolist().count(int(top[3])) == 0  # removed: no longer ranked
     assert result.relabelled == 3 and result.removed == 3 and keep.sum() == len(keep) - 3
     for i in top[:3]:
         assert labels[i] == (analysis.y_train[i] + 1) % 10
-    coef = np.load(result.directory / "coef.npy", allow_pickle=False)
+    coef = revision.coef
     shown = result.accuracy_after
     assert shown == float((predict_proba(analysis.x_test, coef).argmax(1) == analysis.y_test).mean())
     cold = CoresetSensitivity().fit(np.asarray(analysis.x_train)[keep], labels[keep], n_classes=10).coef_

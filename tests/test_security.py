@@ -5,9 +5,6 @@ from PIL import Image
 
 from coreclean import Analysis
 from coreclean.images import ImageUnavailable, image_for
-from tests.conftest import DASHBOARD_CACHE
-from tests.test_dashboard import run
-from tests.test_sources import write_embeddings
 
 PAGES = ["pages/overview.py", "pages/confusion.py", "pages/importance.py", "pages/review.py", "pages/decisions.py"]
 HOSTILE = {
@@ -19,15 +16,15 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_hostile_deep_links_never_raise(page):
-    at = run(HOSTILE, page)  # run() asserts no exception was raised
+def test_hostile_deep_links_never_raise(page, run_app):
+    at = run_app(HOSTILE, page)  # run_app() asserts no exception was raised
     assert at.title, "the page still rendered"
 
 
-def test_read_only_mode_offers_only_operator_caches(monkeypatch):
-    Analysis.build("digits", cache_dir=DASHBOARD_CACHE)
+def test_read_only_mode_offers_only_operator_caches(monkeypatch, run_app, cache):
+    Analysis.build("digits", cache_dir=cache)
     monkeypatch.setenv("CORECLEAN_READONLY", "1")
-    at = run({"path": "/etc", "source": "digits"})
+    at = run_app({"path": "/etc", "source": "digits"})
     assert not [w for w in at.text_input if w.key == "path"]
     options = at.selectbox(key="source").options
     assert options and all(o.startswith("cache:") for o in options)
@@ -35,18 +32,16 @@ def test_read_only_mode_offers_only_operator_caches(monkeypatch):
     assert at.title[0].value.startswith("Overview — digits")
 
 
-def test_cache_names_cannot_be_paths(monkeypatch):
+def test_cache_names_cannot_be_paths(monkeypatch, run_app, digits_analysis):
     monkeypatch.setenv("CORECLEAN_READONLY", "1")
-    at = run({"source": "cache:.."})
+    at = run_app({"source": "cache:.."})
     assert any("source=cache:.." in w.value for w in at.warning)
 
 
-def test_shared_password_gate():
+def test_shared_password_gate(cache, app_file):
     from streamlit.testing.v1 import AppTest
 
-    from tests.test_dashboard import APP
-
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(app_file, default_timeout=60)
     at.secrets["password"] = "s3cret"
     at.run()
     assert not at.title and at.text_input(key="access_password")
@@ -56,7 +51,7 @@ def test_shared_password_gate():
     assert at.title[0].value.startswith("Overview")
 
 
-def test_oversize_and_corrupt_images_get_a_reason(tmp_path):
+def test_oversize_and_corrupt_images_get_a_reason(tmp_path, write_embeddings):
     d = write_embeddings(tmp_path / "emb")
     Image.new("1", (9000, 9000)).save(d / "huge.png")
     (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
@@ -70,7 +65,7 @@ def test_oversize_and_corrupt_images_get_a_reason(tmp_path):
     assert image_for(a, 2).size == (3, 3)
 
 
-def test_pickled_arrays_are_refused_everywhere(tmp_path):
+def test_pickled_arrays_are_refused_everywhere(tmp_path, write_embeddings):
     d = write_embeddings(tmp_path / "emb")
     np.save(d / "x_train.npy", np.array([[object()]] * 60, dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="pickled"):

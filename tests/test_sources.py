@@ -6,8 +6,7 @@ import pytest
 from PIL import Image
 
 from coreclean import load_source
-from coreclean.sources import read_idx
-from tests.conftest import make_image_folder
+from coreclean.data.fashion_mnist import read_idx
 
 
 def test_digits_is_default_offline_source():
@@ -38,7 +37,7 @@ def test_idx_errors_name_the_file(tmp_path):
         load_source(f"fashion-mnist:{tmp_path}")
 
 
-def test_image_folder_reports_and_skips_bad_files(tmp_path):
+def test_image_folder_reports_and_skips_bad_files(tmp_path, make_image_folder):
     root = make_image_folder(tmp_path / "pets")
     (root / "cat" / "notes.txt").write_text("hello")
     (root / "dog" / "broken.jpg").write_bytes(b"\xff\xd8 garbage")
@@ -54,7 +53,7 @@ def test_image_folder_reports_and_skips_bad_files(tmp_path):
     assert "outside the dataset root" in reasons["dog/escape.png"]
 
 
-def test_image_folder_uses_train_val_split(tmp_path):
+def test_image_folder_uses_train_val_split(tmp_path, make_image_folder):
     make_image_folder(tmp_path / "data" / "train", per_class=4)
     make_image_folder(tmp_path / "data" / "val", per_class=2, seed=1)
     ds = load_source(str(tmp_path / "data"))
@@ -73,7 +72,7 @@ def write_embeddings(directory, n=60, d=5, k=3, seed=0):
     return directory
 
 
-def test_embeddings_dir_with_names_and_paths(tmp_path):
+def test_embeddings_dir_with_names_and_paths(tmp_path, write_embeddings):
     d = write_embeddings(tmp_path / "emb")
     (d / "classes.json").write_text(json.dumps(["a", "b", "c"]))
     np.save(d / "img_train.npy", np.array([f"im/{i}.png" for i in range(60)]))
@@ -83,14 +82,14 @@ def test_embeddings_dir_with_names_and_paths(tmp_path):
     assert isinstance(ds.features_train, np.memmap)
 
 
-def test_embeddings_dir_refuses_pickled_paths(tmp_path):
+def test_embeddings_dir_refuses_pickled_paths(tmp_path, write_embeddings):
     d = write_embeddings(tmp_path / "emb")
     np.save(d / "img_train.npy", np.array([f"{i}.png" for i in range(60)], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="img_train.npy.*pickled.*dtype=str"):
         load_source(str(d))
 
 
-def test_embeddings_dir_mismatch_and_missing(tmp_path):
+def test_embeddings_dir_mismatch_and_missing(tmp_path, write_embeddings):
     d = write_embeddings(tmp_path / "emb")
     np.save(d / "y_train.npy", np.zeros(59, int))
     with pytest.raises(ValueError, match="x_train.npy has 60 rows but .*y_train.npy has 59"):
@@ -118,6 +117,6 @@ def test_unknown_source_says_what_is_accepted(tmp_path):
         load_source(str(tmp_path / "nope"))
 
 
-def test_tiny_image_folder_keeps_one_test_image_per_class(tmp_path):
+def test_tiny_image_folder_keeps_one_test_image_per_class(tmp_path, make_image_folder):
     ds = load_source(str(make_image_folder(tmp_path / "tiny", classes=("a", "b", "c", "d"), per_class=2)))
     assert sorted(ds.y_test.tolist()) == [0, 1, 2, 3] and sorted(ds.y_train.tolist()) == [0, 1, 2, 3]

@@ -7,32 +7,21 @@ Arrays are memory-mapped and never unpickled.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
-from .sources import Dataset
-from .validation import check_features_labels
+from .._io import files_fingerprint, load_npy as _load_npy
+from ..validation import check_features_labels
+from .dataset import Dataset
+
+REQUIRED = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
+LAYOUT = "the embeddings layout needs x_train.npy, y_train.npy, x_test.npy, y_test.npy"
 
 
 def load_npy(path: Path, *, mmap: bool = False) -> np.ndarray:
-    """``np.load`` with ``allow_pickle=False`` and errors that name the file and the fix."""
-    if not path.exists():
-        raise ValueError(f"{path}: missing; the embeddings layout needs x_train.npy, y_train.npy, x_test.npy, y_test.npy.")
-    try:
-        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except ValueError as err:
-        if "pickle" in str(err).lower() or "object" in str(err).lower():
-            raise ValueError(
-                f"{path}: holds a pickled/object array, which coreclean refuses to load (it could run code). "
-                "Convert it: for paths np.save(path, np.asarray(paths, dtype=str)) or write one path per line to a "
-                ".txt file; for numbers np.save(path, arr.astype(np.float32))."
-            ) from err
-        raise ValueError(f"{path}: not a valid .npy file ({err}).") from err
-    except OSError as err:
-        raise ValueError(f"{path}: unreadable ({err}).") from err
+    return _load_npy(path, mmap=mmap, what=LAYOUT)
 
 
 def imagenet_class_names() -> list[str]:
@@ -101,13 +90,9 @@ def load_embeddings_dir(directory: Path) -> Dataset:
     n_classes = int(max(y_tr.max(), y_te.max())) + 1
     classes = read_class_names(directory, n_classes, len(np.unique(y_tr)))
     image_root = directory / "images" if (directory / "images").is_dir() else directory
-    digest = hashlib.sha256(str(directory).encode())
-    for name in ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy"):
-        stat = (directory / name).stat()
-        digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return Dataset(
         name=directory.name, classes=classes, y_train=y_tr, y_test=y_te,
         features_train=x_tr, features_test=x_te,
         paths_train=_read_paths(directory, "train", len(y_tr)), paths_test=_read_paths(directory, "test", len(y_te)),
-        root=image_root, fingerprint=f"embeddings:{digest.hexdigest()[:16]}",
+        root=image_root, fingerprint=f"embeddings:{files_fingerprint(directory, list(REQUIRED))}",
     )

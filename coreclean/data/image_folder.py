@@ -4,18 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
 
-from .sources import Dataset, files_fingerprint
-
-
-def inside(root: Path, candidate: Path) -> bool:
-    """True when ``candidate`` resolves (symlinks followed) to a location inside ``root``."""
-    try:
-        return candidate.resolve().is_relative_to(root.resolve())
-    except (OSError, RuntimeError):
-        return False
+from .._io import files_fingerprint, inside
+from ..decode import UnreadableImage, check_image
+from .dataset import Dataset
 
 
 def scan_class_tree(tree: Path, root: Path, class_to_idx: dict[str, int], skipped: list[tuple[str, str]]):
@@ -42,10 +35,9 @@ def _unusable(file: Path, root: Path) -> str | None:
     if not file.name.lower().endswith(IMG_EXTENSIONS):
         return f"not an image extension ({file.suffix or 'none'})"
     try:
-        with Image.open(file) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        return f"unreadable image: {err}"
+        check_image(file)
+    except UnreadableImage as err:
+        return str(err)
     return None
 
 

@@ -11,10 +11,10 @@ import socket
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from .embeddings_dir import load_embeddings_dir, load_npy
-from .sources import Dataset
+from .._io import inside
+from .dataset import Dataset
+from .embeddings_dir import REQUIRED, load_embeddings_dir, load_npy
 
-REQUIRED = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
@@ -43,7 +43,7 @@ def safe_extract(archive: Path, target: Path) -> list[str]:
                 raise ValueError(f"{archive}: entry '{member.name}' is a link; links are refused.")
             if not (member.isfile() or member.isdir()):
                 raise ValueError(f"{archive}: entry '{member.name}' is not a regular file or directory; refused.")
-            if not (target / member.name).resolve().is_relative_to(target):
+            if not inside(target, target / member.name):
                 raise ValueError(f"{archive}: entry '{member.name}' resolves outside the target directory.")
         tar.extractall(target, filter="data")
     return [m.name for m in members if m.isfile()]

@@ -1,0 +1,87 @@
+"""Safe file access shared by every layer: paths confined to a root, ``.npy`` without pickles, atomic writes."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def inside(root: Path, candidate: Path) -> bool:
+    """True when ``candidate`` resolves (symlinks followed) to a location inside ``root``."""
+    try:
+        return Path(candidate).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def resolve_inside(root: Path, relative: str) -> Path:
+    """``root / relative`` resolved; ``ValueError`` when it escapes ``root`` (``..``, absolute path, symlink)."""
+    candidate = Path(root) / relative
+    if not inside(root, candidate):
+        raise ValueError(f"{relative}: outside the dataset root; refused")
+    return candidate.resolve()
+
+
+def load_npy(path: Path, *, mmap: bool = False, what: str = "") -> np.ndarray:
+    """``np.load`` with ``allow_pickle=False`` and errors that name the file and the fix.
+
+    ``what`` says what the file should be, for the "missing" message.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: missing{'; ' + what if what else ''}.")
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except ValueError as err:
+        if "pickle" in str(err).lower() or "object" in str(err).lower():
+            raise ValueError(
+                f"{path}: holds a pickled/object array, which coreclean refuses to load (it could run code). "
+                "Convert it: for paths np.save(path, np.asarray(paths, dtype=str)) or write one path per line to a "
+                ".txt file; for numbers np.save(path, arr.astype(np.float32))."
+            ) from err
+        raise ValueError(f"{path}: not a valid .npy file ({err}).") from err
+    except OSError as err:
+        raise ValueError(f"{path}: unreadable ({err}).") from err
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` atomically (a reader never sees half a file), never as a pickle."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        np.save(handle, np.asarray(array), allow_pickle=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def files_fingerprint(root: Path, relative_paths: list[str], salt: str = "") -> str:
+    """Cheap content identity for files under ``root``: names, sizes and modification times."""
+    digest = hashlib.sha256(f"{Path(root).resolve()}\0{salt}".encode())
+    for rel in relative_paths:
+        stat = (Path(root) / rel).stat()
+        digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def file_digest(path: Path, length: int = 16) -> str:
+    """sha256 of a file's bytes (streamed), truncated to ``length`` hex digits."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:length]

@@ -1,0 +1,170 @@
+"""The build, as the pipeline it is: source → embeddings → classifier → evaluation → store.
+
+Each stage is a function of the previous stage's arrays; :func:`build_analysis` chains them and hands the result to
+the one writer (:mod:`coreclean.store`). :mod:`coreclean.retrain` reuses the fit and evaluate stages.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import store
+from .backends import IMPORTANCE_BACKENDS, check_backend
+from .config import cache_dir as default_cache_dir
+from .data import Dataset, load_source
+from .embed import default_backbone, embed, weights_identity
+from .importance import CoresetSensitivity, label_statistics
+from .model import confusion_matrix
+
+StageProgress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Embedded:
+    """Features of the rows that could be embedded, and which input rows those are."""
+
+    x_train: np.ndarray  # (n, d) float32, possibly a memmap
+    x_test: np.ndarray  # (m, d)
+    y_train: np.ndarray  # (n,) int64
+    y_test: np.ndarray  # (m,)
+    keep_train: np.ndarray  # (n_input,) bool: input rows that were embedded
+    keep_test: np.ndarray
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file or row, reason)
+
+
+@dataclass
+class Fitted:
+    coef: np.ndarray  # (d + 1, K) float32
+    importance: np.ndarray  # (n,) float64
+    pred_train: np.ndarray  # (n,) int64
+    p_label_train: np.ndarray  # (n,) float32
+    fit_samples: int
+
+
+@dataclass
+class Evaluated:
+    pred_test: np.ndarray  # (m,) int64
+    p_pred_test: np.ndarray  # (m,) float32
+    confusion: np.ndarray  # (K, K) int64
+    accuracy: float
+
+
+def embed_stage(dataset: Dataset, backbone: str, work_dir: Path, *, weights=None, pca: int | None = 128,
+                progress: StageProgress | None = None) -> Embedded:
+    """Embed both splits; rows whose image failed to decode are dropped and listed by file name."""
+    report = progress or (lambda stage, done, total: None)
+    total = len(dataset.y_train) + len(dataset.y_test)
+    report("embed", 0, total)
+    x_train, x_test, failures = embed(dataset, backbone, work_dir, weights=weights, pca=pca,
+                                      progress=lambda done, _total: report("embed", done, total))
+    report("embed", total, total)
+    keep = {}
+    for split, x in (("train", x_train), ("test", x_test)):
+        keep[split] = np.ones(len(x), dtype=bool)
+        keep[split][[i for s, i, _ in failures if s == split]] = False
+    skipped = list(dataset.skipped)
+    for split, i, reason in failures:
+        paths = dataset.paths(split)
+        skipped.append((paths[i] if paths is not None else f"{split} row {i}", reason))
+    return Embedded(
+        x_train=x_train if keep["train"].all() else np.asarray(x_train[keep["train"]], np.float32),
+        x_test=x_test if keep["test"].all() else np.asarray(x_test[keep["test"]], np.float32),
+        y_train=np.asarray(dataset.y_train)[keep["train"]], y_test=np.asarray(dataset.y_test)[keep["test"]],
+        keep_train=keep["train"], keep_test=keep["test"], skipped=skipped,
+    )
+
+
+def fit_stage(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, *, C: float = 1.0,
+              importance: str = "coreclean", max_fit_samples: int | str | None = "auto",
+              coef: np.ndarray | None = None, progress: StageProgress | None = None) -> Fitted:
+    """Fit the classifier and score every training sample. ``coef`` (a previous model) replaces the first fit."""
+    report = progress or (lambda stage, done, total: None)
+    report("fit", 0, 1)
+    est = CoresetSensitivity(C=C, max_fit_samples=max_fit_samples).fit(x_train, y_train, n_classes=n_classes,
+                                                                       coef=coef)
+    scores = est.importance_
+    replacement = IMPORTANCE_BACKENDS[check_backend(importance)]
+    if replacement is not None:
+        scores = replacement(x_train, y_train)
+    report("fit", 1, 1)
+    return Fitted(coef=est.coef_, importance=scores, pred_train=est.stats_["pred"],
+                  p_label_train=est.stats_["p_label"].astype(np.float32), fit_samples=int(len(est.fit_indices_)))
+
+
+def evaluate_stage(x_test: np.ndarray, y_test: np.ndarray, coef: np.ndarray, n_classes: int, *,
+                   progress: StageProgress | None = None) -> Evaluated:
+    """Predictions, confusion counts and accuracy on the test split."""
+    report = progress or (lambda stage, done, total: None)
+    report("evaluate", 0, 1)
+    stats = label_statistics(x_test, y_test, coef)
+    report("evaluate", 1, 1)
+    return Evaluated(pred_test=stats["pred"], p_pred_test=stats["p_pred"].astype(np.float32),
+                     confusion=confusion_matrix(y_test, stats["pred"], n_classes),
+                     accuracy=float(np.mean(stats["pred"] == y_test)) if len(y_test) else float("nan"))
+
+
+def cache_key(dataset: Dataset, params: dict) -> str:
+    blob = json.dumps({"data": dataset.fingerprint, "params": params, "v": store.FORMAT_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_analysis(
+    source: str | Dataset, *, cache_dir: str | Path | None = None, backbone: str | None = None, weights=None,
+    pca: int | None = 128, C: float = 1.0, importance: str = "coreclean",
+    max_fit_samples: int | str | None = "auto", progress: StageProgress | None = None,
+) -> Path:
+    """Build (or reuse) the analysis of ``source``; returns its directory."""
+    check_backend(importance)
+    cache = default_cache_dir(cache_dir)
+    dataset = load_source(source, cache_dir=cache) if isinstance(source, str) else source
+    backbone = backbone or default_backbone(dataset)
+    params = {"backbone": backbone, "weights": weights_identity(weights) if backbone == "resnet18" else None,
+              "pca": pca if backbone == "pixels" else None, "C": C}
+    if importance != "coreclean":
+        params["importance"] = importance
+    if max_fit_samples != "auto":
+        params["max_fit_samples"] = max_fit_samples
+    directory = cache / f"{_slug(dataset.name)}-{cache_key(dataset, params)}"
+    if store.is_complete(directory):
+        return directory
+    report = progress or (lambda stage, done, total: None)
+    started = time.time()
+    work = store.partial_dir(directory)
+    work.mkdir(parents=True, exist_ok=True)
+    embedded = embed_stage(dataset, backbone, work, weights=weights, pca=pca, progress=report)
+    K = len(dataset.classes)
+    fitted = fit_stage(embedded.x_train, embedded.y_train, K, C=C, importance=importance,
+                       max_fit_samples=max_fit_samples, progress=report)
+    evaluated = evaluate_stage(embedded.x_test, embedded.y_test, fitted.coef, K, progress=report)
+    report("store", 0, 1)
+    arrays = {"y_train": embedded.y_train, "y_test": embedded.y_test, "coef": fitted.coef,
+              "importance": fitted.importance, "pred_train": fitted.pred_train, "p_label_train": fitted.p_label_train,
+              "pred_test": evaluated.pred_test, "p_pred_test": evaluated.p_pred_test, "confusion": evaluated.confusion}
+    for split, keep in (("train", embedded.keep_train), ("test", embedded.keep_test)):
+        pixels, paths = dataset.images(split), dataset.paths(split)
+        if pixels is not None:
+            arrays[f"images_{split}"] = np.asarray(pixels)[keep]
+        elif paths is not None:
+            arrays[f"paths_{split}"] = np.asarray(paths, dtype=str)[keep]
+    meta = {
+        "source": source if isinstance(source, str) else dataset.name, "name": dataset.name, "kind": dataset.kind,
+        "classes": list(dataset.classes), **params, "importance": importance,
+        "root": str(dataset.root) if dataset.root else None, "n_train": int(len(embedded.y_train)),
+        "n_test": int(len(embedded.y_test)), "n_features": int(embedded.x_train.shape[1]),
+        "accuracy": evaluated.accuracy, "classifier_fit_samples": fitted.fit_samples,
+        "skipped": [list(s) for s in embedded.skipped], "lineage": None,
+        "build_seconds": round(time.time() - started, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    store.write_analysis(directory, arrays, meta, features={"x_train": embedded.x_train, "x_test": embedded.x_test})
+    report("store", 1, 1)
+    return directory
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)[:40] or "dataset"

@@ -1,0 +1,88 @@
+"""The house rules, checked from the source: imports inside coreclean/ point down (no cycles), the compute layer
+never imports the UI, and pages only describe the UI (no numpy)."""
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+UI_LIBRARIES = {"streamlit", "plotly"}
+
+
+def module_imports(package: Path) -> dict[str, set[str]]:
+    """Module name -> absolute names it imports (relative imports resolved), for every .py under ``package``."""
+    graph = {}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        here = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = here.split(".")[: len(here.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                names |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+        graph[name] = names
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A list of modules forming an import cycle, or None. Edges to a package's own __init__ are ignored."""
+    edges = {m: {n for n in names if n in graph and n != m and not m.startswith(n + ".")} for m, names in graph.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_cycle_detector_finds_a_planted_cycle(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from .b import x\n")
+    (package / "b.py").write_text("from . import c\n")
+    (package / "c.py").write_text("import pkg.a\n")
+    assert find_cycle(module_imports(package)) == ["pkg.a", "pkg.b", "pkg.c", "pkg.a"]
+    (package / "c.py").write_text("import numpy\n")
+    assert find_cycle(module_imports(package)) is None
+
+
+def test_coreclean_has_no_import_cycle():
+    assert find_cycle(module_imports(ROOT / "coreclean")) is None
+
+
+def test_coreclean_never_imports_the_ui():
+    offenders = {module: sorted(n for n in names if n.split(".")[0] in UI_LIBRARIES | {"ui"})
+                 for module, names in module_imports(ROOT / "coreclean").items()}
+    assert {m: names for m, names in offenders.items() if names} == {}
+
+
+def test_pages_hold_no_numpy():
+    offenders = []
+    for page in sorted((ROOT / "pages").glob("*.py")) + [ROOT / "dashboard.py"]:
+        for node in ast.walk(ast.parse(page.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{page.name}: {n}" for n in names if n.split(".")[0] in ("numpy", "pandas", "scipy")]
+    assert offenders == []
+
+
+def test_the_only_top_level_module_is_the_dashboard():
+    assert sorted(p.name for p in ROOT.glob("*.py")) == ["dashboard.py"]

@@ -1,0 +1,39 @@
+"""Reusable Streamlit widgets: the image grid and notices for link parameters a widget ignores."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import streamlit as st
+
+from coreclean import Analysis
+from coreclean.decode import tile
+from coreclean.images import ImageUnavailable, image_for
+
+TILE_PX = 180
+
+
+def notice_invalid(key: str, valid) -> None:
+    """Say so when a deep link carried a value the widget will ignore (Streamlit drops it silently)."""
+    raw = st.query_params.get(key)
+    if raw is not None and raw != "" and raw not in valid:
+        st.warning(f"Link parameter `{key}={raw}` is not valid here; showing the default instead.")
+
+
+def image_grid(analysis: Analysis, indices: Sequence[int], *, split: str = "train", columns: int = 3,
+               caption: Callable[[int], str] | None = None, footer: Callable[[int], None] | None = None) -> None:
+    """Render only the given samples as square tiles; unreadable ones show a placeholder with the reason.
+
+    ``footer(index)`` may render widgets under each tile (the review controls)."""
+    columns = max(1, int(columns))
+    indices = [int(i) for i in indices]
+    for start in range(0, len(indices), columns):
+        cells = st.columns(columns)
+        for cell, index in zip(cells, indices[start:start + columns]):
+            with cell:
+                text = caption(index) if caption else f"#{index}"
+                try:
+                    st.image(tile(image_for(analysis, index, split), TILE_PX), caption=text, width=TILE_PX)
+                except ImageUnavailable as err:
+                    st.info(f"{text}\n\nimage unavailable: {err}")
+                if footer:
+                    footer(index)
