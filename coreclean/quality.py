@@ -21,7 +21,7 @@ import numpy as np
 from .quality_stats import ANALYSIS_SIDE, RAW_COLUMNS, array_scores, image_scores
 
 __all__ = ["ANALYSIS_SIDE", "ISSUES", "ISSUE_NAMES", "RAW_COLUMNS", "SOURCE_KINDS", "IssueType", "array_scores",
-           "dataset_scores", "flags", "image_scores", "issue_names", "table_columns", "thresholds"]
+           "dataset_scores", "flags", "image_scores", "issue_names", "table_columns", "threshold_values"]
 SOURCE_KINDS = ("file", "memory")
 
 
@@ -107,7 +107,7 @@ def dataset_scores(raw: np.ndarray, *, source_kind: str = "file") -> np.ndarray:
     return scores
 
 
-def thresholds(overrides: dict | None = None) -> dict[str, float]:
+def threshold_values(overrides: dict | None = None) -> dict[str, float]:
     """Default thresholds updated with ``overrides`` {issue name: value in [0, 1]}; unknown names raise."""
     result = {name: issue.threshold for name, issue in ISSUES.items()}
     for name, value in (overrides or {}).items():
@@ -123,22 +123,22 @@ def thresholds(overrides: dict | None = None) -> dict[str, float]:
     return result
 
 
-def flags(scores: np.ndarray, thresholds_: dict | None = None) -> np.ndarray:
-    """Boolean (n, len(ISSUE_NAMES)): ``scores > threshold`` per issue (defaults, updated by ``thresholds_``);
+def flags(scores: np.ndarray, thresholds: dict | None = None) -> np.ndarray:
+    """Boolean (n, len(ISSUE_NAMES)): ``scores > threshold`` per issue (defaults, updated by ``thresholds``);
     NaN scores (failed images, issues not applicable to the source) are never flagged."""
     scores = np.asarray(scores, dtype=np.float32)
     if scores.ndim != 2 or scores.shape[1] != len(ISSUE_NAMES):
         raise ValueError(f"scores: shape {scores.shape}; pass dataset_scores output (n, {len(ISSUE_NAMES)}).")
-    limits = thresholds(thresholds_)
+    limits = threshold_values(thresholds)
     with np.errstate(invalid="ignore"):
         return scores > np.asarray([limits[name] for name in ISSUE_NAMES], dtype=np.float32)
 
 
-def table_columns(scores: np.ndarray, thresholds_: dict | None = None,
+def table_columns(scores: np.ndarray, thresholds: dict | None = None,
                   source_kind: str | None = None) -> dict[str, np.ndarray]:
     """Export columns in order: ``<issue>_score`` (float, NaN for failed images) and ``is_<issue>_issue`` (bool)
     for each issue (only those applicable to ``source_kind`` if given) — CleanVision/Datalab's column names."""
-    flagged = flags(scores, thresholds_)
+    flagged = flags(scores, thresholds)
     columns = {}
     for name in issue_names(source_kind):
         j = ISSUE_NAMES.index(name)

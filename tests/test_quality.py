@@ -5,7 +5,7 @@ from PIL import Image, ImageFilter
 
 from coreclean.quality import (
     ISSUE_NAMES, ISSUES, RAW_COLUMNS, array_scores, dataset_scores, flags, image_scores, issue_names, table_columns,
-    thresholds,
+    threshold_values,
 )
 
 COL = {name: i for i, name in enumerate(RAW_COLUMNS)}
@@ -150,7 +150,7 @@ def test_thresholds_change_flags():
     assert flags(scores, {"blurry": 0.0})[:, j].all()
     assert not flags(scores, {"blurry": 1.0})[:, j].any()
     assert flags(scores, {"blurry": between})[:, j].tolist() == (scores[:, j] > between).tolist()
-    assert thresholds({"dark": 0.5})["dark"] == 0.5 and thresholds()["dark"] == ISSUES["dark"].threshold
+    assert threshold_values({"dark": 0.5})["dark"] == 0.5 and threshold_values()["dark"] == ISSUES["dark"].threshold
 
 
 @pytest.mark.parametrize("overrides, message", [
