@@ -201,13 +201,6 @@ def cleanvision_issues(paths: list[Path]) -> tuple[np.ndarray | None, np.ndarray
     return flagged, severity, seconds, ""
 
 
-def kappa(a: np.ndarray, b: np.ndarray) -> float:
-    """Cohen's kappa of two boolean vectors (1.0 when both are constant and equal)."""
-    observed = float(np.mean(a == b))
-    expected = float(a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean()))
-    return 1.0 if expected == 1.0 else (observed - expected) / (1 - expected)
-
-
 def table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
@@ -216,18 +209,10 @@ def table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def auroc(severity: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve of ``severity`` separating ``positive`` from the rest (ties count half)."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(severity)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def detection_report(paths, truth, scores, ours_seconds, ours_only, cv, cv_seconds, cv_error) -> str:
     """Markdown for (a) and (b); ``cv`` is (flags, severities) from CleanVision or None."""
     from scipy.stats import spearmanr
+    from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
     truth, ours = np.asarray(truth), flags(scores)
     normal = truth == "normal"
@@ -238,14 +223,14 @@ def detection_report(paths, truth, scores, ours_seconds, ours_only, cv, cv_secon
         row = {"issue": name, "injected": int(injected.sum()),
                "recall ours": float(ours[injected, j].mean()),
                f"normals flagged ours (of {normal.sum()})": int(ours[normal, j].sum()),
-               "AUROC ours": auroc(scores[among, j], injected[among])}
+               "AUROC ours": roc_auc_score(injected[among], scores[among, j])}
         if cv is not None:
             flagged, severity = cv
             row["recall CV"] = float(flagged[injected, j].mean())
             row["normals flagged CV"] = int(flagged[normal, j].sum())
-            row["AUROC CV"] = auroc(severity[among, j], injected[among])
+            row["AUROC CV"] = roc_auc_score(injected[among], severity[among, j])
             row["flag agreement"] = float(np.mean(ours[:, j] == flagged[:, j]))
-            row["Cohen's kappa"] = kappa(ours[:, j], flagged[:, j])
+            row["Cohen's kappa"] = cohen_kappa_score(ours[:, j], flagged[:, j])
             row["score Spearman"] = float(spearmanr(scores[:, j], severity[:, j]).statistic)
         rows.append(row)
     out = [f"### (a)+(b) {len(paths)} images: {normal.sum()} normal, {len(paths) - normal.sum()} injected "
