@@ -87,6 +87,15 @@ def _rank(args) -> int:
     return 0
 
 
+def _restore_log(args) -> int:
+    from .log_backup import restore
+
+    used, rows = restore(args.directory)
+    print(f"restored {rows} decision rows from {used} into {Path(args.directory) / 'reviews.sqlite'} "
+          "(the damaged file is kept next to it as reviews.sqlite.damaged-*)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coreclean", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     rank.add_argument("--labels", required=True, help="y.npy (n,)")
     rank.add_argument("--out", required=True, help="output CSV path")
     rank.set_defaults(run=_rank)
+    restore = sub.add_parser("restore-log", help="replace a damaged review log by its newest intact backup")
+    restore.add_argument("directory", help="the analysis directory holding reviews.sqlite")
+    restore.set_defaults(run=_restore_log)
     args = parser.parse_args(argv)
     if getattr(args, "weights", None) == "none":
         args.weights = None

@@ -13,3 +13,18 @@ def cache_dir(override: str | Path | None = None) -> Path:
     if override is not None:
         return Path(override)
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE_NAME)
+
+
+def writable_cache_dir(override: str | Path | None = None) -> Path:
+    """:func:`cache_dir`, created if needed; ``ValueError`` naming it when it cannot be created or written."""
+    import tempfile
+
+    directory = cache_dir(override)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"cache {directory}: cannot create or write it ({err.strerror or err}); pass --cache DIR "
+                         f"(or set {CACHE_ENV}) to a writable folder.") from err
+    return directory

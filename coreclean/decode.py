@@ -29,7 +29,9 @@ def check_image(path: Path) -> None:
                 image.verify()
     except UnreadableImage:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:
+        raise UnreadableImage(f"too large to decode safely ({err}); downscale the file") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UnreadableImage(f"unreadable image: {err}") from err
 
 
@@ -44,7 +46,9 @@ def open_rgb(path: Path) -> Image.Image:
                 return to_rgb(image)
     except UnreadableImage:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:
+        raise UnreadableImage(f"too large to decode safely ({err}); downscale the file") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UnreadableImage(f"unreadable image: {err}") from err
 
 

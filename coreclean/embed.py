@@ -150,15 +150,10 @@ def embed_split(
 
 
 def _precomputed(dataset: Dataset, work_dir: Path, *, weights=None, pca=None, progress=None):
-    if dataset.features_train is None:
-        raise ValueError(f"{dataset.name}: the precomputed backbone needs an embeddings directory (x_train.npy ...); "
-                         "for images use --backbone resnet18.")
     return dataset.features_train, dataset.features_test, []  # memmaps: copied file to file into the cache
 
 
 def _pixels(dataset: Dataset, work_dir: Path, *, weights=None, pca: int | None = 128, progress=None):
-    if dataset.pixels_train is None:
-        raise ValueError(f"{dataset.name}: the pixels backbone needs in-memory images; use --backbone resnet18.")
     x_train, x_test = pixel_features(dataset.pixels_train, dataset.pixels_test, pca=pca)
     if progress:
         progress(len(x_train) + len(x_test), len(x_train) + len(x_test))
@@ -166,9 +161,6 @@ def _pixels(dataset: Dataset, work_dir: Path, *, weights=None, pca: int | None =
 
 
 def _resnet18(dataset: Dataset, work_dir: Path, *, weights=None, pca=None, progress=None):
-    if dataset.pixels_train is None and dataset.paths_train is None:
-        raise ValueError(f"{dataset.name}: the resnet18 backbone needs images; this source has embeddings only "
-                         "(use --backbone precomputed).")
     total = len(dataset.y_train) + len(dataset.y_test)
     failures, parts, offset = [], [], 0
     for split in ("train", "test"):
@@ -181,6 +173,21 @@ def _resnet18(dataset: Dataset, work_dir: Path, *, weights=None, pca=None, progr
 
 
 BACKBONES = {"resnet18": _resnet18, "pixels": _pixels, "precomputed": _precomputed}
+
+
+def check_backbone(dataset: Dataset, backbone: str) -> str:
+    """``backbone`` if it is known and can embed ``dataset``; else ``ValueError`` saying what fits."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone={backbone!r}: choose one of {', '.join(BACKBONES)}.")
+    if backbone == "precomputed" and dataset.features_train is None:
+        raise ValueError(f"{dataset.name}: the precomputed backbone needs an embeddings directory (x_train.npy ...); "
+                         "for images use --backbone resnet18.")
+    if backbone == "pixels" and dataset.pixels_train is None:
+        raise ValueError(f"{dataset.name}: the pixels backbone needs in-memory images; use --backbone resnet18.")
+    if backbone == "resnet18" and dataset.pixels_train is None and dataset.paths_train is None:
+        raise ValueError(f"{dataset.name}: the resnet18 backbone needs images; this source has embeddings only "
+                         "(use --backbone precomputed).")
+    return backbone
 
 
 def default_backbone(dataset: Dataset) -> str:
@@ -196,6 +203,4 @@ def embed(
 
     ``progress(done, total)`` counts images over both splits, so one bar reaches 100 %.
     """
-    if backbone not in BACKBONES:
-        raise ValueError(f"backbone={backbone!r}: choose one of {', '.join(BACKBONES)}.")
-    return BACKBONES[backbone](dataset, Path(work_dir), weights=weights, pca=pca, progress=progress)
+    return BACKBONES[check_backbone(dataset, backbone)](dataset, Path(work_dir), weights=weights, pca=pca, progress=progress)

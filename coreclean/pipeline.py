@@ -16,9 +16,9 @@ import numpy as np
 
 from . import store
 from .backends import IMPORTANCE_BACKENDS, check_backend
-from .config import cache_dir as default_cache_dir
+from .config import writable_cache_dir
 from .data import Dataset, load_source
-from .embed import default_backbone, embed, weights_identity
+from .embed import check_backbone, default_backbone, embed, weights_identity
 from .importance import CoresetSensitivity, label_statistics
 from .model import confusion_matrix
 
@@ -121,9 +121,9 @@ def build_analysis(
 ) -> Path:
     """Build (or reuse) the analysis of ``source``; returns its directory."""
     check_backend(importance)
-    cache = default_cache_dir(cache_dir)
+    cache = writable_cache_dir(cache_dir)
     dataset = load_source(source, cache_dir=cache) if isinstance(source, str) else source
-    backbone = backbone or default_backbone(dataset)
+    backbone = check_backbone(dataset, backbone or default_backbone(dataset))
     params = {"backbone": backbone, "weights": weights_identity(weights) if backbone == "resnet18" else None,
               "pca": pca if backbone == "pixels" else None, "C": C}
     if importance != "coreclean":

@@ -3,19 +3,22 @@
 Each decision is one row (sample, old label, new label, decision, reviewer, time). The current decision of a
 sample is its latest row that was not undone; undo marks that row, so the previous decision (if any) comes back.
 Every call opens its own connection, so threads, processes and Streamlit sessions can write at once; WAL mode and
-``synchronous=FULL`` make a committed decision survive a crash, and a killed writer leaves no partial row.
+``synchronous=FULL`` make a committed decision survive a crash, and a killed writer leaves no partial row. A damaged
+or unwritable log raises :class:`ReviewLogError` naming the file and the fix; rolling backups
+(:mod:`coreclean.log_backup`) bound what a damaged file can cost.
 """
 from __future__ import annotations
 
-import csv
-import io
 import sqlite3
 import time
-from contextlib import closing
+from contextlib import contextmanager
+from typing import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from . import log_backup
 
 DECISIONS = ("mislabeled", "remove", "ok")
 DECISIONS_SHOWN = ("ok", "mislabeled", "remove")  # the order review controls offer them
@@ -32,6 +35,10 @@ CREATE TABLE IF NOT EXISTS decisions (
 );
 CREATE INDEX IF NOT EXISTS decisions_sample ON decisions (sample, id);
 """
+
+
+class ReviewLogError(ValueError):
+    """The review log cannot be read or written; the message names the file and what to do."""
 
 
 @dataclass(frozen=True)
@@ -52,14 +59,55 @@ class ReviewLog:
         self.path = Path(directory) / "reviews.sqlite"
         self.n_samples = n_samples
         self.n_classes = n_classes
+        self._check_not_emptied()
         self._connect().close()
 
+    def _check_not_emptied(self) -> None:
+        """A log truncated to nothing would open as a new, empty log; refuse when a backup says it held rows."""
+        try:
+            emptied = self.path.exists() and self.path.stat().st_size == 0
+        except OSError:
+            return
+        if emptied and log_backup.backups(self.path):
+            hint = log_backup.RESTORE_HINT.format(directory=self.path.parent)
+            raise ReviewLogError(f"{self.path}: the review log is empty but backups of it exist (it was truncated?); "
+                                 f"{hint}.")
+
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(SCHEMA)  # idempotent; also recreates a log someone deleted while the server runs
-        return db
+        try:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(SCHEMA)  # idempotent; also recreates a log someone deleted while the server runs
+            return db
+        except sqlite3.OperationalError as err:  # read-only volume, missing folder, permissions
+            raise ReviewLogError(f"{self.path}: cannot open the review log for writing ({err}); make its folder "
+                                 "writable (a read-only hosting volume cannot store decisions).") from err
+        except sqlite3.DatabaseError as err:  # truncated or overwritten file
+            hint = log_backup.RESTORE_HINT.format(directory=self.path.parent)
+            raise ReviewLogError(f"{self.path}: the review log is damaged ({err}); {hint}.") from err
+
+    @contextmanager
+    def _session(self) -> Iterator[sqlite3.Connection]:
+        """An open connection; damage found mid-query becomes a :class:`ReviewLogError` too."""
+        db = self._connect()
+        try:
+            yield db
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err) or "busy" in str(err):
+                raise
+            raise ReviewLogError(f"{self.path}: cannot write the review log ({err}); make its folder writable.") from err
+        except sqlite3.DatabaseError as err:
+            hint = log_backup.RESTORE_HINT.format(directory=self.path.parent)
+            raise ReviewLogError(f"{self.path}: the review log is damaged ({err}); {hint}.") from err
+        finally:
+            db.close()
+
+    def check(self) -> None:
+        """Raise :class:`ReviewLogError` now if the log became unusable (emptied, damaged, unwritable)."""
+        self._check_not_emptied()
+        with self._session() as db:
+            db.execute("SELECT COUNT(*) FROM decisions").fetchone()
 
     def record(self, sample: int, old_label: int, decision: str, new_label: int | None = None,
                reviewer: str | None = None) -> int:
@@ -77,12 +125,15 @@ class ReviewLog:
             new_label = int(new_label)
         else:
             new_label = None
-        with closing(self._connect()) as db:
+        with self._session() as db:
             cursor = db.execute(
                 "INSERT INTO decisions (sample, old_label, new_label, decision, reviewer, created) VALUES (?,?,?,?,?,?)",
                 (int(sample), int(old_label), new_label, decision, reviewer or None, time.time()),
             )
-            return int(cursor.lastrowid)
+            row = int(cursor.lastrowid)
+            if row % log_backup.BACKUP_EVERY == 0 or row == 1:
+                log_backup.take_backup(db, self.path)
+            return row
 
     def decide(self, sample: int, old_label: int, choice: str | None, new_label: int | None = None,
                reviewer: str | None = None) -> None:
@@ -95,7 +146,7 @@ class ReviewLog:
 
     def undo(self, sample: int) -> Decision | None:
         """Undo the current decision of ``sample``; returns the decision now current (or ``None``)."""
-        with closing(self._connect()) as db:
+        with self._session() as db:
             db.execute("BEGIN IMMEDIATE")
             row = db.execute("SELECT id FROM decisions WHERE sample=? AND undone=0 ORDER BY id DESC LIMIT 1",
                              (int(sample),)).fetchone()
@@ -106,7 +157,7 @@ class ReviewLog:
 
     def current(self) -> dict[int, Decision]:
         """sample -> its current decision."""
-        with closing(self._connect()) as db:
+        with self._session() as db:
             rows = db.execute(
                 "SELECT id, sample, old_label, new_label, decision, reviewer, created FROM decisions "
                 "WHERE id IN (SELECT MAX(id) FROM decisions WHERE undone=0 GROUP BY sample)"
@@ -127,7 +178,7 @@ class ReviewLog:
         if reviewer:
             query += " AND reviewer=?"
             params.append(reviewer)
-        with closing(self._connect()) as db:
+        with self._session() as db:
             rows = db.execute(query + " ORDER BY id DESC", params).fetchall()
         keys = ("id", "sample", "old_label", "new_label", "decision", "reviewer", "created", "undone")
         return [dict(zip(keys, r)) for r in rows]
@@ -160,39 +211,3 @@ def apply_corrections(y: np.ndarray, decisions: dict[int, Decision]) -> tuple[np
         elif d.decision == "remove":
             keep[sample] = False
     return labels, keep
-
-
-def corrections_csv(decisions: dict[int, Decision], classes: list[str], ids: list[str] | None = None) -> str:
-    """CSV of every non-'ok' decision: index, id (path or index), old/new label and class names, decision."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["index", "id", "old_label", "new_label", "decision", "old_class", "new_class", "reviewer"])
-    for sample in sorted(decisions):
-        d = decisions[sample]
-        if d.decision == "ok":
-            continue
-        new = "" if d.new_label is None else d.new_label
-        writer.writerow([sample, ids[sample] if ids is not None else sample, d.old_label, new, d.decision,
-                         classes[d.old_label], classes[d.new_label] if d.new_label is not None else "",
-                         d.reviewer or ""])
-    return out.getvalue()
-
-
-def cleaned_labels_npy(y: np.ndarray, decisions: dict[int, Decision]) -> bytes:
-    """``y_train.npy`` bytes with corrections applied; removed samples get label -1 (rows stay aligned with x)."""
-    labels, keep = apply_corrections(y, decisions)
-    labels[~keep] = -1
-    buffer = io.BytesIO()
-    np.save(buffer, labels, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def cleaned_labels_csv(paths: list[str], y: np.ndarray, decisions: dict[int, Decision], classes: list[str]) -> str:
-    """ImageFolder mapping ``path,label,status`` (status keep|remove); image files are never moved."""
-    labels, keep = apply_corrections(y, decisions)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["path", "label", "status"])
-    for path, label, kept in zip(paths, labels, keep):
-        writer.writerow([path, classes[label], "keep" if kept else "remove"])
-    return out.getvalue()

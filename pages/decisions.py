@@ -1,6 +1,6 @@
 import streamlit as st
 
-from coreclean import review, tables
+from coreclean import export, review, tables
 from coreclean.retrain import retrain
 from ui import state
 
@@ -35,15 +35,15 @@ if undo_cols[1].button("Undo", disabled=target is None):
 st.subheader("Export")
 ids = [str(p) for p in analysis.paths_train] if analysis.paths_train is not None else None
 exports = st.columns(2)
-exports[0].download_button("Corrections (CSV)", review.corrections_csv(decided, names, ids),
+exports[0].download_button("Corrections (CSV)", export.corrections_csv(decided, names, ids),
                            file_name=f"{analysis.meta['name']}-corrections.csv", mime="text/csv")
 if ids is not None and analysis.meta["kind"] == "files":
     exports[1].download_button("Cleaned labels (CSV mapping)",
-                               review.cleaned_labels_csv(ids, analysis.y_train, decided, names),
+                               export.cleaned_labels_csv(ids, analysis.y_train, decided, names),
                                file_name=f"{analysis.meta['name']}-labels.csv", mime="text/csv")
 else:
     exports[1].download_button("Cleaned y_train.npy (removed = -1)",
-                               review.cleaned_labels_npy(analysis.y_train, decided),
+                               export.cleaned_labels_npy(analysis.y_train, decided),
                                file_name="y_train.npy", mime="application/octet-stream")
 
 st.subheader("Apply & retrain")

@@ -102,3 +102,15 @@ def write_embeddings():
 def module_cache(tmp_path_factory):
     """One cache for a module's long-lived server (browser tests); nothing else shares it."""
     return tmp_path_factory.mktemp("module-cache")
+
+
+@pytest.fixture
+def weights_file(tmp_path):
+    """A ResNet18 state_dict written by the test (pretrained weights cannot be downloaded here)."""
+    import torch
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    path = tmp_path / "resnet18.pt"
+    torch.save(resnet18(weights=None).state_dict(), path)
+    return path

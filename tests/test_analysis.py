@@ -6,9 +6,7 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from torchvision.models import resnet18
 
 from coreclean import Analysis
 from coreclean.cli import main
@@ -66,15 +64,6 @@ def test_fashion_mnist_analysis_loads_fast(fashion_dir, tmp_path_factory):
     _ = loaded.ranked(6)[:6], loaded.pairs()
     assert time.perf_counter() - started < 5  # generous; bench/ measures the 2 s target
     assert loaded.classes[loaded.pairs()[0].true] in {"Shirt", "T-shirt/top", "Pullover", "Coat"}
-
-
-@pytest.fixture
-def weights_file(tmp_path):
-    torch.manual_seed(0)
-    model = resnet18(weights=None)
-    path = tmp_path / "resnet18.pt"
-    torch.save(model.state_dict(), path)
-    return path
 
 
 def test_resnet18_image_folder_with_weights_file(tmp_path, weights_file, make_image_folder):

@@ -14,8 +14,8 @@ import pytest
 from coreclean import Analysis, CoresetSensitivity
 from coreclean.model import predict_proba
 from coreclean.retrain import retrain
-from coreclean.review import (ReviewLog, apply_corrections, cleaned_labels_csv, cleaned_labels_npy,
-                              corrections_csv)
+from coreclean.export import cleaned_labels_csv, cleaned_labels_npy, corrections_csv
+from coreclean.review import ReviewLog, apply_corrections
 
 
 def test_decisions_round_trip_and_undo(tmp_path):

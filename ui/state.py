@@ -12,7 +12,7 @@ import streamlit as st
 from coreclean import Analysis, config
 from coreclean.backends import IMPORTANCE_BACKENDS, IMPORTANCE_HELP
 from coreclean.labels import unique_labels
-from coreclean.review import ReviewLog
+from coreclean.review import ReviewLog, ReviewLogError
 
 from .widgets import notice_invalid
 
@@ -157,7 +157,13 @@ def _review_log(directory: str, n_samples: int, n_classes: int) -> ReviewLog:
 def current_log() -> ReviewLog:
     """The review log of the current analysis's lineage (one log for a build and all its revisions)."""
     analysis = current()
-    return _review_log(str(analysis.root_analysis), len(analysis.y_train), analysis.n_classes)
+    try:
+        log = _review_log(str(analysis.root_analysis), len(analysis.y_train), analysis.n_classes)
+        log.check()
+        return log
+    except ReviewLogError as err:  # this page needs the log; the other pages keep working
+        st.error(f"Review decisions are unavailable: {err}")
+        st.stop()
 
 
 def reviewer() -> str | None:

@@ -40,7 +40,12 @@ def read_class_names(directory: Path, n_classes: int, n_distinct: int) -> list[s
             data = json.loads(js.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise ValueError(f"{js}: invalid JSON ({err}); expected a list of names or {{id: name}}.") from err
-        names = data if isinstance(data, list) else [str(data.get(str(i), f"class {i}")) for i in range(n_classes)]
+        if isinstance(data, list):
+            names = data
+        elif isinstance(data, dict):
+            names = [str(data.get(str(i), f"class {i}")) for i in range(n_classes)]
+        else:
+            raise ValueError(f"{js}: holds a {type(data).__name__}; expected a list of names or {{id: name}}.")
         names = [str(n) for n in names]
     elif n_classes <= 1000 and n_distinct > 100:
         return imagenet_class_names()[:max(n_classes, 1000)]
