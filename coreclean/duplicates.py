@@ -1,0 +1,166 @@
+"""Exact and near duplicates, and train/test leakage, from content hashes and stored nearest neighbours.
+
+Group encoding used everywhere: ``duplicate_of`` (n,) int64 holds, for each sample in a group of two or more, the
+smallest index of its group (the group's "first member", which points to itself), and -1 for a sample with no
+duplicate. So ``duplicate_of >= 0`` marks every member, and ``duplicate_of[i] not in (-1, i)`` marks the redundant
+copies one would remove to keep one per group.
+
+Near duplicates come from the neighbour lists (:func:`coreclean.neighbors.nearest_neighbors`): an edge joins i and
+its j-th neighbour when their cosine similarity is >= threshold; groups are the connected components. A new
+threshold only re-reads the stored (n, k) arrays (no new search, ~0.1 s per million rows); groups larger than k + 1
+are still found when their members chain through each other's lists.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+
+def content_hash(data) -> str:
+    """Hex BLAKE2b-128 digest of ``data``: bytes, or an array (its shape, dtype and raw C-order bytes, so equal
+    pixels hash equal whatever their memory layout)."""
+    digest = hashlib.blake2b(digest_size=16)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        digest.update(bytes(data))
+    else:
+        array = np.ascontiguousarray(data)
+        if array.dtype == object:
+            raise ValueError("data: holds Python objects; hash bytes or a numeric array.")
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def hash_rows(pixels) -> np.ndarray:
+    """(n,) str content hashes of each image (row) of an in-memory array (n, ...), e.g. uint8 pixels."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim < 2:
+        raise ValueError(f"pixels: expected (n, ...) images, got shape {pixels.shape}.")
+    return np.array([content_hash(row) for row in pixels])
+
+
+def hash_files(paths) -> np.ndarray:
+    """(n,) str content hashes of the bytes of each file (read in 1 MB chunks). Raises ValueError naming the first
+    unreadable path."""
+    out = []
+    for path in paths:
+        digest = hashlib.blake2b(digest_size=16)
+        try:
+            with open(Path(path), "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError as err:
+            raise ValueError(f"{path}: cannot read it to hash ({err.strerror}); fix or drop that file.") from err
+        out.append(digest.hexdigest())
+    return np.array(out)
+
+
+def _first_member(labels: np.ndarray) -> np.ndarray:
+    """duplicate_of from group labels (n,): the smallest index sharing a label, -1 where the label is unique."""
+    n = len(labels)
+    uniq, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    first = np.full(len(uniq), n, dtype=np.int64)
+    np.minimum.at(first, inverse, np.arange(n, dtype=np.int64))
+    out = first[inverse]
+    out[counts[inverse] < 2] = -1
+    return out
+
+
+def exact_duplicate_groups(hashes) -> np.ndarray:
+    """duplicate_of (n,) int64 for samples whose content hashes (n,) are equal (see the module docstring)."""
+    hashes = np.asarray(hashes)
+    if hashes.ndim != 1:
+        raise ValueError(f"hashes: expected one hash per sample (n,), got shape {hashes.shape}.")
+    if hashes.dtype == object:
+        hashes = hashes.astype(str)
+    return _first_member(hashes)
+
+
+def _check_neighbors(indices, similarities, name: str = "") -> tuple[np.ndarray, np.ndarray]:
+    indices, similarities = np.asarray(indices), np.asarray(similarities)
+    if indices.ndim != 2 or indices.shape != similarities.shape:
+        raise ValueError(f"{name}indices {indices.shape} and {name}similarities {similarities.shape}: need two (n, k) "
+                         "arrays from nearest_neighbors.")
+    if not np.issubdtype(indices.dtype, np.integer):
+        raise ValueError(f"{name}indices: dtype {indices.dtype} is not integer; pass the indices array, not distances.")
+    return indices.astype(np.int64, copy=False), similarities
+
+
+def _check_threshold(threshold: float) -> float:
+    if not isinstance(threshold, (int, float, np.floating)) or not -1 <= threshold <= 1:
+        raise ValueError(f"threshold={threshold!r}: a cosine similarity in [-1, 1] (e.g. 0.95).")
+    return float(threshold)
+
+
+def near_duplicate_groups(indices, similarities, threshold: float) -> np.ndarray:
+    """duplicate_of (n,) int64 grouping samples joined by neighbour edges with cosine similarity >= threshold.
+
+    indices, similarities : (n, k) from ``nearest_neighbors(X)`` (self excluded, rows index the same X).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    indices, similarities = _check_neighbors(indices, similarities)
+    threshold = _check_threshold(threshold)
+    n = len(indices)
+    if len(indices) and (indices.min() < 0 or indices.max() >= n):
+        raise ValueError(f"indices: values must be rows 0..{n - 1} of the same set; for test-vs-train lists use "
+                         "leakage().")
+    rows, cols = np.nonzero(similarities >= threshold)
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, indices[rows, cols])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return _first_member(labels)
+
+
+def merge_groups(*duplicate_of) -> np.ndarray:
+    """One duplicate_of (n,) joining several groupings (e.g. exact by hash and near by embedding)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    arrays = [np.asarray(d, dtype=np.int64) for d in duplicate_of]
+    if not arrays or any(a.ndim != 1 or len(a) != len(arrays[0]) for a in arrays):
+        raise ValueError("duplicate_of: pass one or more (n,) arrays of the same length.")
+    n = len(arrays[0])
+    rows = np.concatenate([np.flatnonzero(a >= 0) for a in arrays])
+    cols = np.concatenate([a[a >= 0] for a in arrays])
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+    return _first_member(connected_components(graph, directed=False)[1])
+
+
+def group_members(duplicate_of) -> list[np.ndarray]:
+    """Groups as arrays of sample indices (ascending), largest group first, then by first member."""
+    duplicate_of = np.asarray(duplicate_of, dtype=np.int64)
+    members = np.flatnonzero(duplicate_of >= 0)
+    if not len(members):
+        return []
+    keys = duplicate_of[members]
+    order = np.lexsort((members, keys))
+    members, keys = members[order], keys[order]
+    groups = np.split(members, np.flatnonzero(np.diff(keys)) + 1)
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+
+def leakage(test_indices, test_similarities, threshold: float) -> np.ndarray:
+    """leak_of (m,) int64: for each test sample, its most similar training sample when their cosine similarity is
+    >= threshold (a near-duplicate across the split), else -1. Count leaks with ``(leak_of >= 0).sum()``.
+
+    test_indices, test_similarities : (m, k) from ``nearest_neighbors(X_train, queries=X_test)``.
+    """
+    indices, similarities = _check_neighbors(test_indices, test_similarities, "test_")
+    threshold = _check_threshold(threshold)
+    best = np.argmax(similarities, axis=1)
+    rows = np.arange(len(indices))
+    return np.where(similarities[rows, best] >= threshold, indices[rows, best], -1)
+
+
+def hash_leakage(train_hashes, test_hashes) -> np.ndarray:
+    """leak_of (m,) int64: the first training sample with the same content hash as each test sample, else -1."""
+    train, test = np.asarray(train_hashes).astype(str), np.asarray(test_hashes).astype(str)
+    if train.ndim != 1 or test.ndim != 1:
+        raise ValueError("train_hashes, test_hashes: need two 1-D arrays of hashes.")
+    uniq, first = np.unique(train, return_index=True)
+    pos = np.clip(np.searchsorted(uniq, test), 0, max(len(uniq) - 1, 0))
+    found = (uniq[pos] == test) if len(uniq) else np.zeros(len(test), dtype=bool)
+    return np.where(found, first[pos] if len(uniq) else -1, -1).astype(np.int64)
