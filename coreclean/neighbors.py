@@ -277,8 +277,11 @@ class NeighborIndex:
             if queries is None:
                 sim, idx = _drop_self(sim, idx, np.arange(s, s + len(sim)))
             out_sim[s:s + b], out_idx[s:s + b] = sim, idx
-        if (out_idx < 0).any():
-            raise ValueError(f"n_probe={n_probe}: some rows found fewer than k={k} candidates; raise n_probe.")
+        short = np.flatnonzero((out_idx < 0).any(axis=1))
+        if len(short):  # probed lists held fewer than k rows: search those queries exactly
+            vectors = qvec[qpos[short]]
+            out_idx[short], out_sim[short] = exact_search(self.X_, vectors, k, block_rows=b,
+                                                          exclude_ids=short if queries is None else None)
         return out_idx, out_sim
 
 
