@@ -1,26 +1,34 @@
 import streamlit as st
 
 from coreclean import review
-from ui import selection, state, widgets
+from ui import review_grid, selection, state, widgets
 
 analysis = state.current()
 log = state.current_log()
 names = state.labels(analysis)
 ORDERS = ["most → least", "least → most"]
+queues = review_grid.queue_options(analysis, names)
 st.title("Review")
-widgets.notice_invalid("cls", names)
+if not review_grid.valid_queue(st.query_params.get("cls"), queues, names):
+    widgets.notice_invalid("cls", queues)
+elif st.query_params.get("cls") not in queues:  # a deep-linked pair beyond the offered ones
+    queues.append(st.query_params["cls"])
 widgets.notice_invalid("order", ORDERS)
 top = st.columns([3, 2, 1, 1, 2])
-label_name = top[0].selectbox("Class", names, key="cls", bind="query-params")
+choice = top[0].selectbox("Class or confusion pair", queues, index=1, key="cls", bind="query-params",
+                          help="One class, all classes in one queue, or training samples of one class predicted as "
+                               "another (label → predicted).")
 order = top[1].radio("Order", ORDERS, horizontal=True, key="order", bind="query-params")
 rows = top[2].number_input("Rows", 1, 10, 2, key="rows", bind="query-params")
 cols = top[3].number_input("Columns", 1, 10, 3, key="cols", bind="query-params")
 show_seen = top[4].toggle("Show reviewed", key="seen", bind="query-params",
                           help="Samples decided before this visit are skipped unless this is on.")
-label = names.index(label_name)
+why = top[4].toggle("Why flagged", value=True, key="why", bind="query-params",
+                    help="Per tile: probability of its label, the prediction, and the shares of the loss and "
+                         "leverage (outlier) terms in its importance.")
 decided = log.current()
 decided_here = st.session_state.setdefault("decided_here", set())  # stay visible while this session works on them
-ranked = analysis.ranked(label, descending=order == ORDERS[0])
+ranked, described = review_grid.queue_for(analysis, choice, names, descending=order == ORDERS[0])
 if not show_seen:
     ranked = review.reviewable(ranked, decided, decided_here)
 page = int(rows * cols)
@@ -34,39 +42,24 @@ def step(delta: int) -> None:
     st.session_state["pos"] = int(min(max(st.session_state.get("pos", 0) + delta, 0), last))
 
 
+def accept(indices: list[int]) -> None:
+    review_grid.accept_page(analysis, log, indices, state.reviewer())
+    step(page)
+
+
+if st.session_state.get("pos", 0) > last:  # the queue shrank (other sessions decided, "Show reviewed" off)
+    st.session_state["pos"] = last
 position = st.slider("Position in the ranking", 0, max(last, 1), 0, key="pos", bind="query-params",
                      disabled=last == 0)
-nav = st.columns([1, 1, 6])
-nav[0].button("◀ Previous", on_click=step, args=(-page,), disabled=position == 0)
-nav[1].button("Next ▶", on_click=step, args=(page,), disabled=position + page > last)
 start, stop = selection.page_bounds(len(ranked), position, page)
+shown = [int(i) for i in ranked[start:stop]]
+nav = st.columns([1, 1, 3, 3])
+nav[0].button("◀ Previous", on_click=step, args=(-page,), disabled=position == 0, shortcut="Left")
+nav[1].button("Next ▶", on_click=step, args=(page,), disabled=position + page > last, shortcut="Right")
+nav[2].button("Accept page: undecided → ok, next", on_click=accept, args=(shown,), disabled=not shown,
+              shortcut="A", type="primary", help="Every tile of this page without a decision becomes 'ok'.")
+nav[3].caption("Keys: **1–9** mislabeled on tile 1–9 (again: undo) · **A** accept page · **← →** page")
 hidden = "" if show_seen else f" ({len(decided)} reviewed samples in the log; reviewed ones are skipped)"
-st.caption(f"Showing {start + 1}–{stop} of {len(ranked)} samples labelled **{label_name}**, {order} important."
-           + hidden)
-
-
-def save(index: int) -> None:
-    """Write the tile's decision to the log the moment it changes."""
-    choice = st.session_state.get(f"decision_{index}")
-    decided_here.add(index)
-    chosen = st.session_state.get(f"new_{index}")
-    new = names.index(chosen) if chosen else analysis.suggested_label(index)
-    log.decide(index, int(analysis.y_train[index]), choice, new_label=new, reviewer=state.reviewer())
-
-
-def controls(index: int) -> None:
-    current = decided.get(index)
-    st.segmented_control("Decision", list(review.DECISIONS_SHOWN), key=f"decision_{index}",
-                         default=current.decision if current else None, on_change=save, args=(index,),
-                         label_visibility="collapsed")
-    if st.session_state.get(f"decision_{index}") == "mislabeled":
-        others = [c for c in range(len(names)) if c != analysis.y_train[index]]
-        suggested = current.new_label if current and current.new_label is not None else \
-            analysis.suggested_label(index)
-        st.selectbox("Correct class", [names[c] for c in others], index=others.index(suggested),
-                     key=f"new_{index}", on_change=save, args=(index,))
-
-
-widgets.image_grid(analysis, ranked[start:stop], columns=cols, footer=controls,
-                   caption=lambda i: f"#{i} · label {names[analysis.y_train[i]]} · pred {names[analysis.pred_train[i]]}"
-                                     f" · imp {analysis.class_importance[i]:.3f}")
+st.caption(f"Showing {start + 1}–{stop} of {len(ranked)} samples {described}, {order} important." + hidden)
+st.caption(review_grid.progress_caption(analysis, decided, choice, names))
+review_grid.review_tiles(analysis, log, names, shown, decided, columns=cols, reviewer=state.reviewer(), why=why)

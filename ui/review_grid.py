@@ -1,0 +1,158 @@
+"""The review grid's controls: which queue feeds it, keyboard-first decisions on its tiles, why a tile is flagged.
+
+Keys: ``1``–``9`` toggle "mislabeled" (with the suggested class) on tile 1–9, ``a`` accepts the page (every tile
+still undecided becomes ``ok``) and moves on, ``←``/``→`` page without deciding. Every decision is written to the
+review log the moment it is made; the tile widgets read their state from the log when they first appear.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import streamlit as st
+
+from coreclean import Analysis, explain, review_queue, review_stats
+from coreclean.review import DECISIONS_SHOWN, ReviewLog
+from coreclean.images import ImageUnavailable, image_for
+from coreclean.decode import tile
+
+from .selection import pair_label, parse_pair
+from .widgets import TILE_PX
+
+ALL_CLASSES = "All classes"
+MAX_PAIRS = 100  # confusion pairs offered in the queue picker (most frequent first); deep links may name any
+KEYS = "123456789"
+
+
+# --- queues ----------------------------------------------------------------------------------------------------
+def queue_options(analysis: Analysis, names: Sequence[str]) -> list[str]:
+    """The queue picker: "All classes", every class, then the training set's most frequent confusion pairs."""
+    pairs = review_queue.training_pairs(analysis.y_train, analysis.pred_train, analysis.n_classes,
+                                        analysis.removed_train, limit=MAX_PAIRS)
+    return [ALL_CLASSES, *names, *(pair_label(p.true, p.predicted, names) for p in pairs)]
+
+
+def valid_queue(choice: str | None, options: Sequence[str], names: Sequence[str]) -> bool:
+    return choice in options or parse_pair(choice, names) is not None
+
+
+def queue_for(analysis: Analysis, choice: str, names: Sequence[str], *, descending: bool = True):
+    """(training indices in review order, a description for the caption) of the queue named ``choice``."""
+    if choice == ALL_CLASSES:
+        return (review_queue.all_classes(analysis.class_importance, analysis.removed_train, descending=descending),
+                "of **all classes** (importance normalized within each class)")
+    pair = parse_pair(choice, names)
+    if pair is not None:
+        true, predicted = pair
+        return (review_queue.confusion_pair(analysis.y_train, analysis.pred_train, analysis.importance, true,
+                                            predicted, analysis.removed_train, descending=descending),
+                f"labelled **{names[true]}** and predicted **{names[predicted]}**")
+    label = list(names).index(choice)
+    return analysis.ranked(label, descending=descending), f"labelled **{choice}**"
+
+
+def queue_class(choice: str, names: Sequence[str]) -> int | None:
+    """The class a queue is about (a pair's label), or ``None`` for all classes."""
+    if choice == ALL_CLASSES:
+        return None
+    pair = parse_pair(choice, names)
+    return pair[0] if pair else list(names).index(choice)
+
+
+# --- why flagged and progress ----------------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Computing the loss and leverage terms…", max_entries=8)
+def _terms(directory: str) -> explain.BoundTerms:
+    return explain.bound_terms_of(Analysis.load(directory))
+
+
+def reasons(analysis: Analysis, indices) -> dict[int, explain.Reason]:
+    terms = _terms(str(analysis.directory))
+    found = explain.reasons(indices, terms, analysis.y_train, analysis.pred_train, analysis.p_label_train)
+    return {r.index: r for r in found}
+
+
+def progress_caption(analysis: Analysis, decided: dict, choice: str, names: Sequence[str]) -> str:
+    """"Progress — <the queue's class> · <all classes>": reviewed, errors found, errors likely left."""
+    progress = review_stats.progress_of(analysis, decided)
+    focus = queue_class(choice, names)
+    parts = [progress.line(None)] if focus is None else [progress.line(focus, names), progress.line(None)]
+    return "Progress — " + " · ".join(parts)
+
+
+# --- decisions -------------------------------------------------------------------------------------------------
+def _mark(index: int, decision: str | None) -> None:
+    """Show ``decision`` on the tile's segmented control and keep the tile on screen for this visit."""
+    st.session_state[f"decision_{index}"] = decision
+    st.session_state.setdefault("decided_here", set()).add(index)
+
+
+def toggle_mislabeled(analysis: Analysis, log: ReviewLog, index: int, reviewer: str | None) -> None:
+    """Key 1–9: mark the tile mislabeled with the suggested class, or undo that if it already is."""
+    current = log.current().get(index)
+    if current is not None and current.decision == "mislabeled":
+        restored = log.undo(index)
+        _mark(index, restored.decision if restored else None)
+    else:
+        log.decide(index, int(analysis.y_train[index]), "mislabeled", new_label=analysis.suggested_label(index),
+                   reviewer=reviewer)
+        _mark(index, "mislabeled")
+
+
+def accept_page(analysis: Analysis, log: ReviewLog, indices: Sequence[int], reviewer: str | None) -> int:
+    """Key a: every tile of the page without a current decision becomes ``ok``; returns how many."""
+    current = log.current()
+    undecided = [int(i) for i in indices if int(i) not in current]
+    for index in undecided:
+        log.record(index, int(analysis.y_train[index]), "ok", reviewer=reviewer)
+        _mark(index, "ok")
+    return len(undecided)
+
+
+def save_choice(analysis: Analysis, log: ReviewLog, names: Sequence[str], index: int, reviewer: str | None) -> None:
+    """The tile's segmented control or class box changed: write it to the log."""
+    choice = st.session_state.get(f"decision_{index}")
+    st.session_state.setdefault("decided_here", set()).add(index)
+    chosen = st.session_state.get(f"new_{index}")
+    new = list(names).index(chosen) if chosen else analysis.suggested_label(index)
+    log.decide(index, int(analysis.y_train[index]), choice, new_label=new, reviewer=reviewer)
+
+
+# --- tiles -----------------------------------------------------------------------------------------------------
+def review_tiles(analysis: Analysis, log: ReviewLog, names: Sequence[str], indices: Sequence[int], decided: dict,
+                 *, columns: int, reviewer: str | None, why: bool = True) -> None:
+    """The grid of ``indices``: image, caption, the keyboard toggle (``1``–``9``), the decision control and, if
+    ``why``, what puts the sample on top. ``decided`` is the log's current decisions (``log.current()``)."""
+    indices = [int(i) for i in indices]
+    explained = reasons(analysis, indices) if why else {}
+    columns = max(1, int(columns))
+    for start in range(0, len(indices), columns):
+        for slot, (cell, index) in enumerate(zip(st.columns(columns), indices[start:start + columns]), start):
+            with cell:
+                _tile(analysis, log, names, index, slot, decided.get(index), explained.get(index), reviewer)
+
+
+def _tile(analysis, log, names, index, slot, current, reason, reviewer) -> None:
+    label = int(analysis.y_train[index])
+    text = (f"#{index} · label {names[label]} · pred {names[analysis.pred_train[index]]}"
+            f" · imp {analysis.class_importance[index]:.3f}")
+    try:
+        st.image(tile(image_for(analysis, index, "train"), TILE_PX), caption=text, width=TILE_PX)
+    except ImageUnavailable as err:
+        st.info(f"{text}\n\nimage unavailable: {err}")
+    if reason is not None:
+        st.caption(reason.summary(names))
+    key = f"decision_{index}"
+    if key not in st.session_state:  # first time on screen: show what the log holds
+        st.session_state[key] = current.decision if current else None
+    flagged = st.session_state[key] == "mislabeled"
+    suggested = current.new_label if flagged and current and current.new_label is not None \
+        else analysis.suggested_label(index)
+    st.button("Undo mislabeled" if flagged else f"Mislabeled → {names[suggested]}", key=f"flip_{index}",
+              shortcut=KEYS[slot] if slot < len(KEYS) else None, type="primary" if flagged else "secondary",
+              on_click=toggle_mislabeled, args=(analysis, log, index, reviewer),
+              help=f"Key {KEYS[slot]}" if slot < len(KEYS) else None)
+    st.segmented_control("Decision", list(DECISIONS_SHOWN), key=key, on_change=save_choice,
+                         args=(analysis, log, names, index, reviewer), label_visibility="collapsed")
+    if flagged:
+        others = [c for c in range(len(names)) if c != label]
+        st.selectbox("Correct class", [names[c] for c in others], index=others.index(suggested), key=f"new_{index}",
+                     on_change=save_choice, args=(analysis, log, names, index, reviewer))
