@@ -37,13 +37,19 @@ def check_image(path: Path) -> None:
 
 def open_rgb(path: Path) -> Image.Image:
     """Decode ``path`` to an 8-bit RGB image (16-bit and float images rescaled to their range, not clipped)."""
+    return open_image(path, rgb=True)
+
+
+def open_image(path: Path, *, rgb: bool = False) -> Image.Image:
+    """Decode ``path`` fully, in its own mode ('L', 'P', 'I;16', 'RGBA' ...) unless ``rgb``; pass the result to
+    :func:`to_rgb` for the embedding. The quality statistics read the image as decoded (one decode serves both)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 _check_size(image)
                 image.load()
-                return to_rgb(image)
+                return to_rgb(image) if rgb else image
     except UnreadableImage:
         raise
     except Image.DecompressionBombError as err:

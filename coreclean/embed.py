@@ -7,6 +7,10 @@
   a saved ``state_dict`` (offline), or ``None`` (random init; tests only).
 
 ResNet features are computed in chunks written to disk, so an interrupted run resumes at the first missing chunk.
+
+Image quality (:mod:`coreclean.quality`) rides on the same decode: the ResNet loop scores every image file as
+decoded (before RGB conversion) and writes its rows (``RAW_COLUMNS``) to ``quality_<start>.npy`` beside
+``chunk_<start>.npy``; :mod:`coreclean.quality_pass` reads them back and covers the sources this loop never decodes.
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ import numpy as np
 from PIL import Image
 
 from .data.dataset import Dataset
-from .decode import UnreadableImage, open_rgb
+from .decode import UnreadableImage, open_image, to_rgb
+from .quality import RAW_COLUMNS, image_scores
 
 Progress = Callable[[int, int], None]
 CHUNK = 2048
@@ -96,11 +101,29 @@ def resnet18_backbone(weights: str | Path | None, device: str | None = None):
     return model.eval().to(device), enum.transforms(), device
 
 
-def _open_image(dataset: Dataset, split: str, index: int) -> Image.Image:
+def _open_image(dataset: Dataset, split: str, index: int) -> tuple[Image.Image, np.ndarray | None]:
+    """(RGB image for the backbone, quality row of the image as decoded — None for in-memory pixels)."""
     pixels = dataset.images(split)
     if pixels is not None:
-        return Image.fromarray(pixels[index]).convert("RGB")
-    return open_rgb(dataset.root / dataset.paths(split)[index])
+        return Image.fromarray(pixels[index]).convert("RGB"), None
+    image = open_image(dataset.root / dataset.paths(split)[index])
+    return to_rgb(image), image_scores(image)
+
+
+def _failure(err: Exception) -> str:
+    return str(err) if isinstance(err, UnreadableImage) else f"{type(err).__name__}: {err}"
+
+
+def quality_file(out_dir: Path, start: int) -> Path:
+    """Where the quality rows of the chunk starting at ``start`` live (beside ``chunk_<start>.npy``)."""
+    return out_dir / f"quality_{start:09d}.npy"
+
+
+def save_atomic(path: Path, array: np.ndarray) -> None:
+    """``np.save`` to a temporary name, then rename: a killed run never leaves a half-written chunk."""
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
 
 
 def embed_split(
@@ -109,7 +132,8 @@ def embed_split(
 ) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """ResNet18 features (n, 512) float32 for one split, resumable via chunk files in ``out_dir``.
 
-    Returns the features and (index, reason) for images that failed to decode (their rows are NaN).
+    Returns the features and (index, reason) for images that failed to decode (their rows are NaN). The quality
+    rows of each file chunk are written beside it (:func:`coreclean.quality_pass.quality_split` reads them).
     """
     import torch
 
@@ -124,24 +148,29 @@ def embed_split(
             if model is None:
                 model, preprocess, device = resnet18_backbone(weights, device)
             feats = np.full((stop - start, 512), np.nan, dtype=np.float32)
+            quality = np.full((stop - start, len(RAW_COLUMNS)), np.nan, dtype=np.float32)
             failed = []
             for b in range(start, stop, batch_size):
                 tensors, rows = [], []
                 for i in range(b, min(b + batch_size, stop)):
                     try:
-                        tensors.append(preprocess(_open_image(dataset, split, i)))
-                        rows.append(i - start)
+                        image, scores = _open_image(dataset, split, i)
+                        tensors.append(preprocess(image))
                     except (UnreadableImage, OSError, ValueError) as err:
-                        failed.append((i, str(err) if isinstance(err, UnreadableImage) else f"{type(err).__name__}: {err}"))
+                        failed.append((i, _failure(err)))
+                        continue
+                    rows.append(i - start)
+                    if scores is not None:
+                        quality[i - start] = scores
                 if tensors:
                     with torch.inference_mode():
                         feats[rows] = model(torch.stack(tensors).to(device)).float().cpu().numpy()
                 if progress:
                     progress(min(b + batch_size, stop), n)
+            if dataset.images(split) is None:  # in-memory pixels are scored at once by quality_split
+                save_atomic(quality_file(out_dir, start), quality)  # before the chunk, which marks it done
             fail_file.write_text(json.dumps(failed))
-            tmp = chunk_file.with_suffix(".tmp.npy")
-            np.save(tmp, feats)
-            tmp.replace(chunk_file)  # atomic: a killed run never leaves a half-written chunk
+            save_atomic(chunk_file, feats)
         elif progress:
             progress(stop, n)
         chunks.append(np.load(chunk_file, allow_pickle=False))

@@ -21,6 +21,7 @@ from .data import Dataset, load_source
 from .embed import check_backbone, default_backbone, embed, weights_identity
 from .importance import CoresetSensitivity, label_statistics
 from .model import confusion_matrix
+from .quality_pass import raw_quality, source_kind, split_scores
 
 StageProgress = Callable[[str, int, int], None]
 
@@ -36,6 +37,8 @@ class Embedded:
     keep_train: np.ndarray  # (n_input,) bool: input rows that were embedded
     keep_test: np.ndarray
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file or row, reason)
+    quality_kind: str | None = None  # 'file' | 'memory': which quality issues apply; None: no images, no quality
+    quality: dict[str, np.ndarray] = field(default_factory=dict)  # quality[_raw]_{train,test} of the kept rows
 
 
 @dataclass
@@ -57,13 +60,15 @@ class Evaluated:
 
 def embed_stage(dataset: Dataset, backbone: str, work_dir: Path, *, weights=None, pca: int | None = 128,
                 progress: StageProgress | None = None) -> Embedded:
-    """Embed both splits; rows whose image failed to decode are dropped and listed by file name."""
+    """Embed both splits and score image quality (:mod:`coreclean.quality_pass`); rows whose image failed to
+    decode are dropped and listed by file name."""
     report = progress or (lambda stage, done, total: None)
     total = len(dataset.y_train) + len(dataset.y_test)
     report("embed", 0, total)
     x_train, x_test, failures = embed(dataset, backbone, work_dir, weights=weights, pca=pca,
                                       progress=lambda done, _total: report("embed", done, total))
     report("embed", total, total)
+    raw = raw_quality(dataset, work_dir, progress=lambda done, _total: report("quality", done, total))
     keep = {}
     for split, x in (("train", x_train), ("test", x_test)):
         keep[split] = np.ones(len(x), dtype=bool)
@@ -72,11 +77,18 @@ def embed_stage(dataset: Dataset, backbone: str, work_dir: Path, *, weights=None
     for split, i, reason in failures:
         paths = dataset.paths(split)
         skipped.append((paths[i] if paths is not None else f"{split} row {i}", reason))
+    quality = {}
+    if raw is not None:  # severities of the rows that stay: odd size/aspect are relative to the analysed images
+        raw = (raw[0][keep["train"]], raw[1][keep["test"]])
+        scores = split_scores(*raw, source_kind(dataset))
+        quality = {"quality_raw_train": raw[0], "quality_raw_test": raw[1],
+                   "quality_train": scores[0], "quality_test": scores[1]}
     return Embedded(
         x_train=x_train if keep["train"].all() else np.asarray(x_train[keep["train"]], np.float32),
         x_test=x_test if keep["test"].all() else np.asarray(x_test[keep["test"]], np.float32),
         y_train=np.asarray(dataset.y_train)[keep["train"]], y_test=np.asarray(dataset.y_test)[keep["test"]],
         keep_train=keep["train"], keep_test=keep["test"], skipped=skipped,
+        quality_kind=source_kind(dataset) if quality else None, quality=quality,
     )
 
 
@@ -145,7 +157,8 @@ def build_analysis(
     report("store", 0, 1)
     arrays = {"y_train": embedded.y_train, "y_test": embedded.y_test, "coef": fitted.coef,
               "importance": fitted.importance, "pred_train": fitted.pred_train, "p_label_train": fitted.p_label_train,
-              "pred_test": evaluated.pred_test, "p_pred_test": evaluated.p_pred_test, "confusion": evaluated.confusion}
+              "pred_test": evaluated.pred_test, "p_pred_test": evaluated.p_pred_test, "confusion": evaluated.confusion,
+              **embedded.quality}
     for split, keep in (("train", embedded.keep_train), ("test", embedded.keep_test)):
         pixels, paths = dataset.images(split), dataset.paths(split)
         if pixels is not None:
@@ -158,7 +171,7 @@ def build_analysis(
         "root": str(dataset.root) if dataset.root else None, "n_train": int(len(embedded.y_train)),
         "n_test": int(len(embedded.y_test)), "n_features": int(embedded.x_train.shape[1]),
         "accuracy": evaluated.accuracy, "classifier_fit_samples": fitted.fit_samples,
-        "skipped": [list(s) for s in embedded.skipped], "lineage": None,
+        "skipped": [list(s) for s in embedded.skipped], "quality": embedded.quality_kind, "lineage": None,
         "build_seconds": round(time.time() - started, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     store.write_analysis(directory, arrays, meta, features={"x_train": embedded.x_train, "x_test": embedded.x_test})

@@ -8,6 +8,10 @@ Layout of an analysis directory (``.npy`` + JSON only, never pickle)::
     importance.npy       per-sample sensitivity (train)     pred_*.npy p_pred_test.npy p_label_train.npy
     removed_train.npy    (revisions) samples dropped by review decisions
     images_*.npy | paths_*.npy  what the UI shows for a sample
+    quality_raw_*.npy    (optional) per-image quality rows (n, 7) in ``coreclean.quality.RAW_COLUMNS`` order
+    quality_*.npy        (optional) issue severities (n, 7) in ``ISSUE_NAMES`` order, NaN = failed / not applicable;
+                         meta["quality"] is the source kind they were scored for ('file' | 'memory'); older
+                         analyses and embeddings without images have neither
     reviews.sqlite       the review log (written by :mod:`coreclean.review`, never by the store)
 
 A directory is written whole into ``<name>.partial`` and renamed into place, so a reader sees either nothing or a
