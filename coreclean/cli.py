@@ -96,6 +96,33 @@ def _restore_log(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .analysis import Analysis
+    from .export import issues_table, logged_decisions, table_rows
+    from .issues import parse_thresholds
+    from .progress import StageBars
+
+    out = check_output_path(args.out)
+    thresholds = parse_thresholds(args.threshold)
+    if (Path(args.source) / "meta.json").is_file():  # an analysis directory (a build or a retrain revision)
+        analysis = Analysis.load(args.source)
+    else:
+        bars = StageBars()
+        try:
+            analysis = Analysis.build(args.source, cache_dir=args.cache, backbone=args.backbone,
+                                      weights=args.weights, pca=args.pca, progress=bars)
+        finally:
+            bars.close()
+    table = issues_table(analysis, logged_decisions(analysis), thresholds)
+    write_csv(out, list(table.columns), table_rows(table))
+    print(f"wrote {len(table)} rows to {out} (analysis {analysis.directory})")
+    flagged = [f"{c[3:-6]} {int(table[c].sum())}" for c in table.columns if c.startswith("is_") and c.endswith("_issue")]
+    print("flagged: " + ", ".join(flagged) if flagged else
+          "no image-quality scores in this analysis (embeddings without images, or built before quality "
+          "scoring: delete the analysis directory and build again to add them)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coreclean", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +147,19 @@ def main(argv: list[str] | None = None) -> int:
     restore = sub.add_parser("restore-log", help="replace a damaged review log by its newest intact backup")
     restore.add_argument("directory", help="the analysis directory holding reviews.sqlite")
     restore.set_defaults(run=_restore_log)
+    export = sub.add_parser("export", help="one CSV row per training sample with every signal, quality issues "
+                                           "and the current review decision")
+    export.add_argument("source", help="an analysis directory (build or retrain revision), or a SOURCE as for "
+                                       "build (built or reused first)")
+    export.add_argument("--out", required=True, help="output CSV path, e.g. issues.csv")
+    export.add_argument("--threshold", action="append", metavar="ISSUE=VALUE",
+                        help="override an issue's flag threshold (score in [0, 1], flagged above it); repeatable, "
+                             "e.g. --threshold dark=0.8 --threshold blurry=0.6")
+    export.add_argument("--cache", type=Path, default=None, help="cache directory when building (as for build)")
+    export.add_argument("--backbone", choices=list(BACKBONES), default=None, help="as for build")
+    export.add_argument("--weights", default="imagenet", help="as for build")
+    export.add_argument("--pca", type=int, default=128, help="as for build")
+    export.set_defaults(run=_export)
     args = parser.parse_args(argv)
     if getattr(args, "weights", None) == "none":
         args.weights = None
