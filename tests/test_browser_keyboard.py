@@ -1,0 +1,156 @@
+"""Keyboard review in a real browser: `streamlit run` on a free port, headless Chromium through Playwright."""
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from coreclean import Analysis, review_queue
+from coreclean.review import ReviewLog
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@contextlib.contextmanager
+def serve(cache: Path):
+    """`streamlit run dashboard.py` on a free port until the block ends; yields the base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env={**os.environ, "CORECLEAN_CACHE": str(cache)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not become healthy: {proc.stdout.read().decode()[-2000:]}")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def analysis(module_cache):
+    return Analysis.build("digits", cache_dir=module_cache)
+
+
+@pytest.fixture(scope="module")
+def server(module_cache, analysis):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium missing in CI: .ci/run must apt-get install chromium")
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    with serve(module_cache) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def log(analysis):
+    """The review log with no current decision at the start of the test (earlier ones undone, as a user would)."""
+    review_log = ReviewLog(analysis.directory, len(analysis.y_train), analysis.n_classes)
+    while review_log.current():
+        for sample in review_log.current():
+            review_log.undo(sample)
+    return review_log
+
+
+def open_grid(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(url)
+    page.get_by_text("Showing 1–", exact=False).wait_for(timeout=90000)
+    page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 6", timeout=30000)
+    return page
+
+
+def shown_samples(page) -> list[int]:
+    return [int(c.split(" ·")[0].lstrip("#")) for c in page.locator("[data-testid=stImageCaption]").all_inner_texts()]
+
+
+def wait_for(condition, what: str, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_key_1_then_a_reviews_a_page(server, browser, analysis, log, tmp_path):
+    ranked = analysis.ranked(3)
+    page = open_grid(browser, f"{server}/review?cls=3")
+    assert shown_samples(page) == ranked[:6].tolist()
+    page.keyboard.press("1")
+    page.get_by_role("button", name="Undo mislabeled").wait_for(timeout=30000)
+    wait_for(lambda: len(log.current()) == 1, "the first decision in the log")
+    page.keyboard.press("a")
+    page.get_by_text("Showing 7–12 of", exact=False).wait_for(timeout=30000)
+    wait_for(lambda: len(log.current()) == 6, "six decisions in the log")
+    decided = log.current()
+    assert set(decided) == set(ranked[:6].tolist())
+    assert decided[int(ranked[0])].decision == "mislabeled"
+    assert decided[int(ranked[0])].new_label == analysis.suggested_label(int(ranked[0]))
+    assert sorted(d.decision for d in decided.values()) == ["mislabeled"] + ["ok"] * 5
+    page.wait_for_function(f"document.querySelector('[data-testid=stImageCaption]').innerText.startsWith("
+                           f"'#{int(ranked[6])} ')", timeout=30000)
+    assert shown_samples(page) == ranked[6:12].tolist()
+    page.screenshot(path=str(tmp_path / "keyboard-next-page.png"), full_page=True)
+    page.close()
+
+
+def test_arrow_keys_page_without_deciding(server, browser, analysis, log):
+    ranked = analysis.ranked(5)
+    page = open_grid(browser, f"{server}/review?cls=5")
+    page.keyboard.press("ArrowRight")
+    page.get_by_text("Showing 7–12 of", exact=False).wait_for(timeout=30000)
+    page.wait_for_function(f"document.querySelector('[data-testid=stImageCaption]').innerText.startsWith("
+                           f"'#{int(ranked[6])} ')", timeout=30000)
+    page.keyboard.press("ArrowLeft")
+    page.get_by_text("Showing 1–6 of", exact=False).wait_for(timeout=30000)
+    page.keyboard.press("2")  # toggles tile 2 on, then off again
+    page.get_by_role("button", name="Undo mislabeled").wait_for(timeout=30000)
+    page.keyboard.press("2")
+    page.get_by_role("button", name="Undo mislabeled").wait_for(state="detached", timeout=30000)
+    page.close()
+    assert log.current() == {}
+
+
+def test_all_classes_queue_mixes_classes_in_importance_order(server, browser, analysis, log):
+    queue = review_queue.all_classes(analysis.class_importance, analysis.removed_train)
+    page = open_grid(browser, f"{server}/review?cls={quote('All classes')}&rows=3&cols=4")
+    page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 12", timeout=30000)
+    shown = shown_samples(page)
+    assert shown == queue[:12].tolist()
+    assert len({int(analysis.y_train[i]) for i in shown}) >= 3
+    scores = [float(analysis.class_importance[i]) for i in shown]
+    assert scores == sorted(scores, reverse=True)
+    assert "of all classes" in page.get_by_text("Showing 1–12 of", exact=False).inner_text()
+    page.close()
