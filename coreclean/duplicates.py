@@ -57,6 +57,68 @@ def hash_files(paths) -> np.ndarray:
     return np.array(out)
 
 
+def image_fingerprints(pixels, *, max_side: int = 32) -> np.ndarray:
+    """(n, h, w) float32 images for near-duplicate search among in-memory pixels (n, H, W[, C]).
+
+    Grayscale, block-averaged to at most ``max_side`` per side, rolled so each image's centre of intensity sits
+    at the centre (a copy shifted by a few pixels lands on the original), minus its own mean (cosine similarity
+    of the flattened rows then ignores brightness scaling and offsets). Search their neighbours with
+    ``nearest_neighbors(f.reshape(n, -1))`` and score candidates with :func:`shift_similarity`.
+    """
+    x = np.asarray(pixels)
+    if x.ndim == 4:
+        x = x.mean(axis=3)
+    if x.ndim != 3 or not np.issubdtype(x.dtype, np.number) or min(x.shape[1:]) < 3:
+        raise ValueError(f"pixels: expected numeric images (n, H, W) or (n, H, W, C), got {x.dtype} {x.shape}.")
+    n, h, w = x.shape
+    step = max(1, -(-max(h, w) // max_side))
+    x = x[:, :h // step * step, :w // step * step].astype(np.float32)
+    x = x.reshape(n, h // step, step, w // step, step).mean(axis=(2, 4)) if step > 1 else x
+    n, h, w = x.shape
+    total = x.sum(axis=(1, 2)) + 1e-6
+    cy = (x.sum(axis=2) * np.arange(h)).sum(axis=1) / total
+    cx = (x.sum(axis=1) * np.arange(w)).sum(axis=1) / total
+    dy = np.round((h - 1) / 2 - cy).astype(int)
+    dx = np.round((w - 1) / 2 - cx).astype(int)
+    out = np.empty_like(x)
+    for shift in set(zip(dy.tolist(), dx.tolist())):  # one roll per distinct shift, not per image
+        rows = (dy == shift[0]) & (dx == shift[1])
+        out[rows] = np.roll(x[rows], shift, axis=(1, 2))
+    out -= out.mean(axis=(1, 2), keepdims=True)
+    return out
+
+
+def _unit_core(images: np.ndarray, dy: int, dx: int, margin: int) -> np.ndarray:
+    n, h, w = images.shape
+    core = images[:, margin + dy:h - margin + dy, margin + dx:w - margin + dx].reshape(n, -1)
+    core = core - core.mean(axis=1, keepdims=True)
+    return core / np.maximum(np.linalg.norm(core, axis=1, keepdims=True), 1e-12)
+
+
+def shift_similarity(images, indices, *, queries=None, max_shift: int = 1, block_rows: int = 4096) -> np.ndarray:
+    """(m, k) float32: for each query image and each of its candidate neighbours ``indices`` (m, k) into
+    ``images`` (n, h, w) (from :func:`image_fingerprints`), the best cosine similarity over relative shifts of up
+    to ``max_shift`` pixels (fixes the centring's rounding). ``queries`` (m, h, w): None for images themselves."""
+    images = np.asarray(images, dtype=np.float32)
+    query_images = images if queries is None else np.asarray(queries, dtype=np.float32)
+    indices = np.asarray(indices)
+    if images.ndim != 3 or query_images.shape[1:] != images.shape[1:] or indices.shape[:1] != query_images.shape[:1]:
+        raise ValueError(f"images {images.shape}, queries {query_images.shape}, indices {indices.shape}: need "
+                         "(n, h, w) fingerprints, queries of the same h, w, and one (m, k) row per query.")
+    margin = int(max_shift)
+    if margin < 0 or 2 * margin >= min(images.shape[1:]):
+        raise ValueError(f"max_shift={max_shift!r}: must be >= 0 and smaller than half the image side.")
+    base = _unit_core(query_images, 0, 0, margin)
+    out = np.full(indices.shape, -1.0, dtype=np.float32)
+    for dy in range(-margin, margin + 1):
+        for dx in range(-margin, margin + 1):
+            moved = _unit_core(images, dy, dx, margin)
+            for s in range(0, len(indices), block_rows):
+                sim = np.einsum("nd,nkd->nk", base[s:s + block_rows], moved[indices[s:s + block_rows]])
+                np.maximum(out[s:s + block_rows], sim, out=out[s:s + block_rows])
+    return out
+
+
 def _first_member(labels: np.ndarray) -> np.ndarray:
     """duplicate_of from group labels (n,): the smallest index sharing a label, -1 where the label is unique."""
     n = len(labels)

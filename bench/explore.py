@@ -1,0 +1,332 @@
+"""Exploration benchmark: neighbours, duplicates, leakage, outliers and the 2-D map, timed and scored.
+
+    python bench/explore.py                 # Fashion-MNIST 60k (PCA-128 pixel features) with injected copies/strays
+    python bench/explore.py --quick         # toy run of the same code (< 60 s; the smoke test)
+    python bench/explore.py --compare-maps  # UMAP vs openTSNE on a Fashion-MNIST sample (time and quality)
+    python bench/explore.py --imagenet      # 1.28M x 512 synthetic memmap (generated once in blocks under --dir)
+
+Fashion-MNIST: 300 training images are replaced by copies of others (exact, 1-pixel shift, Gaussian noise sigma 8,
+brightness x0.8) and 600 (1%) by stray images (inverted, rotated 90/180/270, uniform noise); 50 test images by noised
+copies of training images (leakage). Reported: wall and CPU seconds per stage (the machine's 2 cores are shared, so
+CPU seconds show the work), recall@10 of the approximate index against exact search on 1000 sampled queries,
+duplicate recall / other rows flagged per threshold (regrouped from the stored neighbours), outlier average
+precision and recall in the top 1% for ours vs kNN distance vs IsolationForest, and the map's 10-NN label accuracy.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from coreclean.duplicates import (exact_duplicate_groups, hash_rows, image_fingerprints, leakage, merge_groups,
+                                  near_duplicate_groups, shift_similarity)
+from coreclean.neighbors import NeighborIndex, measure_recall, nearest_neighbors
+from coreclean.outliers import knn_distance, mahalanobis_score, outlier_score
+from coreclean.projection import project_2d
+
+THRESHOLDS = (0.95, 0.98, 0.99, 0.995)
+
+
+class Stages:
+    """Wall and CPU seconds and peak RSS (sampled every 20 ms, file-backed memmap pages included) per stage."""
+
+    def __init__(self):
+        self.rows, self.peak, self.running = [], 0, True
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self):
+        while self.running:
+            with open("/proc/self/statm") as handle:
+                self.peak = max(self.peak, int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+            time.sleep(0.02)
+
+    def run(self, name, fn, *args, **kwargs):
+        self.peak = 0
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = fn(*args, **kwargs)
+        self.rows.append((name, time.perf_counter() - wall, time.process_time() - cpu, self.peak / 2**30))
+        return out
+
+    def table(self, title, exclude=()):
+        print(f"\n### {title}\n\n| stage | wall s | CPU s | peak RSS GB |\n|---|---|---|---|")
+        for name, wall, cpu, peak in self.rows:
+            print(f"| {name} | {wall:.1f} | {cpu:.1f} | {peak:.2f} |")
+        kept = [r for r in self.rows if r[0] not in exclude]
+        print(f"| **total{' (without ' + ', '.join(exclude) + ')' if exclude else ''}** | "
+              f"**{sum(r[1] for r in kept):.1f}** | **{sum(r[2] for r in kept):.1f}** | "
+              f"**{max(r[3] for r in kept):.2f}** |")
+
+
+def idx_array(path: Path) -> np.ndarray:
+    with gzip.open(path) as handle:
+        data = handle.read()
+    ndim = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
+
+
+def inject(train, test, rng, n_copies=300, n_strays=600, n_leaks=50):
+    """Copies (rows, sources, kinds) and strays (rows, kinds) written into ``train``; leaks into ``test``."""
+    n = len(train)
+    chosen = rng.choice(n, 2 * n_copies + n_strays, replace=False)
+    copies, sources, strays = chosen[:n_copies], chosen[n_copies:2 * n_copies], chosen[2 * n_copies:]
+    copy_kind = np.arange(n_copies) % 4                 # exact, shift, noise, brightness
+    for row, src, kind in zip(copies, sources, copy_kind):
+        img = train[src].astype(np.float32)
+        if kind == 1:
+            img = np.roll(img, 1, axis=1)
+        elif kind == 2:
+            img = img + rng.normal(0, 8, img.shape)
+        elif kind == 3:
+            img = img * 0.8
+        train[row] = np.clip(np.round(img), 0, 255).astype(np.uint8)
+    stray_kind = np.arange(n_strays) % 3               # inverted, rotated, noise
+    for row, kind in zip(strays, stray_kind):
+        if kind == 0:
+            train[row] = 255 - train[row]
+        elif kind == 1:
+            train[row] = np.rot90(train[row], rng.integers(1, 4))
+        else:
+            train[row] = rng.integers(0, 256, train[row].shape)
+    leak_rows = rng.choice(len(test), n_leaks, replace=False)
+    untouched = np.setdiff1d(np.arange(n), chosen)
+    leak_src = rng.choice(untouched, n_leaks, replace=False)
+    test[leak_rows] = np.clip(train[leak_src] + rng.normal(0, 8, train[leak_src].shape), 0, 255).astype(np.uint8)
+    return dict(copies=copies, sources=sources, copy_kind=copy_kind, strays=strays, stray_kind=stray_kind,
+                leak_rows=leak_rows, leak_src=leak_src)
+
+
+def duplicate_quality(dup, truth):
+    """(recall of injected copies, per-kind recall, other rows flagged): a copy is found when it shares a group
+    with its source; other rows = flagged rows that are neither an injected copy nor its source."""
+    hit = (dup[truth["copies"]] >= 0) & (dup[truth["copies"]] == dup[truth["sources"]])
+    per_kind = [hit[truth["copy_kind"] == k].mean() for k in range(4)]
+    injected = np.zeros(len(dup), bool)
+    injected[truth["copies"]] = injected[truth["sources"]] = True
+    return hit.mean(), per_kind, int(((dup >= 0) & ~injected).sum())
+
+
+def outlier_quality(score, truth, n):
+    from sklearn.metrics import average_precision_score
+
+    is_stray = np.zeros(n, bool)
+    is_stray[truth["strays"]] = True
+    top = np.argsort(-score)[:max(1, n // 100)]
+    per_kind = []
+    for kind in range(3):
+        mask = ~is_stray
+        mask[truth["strays"][truth["stray_kind"] == kind]] = True
+        per_kind.append(average_precision_score(is_stray[mask], score[mask]))
+    return average_precision_score(is_stray, score), is_stray[top].sum() / is_stray.sum(), per_kind
+
+
+def map_quality(xy, labels, n=20000, seed=0):
+    """3-fold 10-NN label accuracy on the 2-D map (a sample of n points): how well the map keeps classes apart."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    keep = np.random.default_rng(seed).permutation(len(xy))[:n]
+    return cross_val_score(KNeighborsClassifier(10), xy[keep], labels[keep], cv=3).mean()
+
+
+def fashion(args) -> None:
+    from coreclean.embed import pixel_features
+
+    root = Path(args.fashion_dir)
+    train, y = idx_array(root / "train-images-idx3-ubyte.gz"), idx_array(root / "train-labels-idx1-ubyte.gz")
+    test = idx_array(root / "t10k-images-idx3-ubyte.gz")
+    if args.quick:
+        train, y, test = train[:3000], y[:3000], test[:500]
+    rng = np.random.default_rng(0)
+    scale = len(train) / 60000
+    truth = inject(train, test, rng, int(300 * scale) // 4 * 4, int(600 * scale) // 3 * 3, max(5, int(50 * scale)))
+    print(f"Fashion-MNIST train {train.shape[0]}, test {test.shape[0]}; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")
+    prep = Stages()
+    x_train, x_test = prep.run("pixel features (PCA-128, not counted)", pixel_features, train, test, pca=128)
+    st = Stages()
+    index = st.run("index (fit)", NeighborIndex(10).fit, x_train)
+    idx, sim = st.run("neighbours train (k=10)", index.kneighbors)
+    t_idx, t_sim = st.run("neighbours test among train", index.kneighbors, x_test)
+    recall, _ = st.run("recall@10 on 1000 queries (train)", measure_recall, x_train, idx)
+    t_recall, _ = st.run("recall@10 on 1000 queries (test)", measure_recall, x_train, t_idx, queries=x_test)
+    exact = st.run("exact groups (pixel hashes)", lambda: exact_duplicate_groups(hash_rows(train)))
+    fp, fp_test = st.run("duplicates: image fingerprints", lambda: (image_fingerprints(train), image_fingerprints(test)))
+    flat = lambda a: a.reshape(len(a), -1)
+    f_index = st.run("duplicates: fingerprint index (fit)", NeighborIndex(10).fit, flat(fp))
+    f_idx, f_sim = st.run("duplicates: fingerprint neighbours train", f_index.kneighbors)
+    t_fidx, t_fsim = st.run("duplicates: fingerprint neighbours test", f_index.kneighbors, flat(fp_test))
+    f_sim = st.run("duplicates: shift similarity train", shift_similarity, fp, f_idx)
+    t_fsim = st.run("duplicates: shift similarity test", shift_similarity, fp, t_fidx, queries=fp_test)
+    near = st.run(f"near groups (threshold {args.threshold})", near_duplicate_groups, f_idx, f_sim, args.threshold)
+    dup = merge_groups(exact, near)
+    leak = st.run("leakage", leakage, t_fidx, t_fsim, args.threshold)
+    score = st.run("outlier score (ours)", outlier_score, x_train, sim)
+    flagged = np.flatnonzero((dup >= 0) | (score >= np.quantile(score, 0.99)))
+    rows, xy = st.run("map (UMAP, all rows)", project_2d, x_train, must_include=flagged, labels=y)
+    st.table("Fashion-MNIST exploration stages (added to the build)")
+    print(f"\nindex: {index.method_}, n_lists {index.n_lists_}, n_probe {index.n_probe_}; recall@10 vs exact "
+          f"search, 1000 sampled queries: train {recall:.4f}, test {t_recall:.4f}")
+
+    print("\n### Duplicates (regrouped from the stored neighbours per threshold)\n")
+    print("| candidates and similarity | threshold | regroup s | recall | exact / shift / noise / brightness | "
+          "other rows flagged | test leaks found / injected | test rows flagged |\n|---|---|---|---|---|---|---|---|")
+    spaces = [("fingerprints, shift similarity", f_idx, f_sim, t_fidx, t_fsim),
+              ("features (PCA-128), cosine", idx, sim, t_idx, t_sim)]
+    for space, n_idx, n_sim, q_idx, q_sim in spaces:
+        for threshold in sorted(set(THRESHOLDS) | {args.threshold}):
+            started = time.perf_counter()
+            groups = merge_groups(exact, near_duplicate_groups(n_idx, n_sim, threshold))
+            seconds = time.perf_counter() - started
+            rec, per_kind, other = duplicate_quality(groups, truth)
+            leaks = leakage(q_idx, q_sim, threshold)
+            found = (leaks[truth["leak_rows"]] == truth["leak_src"]).sum()
+            print(f"| {space} | {threshold} | {seconds:.2f} | {rec:.3f} | {' / '.join(f'{r:.2f}' for r in per_kind)} "
+                  f"| {other} | {found} / {len(truth['leak_rows'])} | {(leaks >= 0).sum()} |")
+    injected = np.zeros(len(dup), bool)
+    injected[truth["copies"]] = injected[truth["sources"]] = True
+    other = np.flatnonzero((dup >= 0) & ~injected)
+    gap = lambda a, b: np.median(np.abs(train[a].astype(float) - train[b].astype(float)).mean(axis=(1, 2)))
+    if len(other):
+        print(f"\nat {args.threshold}: other flagged rows differ from their most similar image by a median "
+              f"{gap(other, f_idx[other, 0]):.1f} grey levels per pixel (injected noise copies: "
+              f"{gap(truth['copies'][truth['copy_kind'] == 2], truth['sources'][truth['copy_kind'] == 2]):.1f})")
+
+    print("\n### Outliers: injected strays (1%: inverted, rotated, uniform noise)\n")
+    print("| method | seconds | average precision | recall in top 1% | AP inverted / rotated / noise |\n"
+          "|---|---|---|---|---|")
+    from sklearn.ensemble import IsolationForest
+
+    methods = [("coreclean outlier_score", lambda: outlier_score(x_train, sim)),
+               ("kNN distance (k=10, cosine)", lambda: knn_distance(sim)),
+               ("IsolationForest (sklearn default)",
+                lambda: -IsolationForest(random_state=0).fit(x_train).score_samples(x_train)),
+               ("global part only (robust Mahalanobis)", lambda: mahalanobis_score(x_train))]
+    for name, fn in methods:
+        started = time.perf_counter()
+        values = fn()
+        seconds = time.perf_counter() - started
+        ap, rec, per_kind = outlier_quality(values, truth, len(x_train))
+        print(f"| {name} | {seconds:.1f} | {ap:.3f} | {rec:.3f} | {' / '.join(f'{p:.3f}' for p in per_kind)} |")
+    print(f"\nmap: {len(rows)} points, 10-NN label accuracy on the map {map_quality(xy, y[rows]):.3f}")
+
+
+def compare_maps(args) -> None:
+    from coreclean.embed import pixel_features
+
+    root = Path(args.fashion_dir)
+    train, y = idx_array(root / "train-images-idx3-ubyte.gz"), idx_array(root / "train-labels-idx1-ubyte.gz")
+    keep = np.sort(np.random.default_rng(0).choice(len(train), args.map_points, replace=False))
+    x, _ = pixel_features(train[keep], train[:10], pca=128)
+    print(f"\n### 2-D map on {len(x)} Fashion-MNIST points (load average {os.getloadavg()[0]:.1f})\n")
+    print("| method | wall s | CPU s | 10-NN label accuracy |\n|---|---|---|---|")
+    for method in ("umap", "tsne"):
+        wall, cpu = time.perf_counter(), time.process_time()
+        rows, xy = project_2d(x, method=method)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(f"| {method} | {wall:.1f} | {cpu:.1f} | {map_quality(xy, y[keep][rows]):.3f} |")
+
+
+def generate(directory: Path, n: int, n_test: int, d: int = 512, classes: int = 1000, rank: int = 16,
+             block: int = 65536, seed: int = 0) -> None:
+    """Class-structured embeddings with low intrinsic dimension (centre + rank-16 within-class variation + small
+    isotropic noise, like CNN features), 0.1% exact and 0.1% near copies and 0.1% strays, written in blocks."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, d)).astype(np.float32)
+    basis = (rng.normal(size=(classes, rank, d)) * 0.5).astype(np.float32)
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, rows in (("train", n), ("test", n_test)):
+        y = rng.integers(0, classes, rows)
+        x = np.lib.format.open_memmap(directory / f"x_{split}.npy", mode="w+", dtype=np.float32, shape=(rows, d))
+        for start in range(0, rows, block):
+            lab = y[start:start + block]
+            coef = rng.normal(size=(len(lab), rank)).astype(np.float32)
+            x[start:start + block] = (centres[lab] + np.einsum("nr,nrd->nd", coef, basis[lab])
+                                      + 0.3 * rng.standard_normal((len(lab), d), dtype=np.float32))
+        if split == "train":
+            pick = rng.choice(rows, 5 * (rows // 1000), replace=False).reshape(5, -1)
+            x[pick[0]] = x[pick[1]]                                                          # exact copies
+            x[pick[2]] = x[pick[3]] + 0.05 * rng.standard_normal((pick.shape[1], d), dtype=np.float32)
+            x[pick[4]] = rng.normal(size=(pick.shape[1], d)).astype(np.float32) * 4          # strays
+            np.save(directory / "pick.npy", pick)
+        x.flush()
+        del x
+        np.save(directory / f"y_{split}.npy", y)
+
+
+def imagenet(args) -> None:
+    data = args.dir / f"n{args.n}"
+    if not (data / "y_test.npy").exists():
+        started = time.perf_counter()
+        # a child process, so the pages it wrote do not count in this process's RSS
+        subprocess.run([sys.executable, __file__, "--generate", str(data), "--n", str(args.n)], check=True)
+        print(f"generated {data} in {time.perf_counter() - started:.0f} s")
+    x = np.load(data / "x_train.npy", mmap_mode="r")
+    x_test = np.load(data / "x_test.npy", mmap_mode="r")
+    y = np.load(data / "y_train.npy")
+    pick = np.load(data / "pick.npy")
+    print(f"synthetic {x.shape} float32 memmap + {x_test.shape[0]} test rows; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    st = Stages()
+    index = st.run("index (fit)", NeighborIndex(10).fit, x)
+    idx, sim = st.run("neighbours train (k=10)", index.kneighbors)
+    t_idx, t_sim = st.run("neighbours test among train", index.kneighbors, x_test)
+    del index
+    recall, _ = st.run(f"recall@10 on {args.recall_queries} queries", measure_recall, x, idx,
+                       n_samples=args.recall_queries)
+    dup = st.run(f"near groups (threshold {args.threshold})", near_duplicate_groups, idx, sim, args.threshold)
+    leak = st.run("leakage", leakage, t_idx, t_sim, args.threshold)
+    score = st.run("outlier score", outlier_score, x, sim)
+    flagged = np.flatnonzero((dup >= 0) | (score >= np.quantile(score, 0.995)))
+    rows, xy = st.run(f"map of a {args.map_points} sample (UMAP)", project_2d, x, max_points=args.map_points,
+                      must_include=flagged, labels=y)
+    st.table("1.28M x 512 exploration stages", exclude=(f"map of a {args.map_points} sample (UMAP)",))
+    found = lambda a, b: ((dup[a] >= 0) & (dup[a] == dup[b])).mean()
+    strays = np.zeros(len(x), bool)
+    strays[pick[4]] = True
+    top = np.argsort(-score)[:len(pick[4])]
+    print(f"\nrecall@10 (approx vs exact): {recall:.4f}; exact copies found {found(pick[0], pick[1]):.3f}, near copies "
+          f"{found(pick[2], pick[3]):.3f}, rows in groups {(dup >= 0).sum()} (injected {4 * pick.shape[1]}); "
+          f"test leaks {(leak >= 0).sum()}; strays in the top {len(top)} outliers {strays[top].mean():.3f}; map rows "
+          f"{len(rows)} (flagged kept: {np.isin(flagged, rows).all()}); process peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3000 Fashion-MNIST rows (smoke test)")
+    parser.add_argument("--compare-maps", action="store_true")
+    parser.add_argument("--imagenet", action="store_true")
+    parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--fashion-dir", default="/usr/share/datasets/fashion-mnist")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/coreclean-explore"))
+    parser.add_argument("--n", type=int, default=1_281_167)
+    parser.add_argument("--threshold", type=float, default=0.99, help="near-duplicate similarity")
+    parser.add_argument("--map-points", type=int, default=None, help="map size (default 100000; 10000 compared)")
+    parser.add_argument("--recall-queries", type=int, default=1000)
+    args = parser.parse_args(argv)
+    if args.generate:
+        generate(args.generate, args.n, max(1000, args.n // 25))
+    elif args.imagenet:
+        args.map_points = args.map_points or 100_000
+        imagenet(args)
+    elif args.compare_maps:
+        args.map_points = args.map_points or 10_000
+        compare_maps(args)
+    else:
+        fashion(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
