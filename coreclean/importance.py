@@ -40,18 +40,19 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+import torch
 
-from .model import fit_logreg, predict_proba
+from .model import predict_proba
 from .sampling import sensitivity_sample
+from .solver import Moments, StandardizedRows, fit_softmax, lda_start, moments, resolve_device, to_raw
 from .validation import check_features_labels
 
-
-# Work per pass, m (d + 1) K, above which the classifier is fit on a coreset; there it gets LARGE_FIT_ITER L-BFGS
-# iterations: with many rows, more rows at fewer iterations beat fewer rows fit to convergence (ImageNet-scale
-# synthetic, 2 cores: 20k rows x 100 it: accuracy 0.300, flip AP 0.797, 104 s; 40k x 50: 0.472 / 0.901 / 141 s;
-# 60k x 30: 0.553 / 0.941 / 178 s — the last leaves no room in a 180 s build).
-FIT_BUDGET = 20_000_000_000
-LARGE_FIT_ITER = 50
+# Multiply-adds per fit, n (d + 1) K per streamed pass, above which "auto" caps a fit's passes (at least
+# MIN_PASSES): all of Fashion-MNIST runs to convergence, ImageNet (1.28M x 513 x 1000 = 6.6e11) gets 3 passes.
+FIT_BUDGET = 2_000_000_000_000
+MIN_PASSES = 3
+MAX_VALIDATION = 10_000  # rows held out for early stopping, at most (0.8% of ImageNet)
+EARLY_STOPPING_MIN_ROWS = 20_000  # "auto" early stopping from this many rows on (a slice of >= 2,000)
 
 
 class CoresetSensitivity:
@@ -59,37 +60,47 @@ class CoresetSensitivity:
 
     Parameters
     ----------
-    C : inverse L2 regularization of the logistic regression (scikit-learn convention), > 0.
+    C : inverse L2 regularization of the logistic regression on standardized features, > 0.
     trim : fraction of lowest-label-probability samples left out of the robust refit, in [0, 1) (0 disables it).
     max_iter : L-BFGS iterations per fit, >= 1.
-    max_fit_samples : above this many samples the classifier is fit on a weighted coreset of this size (sampled
-        by the gradient-norm sensitivity of a pilot fit on a uniform quarter of it); importance is still computed
-        for every sample. ``None`` always fits on everything; ``"auto"`` caps the fit's work at about
-        ``FIT_BUDGET`` multiply-adds per pass (``m (d + 1) K``), i.e. all of Fashion-MNIST, ~39k rows of ImageNet,
-        and coreset fits get at most ``LARGE_FIT_ITER`` iterations.
-    random_state : seed of the coreset sampling (int or None).
+    max_fit_samples : ``"auto"`` (default) fits on every row and caps each fit at about ``FIT_BUDGET``
+        multiply-adds (at least ``MIN_PASSES`` passes); ``None`` fits on every row without a cap; an integer m
+        fits on a weighted sensitivity coreset of m rows when there are more (sampled with the gradient norms of
+        the LDA start), for a quick, approximate classifier. Importance is always computed for every row.
+    early_stopping : hold out a validation slice (``validation_fraction`` of the rows, at most
+        ``MAX_VALIDATION``) and keep the iterate with the lowest validation loss; ``"auto"``: when there are at
+        least ``EARLY_STOPPING_MIN_ROWS`` rows (and no coreset).
+    validation_fraction : in (0, 1).
+    random_state : seed of the validation slice and coreset sampling (int or None).
+    device : ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or any ``torch.device`` string.
 
     Attributes (after ``fit``)
     --------------------------
     importance_ : (n,) float64, sums to 1; higher = harder, odder or more likely mislabeled.
-    initial_coef_ : (d + 1, K) float32, the first, plain fit.
-    coef_ : (d + 1, K) float32, the robust refit the sensitivity is evaluated at; also the better classifier
-        (Fashion-MNIST test accuracy 0.8414 vs 0.8394 plain on clean labels, 0.8383 vs 0.8256 with 10% flips).
+    initial_coef_ : (d + 1, K) float32, the first, plain fit (on raw features; last row is the intercept).
+    coef_ : (d + 1, K) float32, the robust refit the sensitivity is evaluated at; also the better classifier.
     stats_ : :func:`label_statistics` of every sample under ``coef_``.
     loss_ : (n,) per-sample cross-entropy at the robust centre.
     residual_norm_ : (n,) ``||p_i - e_{y_i}||`` at the robust centre.
     leverage_ : (n,) leverage scores of ``[X, 1]``.
     suspect_ : (n,) bool, samples left out of the robust refit.
-    fit_indices_ : (m,) rows the classifier was fit on (all rows unless ``max_fit_samples`` applied).
+    fit_indices_ : (m,) rows the classifier was fit on (all rows but the validation slice, or the coreset).
+    validation_indices_ : (v,) rows held out for early stopping (empty without it).
+    n_iter_ : (2,) L-BFGS iterations of the plain fit and the refit (0 where skipped).
+    n_passes_ : (2,) streamed passes over the data of each fit.
     """
 
     def __init__(self, *, C: float = 1.0, trim: float = 0.15, max_iter: int = 100,
-                 max_fit_samples: int | str | None = "auto", random_state: int | None = 0):
+                 max_fit_samples: int | str | None = "auto", early_stopping: bool | str = "auto",
+                 validation_fraction: float = 0.1, random_state: int | None = 0, device: str = "cpu"):
         self.C = C
         self.trim = trim
         self.max_iter = max_iter
         self.max_fit_samples = max_fit_samples
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.random_state = random_state
+        self.device = device
 
     def fit(self, X, y, *, n_classes: int | None = None, coef: np.ndarray | None = None,
             init: np.ndarray | None = None) -> "CoresetSensitivity":
@@ -100,7 +111,9 @@ class CoresetSensitivity:
         corrected).
         """
         self._validate_params()
-        X, y = check_features_labels(X, y)
+        if n_classes is not None and (not isinstance(n_classes, numbers.Integral) or isinstance(n_classes, bool)):
+            raise ValueError(f"n_classes={n_classes!r}: must be an integer.")
+        X, y = check_features_labels(X, y, n_classes=n_classes)
         return self._fit_validated(X, y, n_classes=n_classes, coef=coef, init=init)
 
     def _validate_params(self) -> None:
@@ -114,34 +127,60 @@ class CoresetSensitivity:
         m = self.max_fit_samples
         if not (m is None or m == "auto" or (isinstance(m, numbers.Integral) and not isinstance(m, bool) and m >= 2)):
             raise ValueError(f"max_fit_samples={m!r}: must be None, 'auto' or an integer >= 2.")
+        if self.early_stopping not in (True, False, "auto"):
+            raise ValueError(f"early_stopping={self.early_stopping!r}: must be True, False or 'auto'.")
+        if not (isinstance(self.validation_fraction, numbers.Real) and 0 < self.validation_fraction < 1):
+            raise ValueError(f"validation_fraction={self.validation_fraction!r}: must be in (0, 1).")
         if not (self.random_state is None or isinstance(self.random_state, numbers.Integral)):
             raise ValueError(f"random_state={self.random_state!r}: must be an integer or None.")
+        try:
+            resolve_device(self.device)
+        except RuntimeError as error:
+            raise ValueError(f"device={self.device!r}: {error}; use 'auto', 'cpu' or 'cuda'.") from None
 
     def _fit_validated(self, X: np.ndarray, y: np.ndarray, *, n_classes: int | None = None,
                        coef: np.ndarray | None = None, init: np.ndarray | None = None) -> "CoresetSensitivity":
         """``fit`` for arrays that already passed :func:`check_features_labels` (float32 (n, d), int64 (n,))."""
         self._validate_params()
         n, d = X.shape
-        K = _n_classes(y, n_classes)
+        K = _n_classes(y, n_classes, n)
         coef = _check_coef(coef, "coef", d, K)
         init = _check_coef(init, "init", d, K)
-        self.leverage_ = leverage(X)
-        rows, weight = self._fit_rows(X, y, K, init)
-        X_fit, y_fit = (X, y) if rows is None else (np.asarray(X[rows], np.float32), y[rows])
-        self.fit_indices_ = np.arange(n) if rows is None else rows
-        iterations = self.max_iter if rows is None else min(self.max_iter, LARGE_FIT_ITER)
+        device = resolve_device(self.device)
+        rng = np.random.default_rng(self.random_state)
+        everything = moments(X, y, K, gram=d < n, device=device)  # one pass: standardization, Gram, class sums
+        self.leverage_ = leverage(X, moments_of_rows=everything, device=device)
+        base, validation = self._fit_weights(X, y, K, everything, rng)
+        fit_rows = np.flatnonzero(base > 0)
+        self.fit_indices_, self.validation_indices_ = fit_rows, validation
+        same_rows = validation is None and self._coreset_size(n) is None
+        m_fit = None
+        if same_rows:
+            m_fit = everything
+        elif self._coreset_size(n) is None:
+            m_fit = everything - moments(X, y, K, sample_weight=_indicator(n, validation), reference=everything,
+                                         gram=everything.second is not None, device=device)
+        options = dict(C=self.C, max_iter=self.max_iter, max_passes=self._max_passes(len(fit_rows), d, K),
+                       validation_rows=validation, device=device)
+        self.n_iter_, self.n_passes_ = np.zeros(2, int), np.zeros(2, int)
         if coef is None:
-            coef = fit_logreg(X_fit, y_fit, K, C=self.C, sample_weight=weight, init=init, max_iter=iterations)
+            plain = fit_softmax(X, y, K, sample_weight=base, init=init, moments_of_fit=m_fit, **options)
+            coef, self.n_iter_[0], self.n_passes_[0] = plain.coef, plain.n_iter, plain.n_passes
         self.initial_coef_ = coef
-        drop = _lowest(label_statistics(X_fit, y_fit, coef)["p_label"], self.trim)
+        p_label = label_statistics(X, y, coef, device=device)["p_label"]
+        drop = np.zeros(n, dtype=bool)
+        drop[fit_rows[_lowest(p_label[fit_rows], self.trim)]] = True
         if drop.any():
-            kept = (~drop).astype(np.float32) * (1.0 if weight is None else weight)
-            self.coef_ = fit_logreg(X_fit, y_fit, K, C=self.C, sample_weight=kept, init=coef, max_iter=iterations)
+            kept = np.where(drop, 0.0, base)
+            m_kept = None if m_fit is None else m_fit - moments(
+                X, y, K, sample_weight=drop * base, reference=everything, gram=m_fit.second is not None,
+                device=device)
+            refit = fit_softmax(X, y, K, sample_weight=kept, init=coef, moments_of_fit=m_kept, **options)
+            self.coef_, self.n_iter_[1], self.n_passes_[1] = refit.coef, refit.n_iter, refit.n_passes
         else:
             self.coef_ = coef
-        self.stats_ = stats = label_statistics(X, y, self.coef_)
-        self.suspect_ = np.zeros(n, dtype=bool)
-        self.suspect_[self.fit_indices_[drop]] = True
+        self.suspect_ = drop
+        self.stats_ = stats = label_statistics(X, y, self.coef_, device=device)
         self.loss_ = -np.log(np.clip(stats["p_label"], 1e-12, None))
         self.residual_norm_ = stats["residual_norm"]
         curvature = float(stats["curvature"].mean()) + 1e-12
@@ -149,25 +188,42 @@ class CoresetSensitivity:
         self.importance_ = 0.5 * bound / bound.sum() + 0.5 / n
         return self
 
-    def _fit_rows(self, X, y, K, init):
-        """(rows, weights) to fit the classifier on: everything, or a sensitivity coreset for very large n."""
-        n, d = X.shape
+    def _coreset_size(self, n: int) -> int | None:
         m = self.max_fit_samples
-        if m == "auto":
-            m = int(min(200_000, max(20 * K, FIT_BUDGET // ((d + 1) * K))))
-        if m is None or n <= m:
-            return None, None
-        rng = np.random.default_rng(self.random_state)
-        pilot = np.sort(rng.choice(n, max(m // 4, 2 * K), replace=False))
-        pilot_coef = fit_logreg(np.asarray(X[pilot], np.float32), y[pilot], K, C=self.C,
-                                sample_weight=np.full(len(pilot), n / len(pilot), np.float32), init=init,
-                                max_iter=min(self.max_iter, LARGE_FIT_ITER))
-        residual_norm = label_statistics(X, y, pilot_coef)["residual_norm"]
-        rows, weight = sensitivity_sample(residual_norm, self.leverage_, y, m, (d + 1) * K, rng)
-        return rows, weight.astype(np.float32)
+        return m if isinstance(m, numbers.Integral) and n > m else None
+
+    def _max_passes(self, rows: int, d: int, K: int) -> int | None:
+        if self.max_fit_samples is None:
+            return None
+        return max(MIN_PASSES, int(FIT_BUDGET // (rows * (d + 1) * K)))
+
+    def _fit_weights(self, X, y, K, everything: Moments, rng) -> tuple[np.ndarray, np.ndarray | None]:
+        """Row weights (n,) of the fits (0 = not fitted) and the validation slice (sorted rows) or None."""
+        n, d = X.shape
+        size = self._coreset_size(n)
+        if size is not None:  # coreset: sample by the gradient norms under the LDA start
+            start = to_raw(*lda_start(everything), everything.mean, everything.scale) \
+                if everything.second is not None else np.zeros((d + 1, K), np.float32)
+            residual = label_statistics(X, y, start, device=resolve_device(self.device))["residual_norm"]
+            rows, weight = sensitivity_sample(residual, self.leverage_, y, size, (d + 1) * K, rng)
+            base = np.zeros(n)
+            base[rows] = weight
+            return base, None
+        early = self.early_stopping
+        if early is False or (early == "auto" and n < EARLY_STOPPING_MIN_ROWS):
+            return np.ones(n), None
+        validation = np.sort(rng.choice(n, min(MAX_VALIDATION, max(1, int(self.validation_fraction * n))),
+                                        replace=False))
+        return 1.0 - _indicator(n, validation), validation
 
 
-def _n_classes(y: np.ndarray, n_classes: int | None) -> int:
+def _indicator(n: int, rows: np.ndarray) -> np.ndarray:
+    out = np.zeros(n)
+    out[rows] = 1.0
+    return out
+
+
+def _n_classes(y: np.ndarray, n_classes: int | None, n: int) -> int:
     """The number of classes K: ``n_classes`` checked against the labels, or ``y.max() + 1``."""
     if n_classes is None:
         return int(y.max()) + 1
@@ -175,6 +231,9 @@ def _n_classes(y: np.ndarray, n_classes: int | None) -> int:
         raise ValueError(f"n_classes={n_classes!r}: must be an integer.")
     if y.max() >= n_classes:
         raise ValueError(f"y: label {int(y.max())} >= n_classes={n_classes}; labels must be 0..n_classes-1.")
+    if n_classes > max(n, int(y.max()) + 1):
+        raise ValueError(f"n_classes={n_classes} exceeds the {n} samples; pass the number of classes present "
+                         "(labels 0..K-1).")
     return int(n_classes)
 
 
@@ -189,52 +248,72 @@ def _check_coef(coef: np.ndarray | None, name: str, d: int, K: int) -> np.ndarra
     return coef.astype(np.float32)
 
 
-def label_statistics(X: np.ndarray, y: np.ndarray, coef: np.ndarray, *, batch: int = 16384) -> dict[str, np.ndarray]:
+def label_statistics(X: np.ndarray, y: np.ndarray, coef: np.ndarray, *, batch: int = 16384,
+                     device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
     """Per-sample statistics under ``coef`` (d + 1, K), streamed over row batches (never an (n, K) matrix).
 
     Returns (n,) arrays: ``p_label`` (probability of the given label), ``pred`` (argmax class), ``p_pred`` (its
     probability), ``residual_norm`` (``||p - e_y||``) and ``curvature`` (``1 - ||p||^2``).
     """
+    device = resolve_device(device)
     n = len(y)
     out = {name: np.empty(n) for name in ("p_label", "p_pred", "residual_norm", "curvature")}
     out["pred"] = np.empty(n, dtype=np.int64)
+    W = torch.from_numpy(np.asarray(coef[:-1], np.float32)).to(device)
+    b = torch.from_numpy(np.asarray(coef[-1], np.float32)).to(device)
     for start in range(0, n, batch):
         stop = min(start + batch, n)
-        proba = predict_proba(X[start:stop], coef, batch=batch)
-        rows = np.arange(stop - start)
-        labels = y[start:stop]
-        p_label = proba[rows, labels].astype(np.float64)
-        squares = np.einsum("ij,ij->i", proba, proba, dtype=np.float64)
-        out["p_label"][start:stop] = p_label
-        out["pred"][start:stop] = proba.argmax(axis=1)
-        out["p_pred"][start:stop] = proba.max(axis=1)
-        out["residual_norm"][start:stop] = np.sqrt(np.maximum(squares - 2 * p_label + 1.0, 0.0))
-        out["curvature"][start:stop] = 1.0 - squares
+        block = torch.from_numpy(np.array(X[start:stop], dtype=np.float32)).to(device)
+        proba = torch.softmax(torch.addmm(b, block, W), dim=1)
+        labels = torch.from_numpy(np.asarray(y[start:stop], dtype=np.int64)).to(device)
+        p_label = proba.gather(1, labels[:, None])[:, 0].double()
+        squares = (proba * proba).sum(dim=1, dtype=torch.float64)
+        top = proba.max(dim=1)
+        out["p_label"][start:stop] = p_label.cpu().numpy()
+        out["pred"][start:stop] = top.indices.cpu().numpy()
+        out["p_pred"][start:stop] = top.values.cpu().numpy()
+        out["residual_norm"][start:stop] = (squares - 2 * p_label + 1.0).clamp(min=0).sqrt().cpu().numpy()
+        out["curvature"][start:stop] = (1.0 - squares).cpu().numpy()
     return out
 
 
-def leverage(X: np.ndarray, *, ridge: float = 1e-6, batch: int = 65536) -> np.ndarray:
-    """Leverage scores (n,) of ``[X, 1]``: diagonal of the hat matrix, computed via a Cholesky of the Gram matrix.
+def leverage(X: np.ndarray, *, ridge: float = 1e-6, batch: int = 65536, moments_of_rows: Moments | None = None,
+             device: str | torch.device = "cpu") -> np.ndarray:
+    """Leverage scores (n,) of ``[X, 1]``: the diagonal of its (ridge-regularized) hat matrix.
 
-    Streams over row batches so memory-mapped inputs are never copied whole.
+    Computed on standardized columns (so invariant to feature scale) from the (d, d) Gram matrix when d < n,
+    streaming over row batches (a memmap is never copied); from the (n, n) Gram matrix of the rows when d >= n,
+    so memory stays proportional to the input. ``moments_of_rows``: :func:`~coreclean.solver.moments` of ``X``,
+    if already computed.
     """
+    device = resolve_device(device)
     n, d = X.shape
-    gram = np.zeros((d + 1, d + 1), dtype=np.float64)
-    for start in range(0, n, batch):
-        block = _with_bias(X[start:start + batch])
-        gram += block.T @ block
-    gram[np.diag_indices_from(gram)] += ridge * max(1.0, np.trace(gram) / (d + 1))
-    chol = np.linalg.cholesky(gram)
+    if d >= n:
+        return _leverage_wide(X, ridge)
+    m = moments_of_rows if moments_of_rows is not None else moments(X, np.zeros(n, np.int64), 1, device=device)
+    centre = m.first / m.total
+    centred_gram = m.second - m.total * np.outer(centre, centre)
+    centred_gram[np.diag_indices_from(centred_gram)] += ridge * max(np.trace(centred_gram) / d, 1e-12)
+    P = torch.from_numpy(np.linalg.inv(np.linalg.cholesky(centred_gram)).T.astype(np.float32)).to(device)
+    shift = torch.from_numpy(centre.astype(np.float32)).to(device)
     out = np.empty(n)
-    for start in range(0, n, batch):
-        solved = np.linalg.solve(chol, _with_bias(X[start:start + batch]).T)  # L^-1 x, so |.|^2 = x' G^-1 x
-        out[start:start + batch] = np.einsum("ij,ij->j", solved, solved)
+    for where, z in StandardizedRows(X, None, m.mean, m.scale, device, batch):
+        u = (z - shift) @ P  # |u|^2 = (z - mean)' G^-1 (z - mean)
+        out[where] = 1.0 / n + (u * u).sum(dim=1, dtype=torch.float64).cpu().numpy()
     return out
 
 
-def _with_bias(block: np.ndarray) -> np.ndarray:
-    block = np.asarray(block, dtype=np.float64)
-    return np.hstack([block, np.ones((len(block), 1))])
+def _leverage_wide(X: np.ndarray, ridge: float) -> np.ndarray:
+    """Leverage of ``[Z, 1]`` (standardized Z) via the (n, n) kernel: diag(K (K + lambda I)^-1)."""
+    Z = np.asarray(X, dtype=np.float64)
+    Z = Z - Z.mean(axis=0)
+    std = Z.std(axis=0)
+    Z /= np.where(std > 0, std, 1.0)
+    kernel = Z @ Z.T + 1.0
+    values, vectors = np.linalg.eigh(kernel)
+    lam = ridge * max(np.trace(kernel) / (X.shape[1] + 1), 1e-12)
+    values = np.clip(values, 0.0, None)
+    return (vectors ** 2) @ (values / (values + lam))
 
 
 def _lowest(p_label: np.ndarray, fraction: float) -> np.ndarray:

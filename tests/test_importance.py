@@ -126,7 +126,7 @@ def test_init_only_assigns_and_fit_validates_parameters(noisy_digits):
 
 def test_fit_rejects_wrong_n_classes_and_coef_shapes(noisy_digits):
     X, _, noisy, _ = noisy_digits
-    with pytest.raises(ValueError, match="label 9 >= n_classes=5"):
+    with pytest.raises(ValueError, match="label 9 at row 19 is not below n_classes=5"):
         CoresetSensitivity().fit(X, noisy, n_classes=5)
     with pytest.raises(ValueError, match=r"coef: expected .*\(65, 10\)"):
         CoresetSensitivity().fit(X, noisy, coef=np.zeros((64, 10)))
@@ -167,3 +167,68 @@ def test_coreset_and_coreset_fit_draw_with_the_one_sampler(noisy_digits):
     fit_on_coreset = CoresetSensitivity(max_fit_samples=700).fit(X, y)
     assert abs(len(fit_on_coreset.fit_indices_) - 700) <= 1 and np.all(np.diff(fit_on_coreset.fit_indices_) > 0)
     assert set(np.unique(y[fit_on_coreset.fit_indices_])) == set(range(10))
+
+
+@pytest.mark.parametrize("factor", [1e6, 1e10, 1e30])
+def test_importance_is_invariant_to_feature_scale(noisy_digits, factor):
+    X, _, noisy, _ = noisy_digits
+    reference = CoresetSensitivity().fit(X, noisy)
+    with np.errstate(all="raise"):
+        scaled = CoresetSensitivity().fit(X * np.float32(factor), noisy)
+    assert (scaled.stats_["pred"] == reference.stats_["pred"]).mean() > 0.99
+    np.testing.assert_allclose(scaled.importance_, reference.importance_, rtol=2e-2, atol=1e-6)
+    assert np.corrcoef(np.argsort(np.argsort(scaled.importance_)),
+                       np.argsort(np.argsort(reference.importance_)))[0, 1] > 0.999
+
+
+@pytest.mark.parametrize("label", [10 ** 9, 1e9])
+def test_huge_label_fails_fast_with_a_clear_message(label):
+    X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    y = np.arange(40) % 2
+    y = y.astype(type(label))
+    y[7] = label
+    with pytest.raises(ValueError, match=r"y: label 1000000000 at row 7 is not below the number of samples \(40\)"):
+        importance(X, y)
+
+
+def test_wide_features_use_memory_proportional_to_the_input():
+    import tracemalloc
+
+    from coreclean.importance import leverage
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 15000)).astype(np.float32)  # 3 MB; a (d, d) Gram would be 1.8 GB
+    y = np.arange(50) % 2
+    tracemalloc.start()
+    scores = leverage(X)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 40e6, peak
+    assert np.all((scores > 0) & (scores <= 1 + 1e-9))
+    est = CoresetSensitivity().fit(X, y)
+    assert np.all(np.isfinite(est.importance_)) and np.isclose(est.importance_.sum(), 1.0)
+
+
+@pytest.mark.parametrize("X, y, message", [
+    (np.array([[0.0, 1.0], [np.nan, 1.0]]), np.array([0, 1]), "x_test: 1 row.*NaN or inf.*row 1"),
+    (np.ones((2, 2)), np.array([0.5, 1.0]), "y_test: labels must be integers"),
+    (np.ones((2, 2)), np.array([0, 3]), "y_test: label 3 at row 1 is not below the 3 training classes"),
+    (np.ones((2, 2)), np.array([0, -1]), "y_test: negative label -1 at row 1"),
+    (np.ones((2, 5)), np.array([0, 1]), "x_test: has 5 features but the training features have 2"),
+    (np.ones((3, 2)), np.array([0, 1]), "x_test has 3 rows but y_test has 2"),
+    (np.ones((2, 2)), np.array(["a", "b"]), "y_test: dtype <U1 is not an integer label type"),
+])
+def test_check_test_arrays_names_the_input(X, y, message):
+    from coreclean.validation import check_test_arrays
+
+    with pytest.raises(ValueError, match=message):
+        check_test_arrays(X, y, n_features=2, n_classes=3)
+
+
+def test_check_test_arrays_accepts_valid_and_empty_splits():
+    from coreclean.validation import check_test_arrays
+
+    X, y = check_test_arrays(np.ones((2, 2), np.float64), np.array([0.0, 2.0]), n_features=2, n_classes=3)
+    assert X.dtype == np.float32 and y.dtype == np.int64 and y.tolist() == [0, 2]
+    X, y = check_test_arrays(np.zeros((0, 2)), np.zeros(0, int), n_features=2, n_classes=3)
+    assert X.shape == (0, 2) and len(y) == 0
