@@ -5,7 +5,7 @@ from ui import access, state
 
 st.set_page_config(page_title="coreclean", layout="wide")
 access.require_access()
-st.session_state["analysis"] = state.select_source()
+st.session_state["analysis"] = state.select_round(state.select_source())
 st.sidebar.text_input("Reviewer name (optional)", key="reviewer", bind="query-params")
 
 pages = [

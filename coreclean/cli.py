@@ -69,10 +69,53 @@ def _build(args) -> int:
     return 0
 
 
+def _retrain(args) -> int:
+    from .analysis import Analysis
+    from .progress import StageBars
+    from .retrain import retrain
+    from .review import ReviewLog
+
+    analysis = Analysis.load(args.directory)
+    decided = ReviewLog(analysis.root_analysis, len(analysis.y_train), analysis.n_classes).current()
+    if not any(d.decision != "ok" for d in decided.values()):
+        raise ValueError(f"{analysis.root_analysis / 'reviews.sqlite'}: no 'mislabeled' or 'remove' decisions to "
+                         "apply; review first (dashboard Review page).")
+    bars = StageBars()
+    try:
+        result = retrain(analysis, decided, progress=bars)
+    finally:
+        bars.close()
+    revision = Analysis.load(result.directory)
+    print(f"round {revision.meta['lineage']['round']}: applied "
+          f"{len(decided)} decisions ({result.relabelled} relabelled, {result.removed} removed); test accuracy "
+          f"{result.accuracy_before:.4f} -> {result.accuracy_after:.4f}")
+    print(f"revision: {result.directory}")
+    return 0
+
+
+def _rank_analysis(args) -> int:
+    from .analysis import Analysis
+
+    out = check_output_path(args.out)
+    analysis = Analysis.load(args.analysis)
+    order = [i for i in np.argsort(-analysis.importance, kind="stable") if not analysis.removed_train[i]]
+    write_csv(out, ["index", "label", "importance", "predicted", "p_label"],
+              ([int(i), int(analysis.y_train[i]), f"{analysis.importance[i]:.6g}", int(analysis.pred_train[i]),
+                f"{analysis.p_label_train[i]:.6g}"] for i in order))
+    print(f"wrote {len(order)} rows to {out}")
+    return 0
+
+
 def _rank(args) -> int:
     from .importance import CoresetSensitivity
     from .validation import check_features_labels
 
+    if args.analysis:
+        if args.features or args.labels:
+            raise ValueError("give either an analysis directory or --features/--labels, not both.")
+        return _rank_analysis(args)
+    if not (args.features and args.labels):
+        raise ValueError("rank needs an analysis directory (from build or retrain) or --features X.npy --labels y.npy.")
     out = check_output_path(args.out, inputs=(args.features, args.labels))
     X = load_npy(Path(args.features), mmap=True)
     y = load_npy(Path(args.labels))
@@ -139,11 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--importance", choices=list(IMPORTANCE_BACKENDS), default="coreclean",
                        help="importance backend; 'dataheroes' needs the optional package, an account and internet")
     build.set_defaults(run=_build)
-    rank = sub.add_parser("rank", help="rank your own embeddings by importance into a CSV")
-    rank.add_argument("--features", required=True, help="X.npy (n, d)")
-    rank.add_argument("--labels", required=True, help="y.npy (n,)")
+    rank = sub.add_parser("rank", help="rank an analysis (or your own embeddings) by importance into a CSV")
+    rank.add_argument("analysis", nargs="?", help="an analysis directory (a build or a retrain revision)")
+    rank.add_argument("--features", help="X.npy (n, d), instead of an analysis")
+    rank.add_argument("--labels", help="y.npy (n,), with --features")
     rank.add_argument("--out", required=True, help="output CSV path")
     rank.set_defaults(run=_rank)
+    again = sub.add_parser("retrain", help="apply an analysis's review decisions, refit, write the next round")
+    again.add_argument("directory", help="the analysis directory (a build or a retrain revision)")
+    again.set_defaults(run=_retrain)
     restore = sub.add_parser("restore-log", help="replace a damaged review log by its newest intact backup")
     restore.add_argument("directory", help="the analysis directory holding reviews.sqlite")
     restore.set_defaults(run=_restore_log)

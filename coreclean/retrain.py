@@ -65,6 +65,7 @@ def retrain(analysis, decisions: dict[int, Decision], *,
     parent_round = int((analysis.meta.get("lineage") or {}).get("round", 0))
     meta = {**analysis.meta, "accuracy": evaluated.accuracy, "classifier_fit_samples": fitted.fit_samples,
             "lineage": {"parent": "../..", "round": parent_round + 1, "decisions_applied": len(decisions),
+                        "errors_applied": sum(d.decision != "ok" for d in decisions.values()),
                         "relabelled": int((labels != original).sum()), "removed": int((~keep).sum()),
                         "accuracy_before": analysis.accuracy, "seconds": round(seconds, 2)},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}

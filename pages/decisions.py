@@ -1,8 +1,8 @@
 import streamlit as st
 
-from coreclean import export, review, tables
+from coreclean import export, review, rounds, tables
 from coreclean.retrain import retrain
-from ui import state
+from ui import figures, state
 
 analysis = state.current()
 log = state.current_log()
@@ -15,6 +15,13 @@ cols = st.columns(4)
 cols[0].metric("Reviewed samples", len(decided))
 for col, kind in zip(cols[1:], review.DECISIONS):
     col.metric(kind, counts[kind])
+
+from coreclean import review_stats  # noqa: E402  progress section (issue 15)
+
+progress = review_stats.progress_of(analysis, decided)
+st.caption(f"Progress — {progress.line(None)}. Errors left are estimated from the hit rate of the decisions so far "
+           "along the importance ranking (the lowest rate reached is carried down: read it as “at most about”).")
+st.table(progress.rows(names, only_reviewed=True))
 
 st.subheader("Log")
 filters = st.columns(3)
@@ -47,23 +54,35 @@ else:
                                file_name="y_train.npy", mime="application/octet-stream")
 
 st.subheader("Apply & retrain")
-st.caption("Relabels and drops as marked, refits the classifier (warm-started) and recomputes importance. "
-           "The original analysis is kept; the result is stored as a revision next to it.")
+st.caption("Relabels and drops as marked, refits the classifier (warm-started) and recomputes importance. The "
+           "result is a new cleaning round; every page continues on it, earlier rounds stay selectable in the sidebar "
+           "and the review log is shared, so nothing is asked twice.")
 if st.button("Apply & retrain", type="primary", disabled=not any(d.decision != "ok" for d in decided.values())):
     bar = st.progress(0.0, text="Refitting…")
     result = retrain(analysis, decided, progress=lambda s, d, t: bar.progress(d / max(t, 1), text=f"{s} {d}/{t}"))
-    bar.empty()
-    st.session_state["last_revision"] = (str(analysis.directory), result)
-made_from, result = st.session_state.get("last_revision", (None, None))
-if result is not None and made_from == str(analysis.directory):
+    state.continue_on_round(rounds.round_id(analysis.root_analysis, result.directory))
+if analysis.is_revision:
+    parent = state.parent(analysis)
+    lineage = analysis.meta["lineage"]
+    st.write(f"**This round** (round {lineage['round']}) against the one it was retrained from:")
     cols = st.columns(4)
-    cols[0].metric("Test accuracy", f"{result.accuracy_after:.2%}",
-                   delta=f"{100 * (result.accuracy_after - result.accuracy_before):+.2f} pp")
-    cols[1].metric("Relabelled", result.relabelled)
-    cols[2].metric("Removed", result.removed)
-    cols[3].metric("Recompute time", f"{result.seconds:.1f} s")
+    cols[0].metric("Test accuracy", f"{analysis.accuracy:.2%}",
+                   delta=f"{100 * (analysis.accuracy - parent.accuracy):+.2f} pp")
+    cols[1].metric("Relabelled", lineage["relabelled"])
+    cols[2].metric("Removed", lineage["removed"])
+    cols[3].metric("Recompute time", f"{lineage['seconds']:.1f} s")
     before, after = st.columns(2)
     before.write("**Worst confusions before**")
-    before.dataframe(tables.pairs_table(result.pairs_before, names, limit=15), hide_index=True)
+    before.dataframe(tables.pairs_table(parent.pairs(), names, limit=15), hide_index=True)
     after.write("**After**")
-    after.dataframe(tables.pairs_table(result.pairs_after, names, limit=15), hide_index=True)
+    after.dataframe(tables.pairs_table(analysis.pairs(), names, limit=15), hide_index=True)
+    if st.button("Switch back to the previous round", help="Nothing is deleted: every round stays selectable and "
+                                                           "every decision stays in the log."):
+        state.continue_on_round(rounds.round_id(analysis.root_analysis, parent.directory))
+
+history = rounds.list_rounds(analysis.root_analysis)
+if len(history) > 1:
+    st.subheader("Rounds")
+    table = rounds.rounds_table(history, rounds.worst_pairs(history, names))
+    st.dataframe(table, hide_index=True, column_config={"test accuracy": st.column_config.NumberColumn(format="%.4f")})
+    st.plotly_chart(figures.rounds_figure(table))

@@ -1,5 +1,12 @@
 """Shared test fixtures: every test gets its own analysis cache, and helpers come as fixtures."""
+import contextlib
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +16,9 @@ from PIL import Image
 from coreclean.data import FASHION_MNIST_DIR
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-APP = str(Path(__file__).resolve().parent.parent / "dashboard.py")
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "dashboard.py")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -114,3 +123,71 @@ def weights_file(tmp_path):
     path = tmp_path / "resnet18.pt"
     torch.save(resnet18(weights=None).state_dict(), path)
     return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _serve(cache: Path):
+    """`streamlit run dashboard.py` on a free port until the block ends; yields the base URL."""
+    port = _free_port()
+    env = {**os.environ, "CORECLEAN_CACHE": str(cache)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", APP, "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not become healthy within 90 s")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _require_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium missing in CI: .ci/run must apt-get install chromium")
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+
+
+@pytest.fixture(scope="session")
+def serve_dashboard():
+    """``with serve_dashboard(cache_dir) as url:`` — a real `streamlit run` server on a free port."""
+    _require_chromium()
+    return _serve
+
+
+@pytest.fixture(scope="module")
+def server(module_cache, serve_dashboard):
+    """A dashboard server on this module's cache, for the module's browser tests."""
+    with serve_dashboard(module_cache) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium driven by Playwright."""
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield instance
+        instance.close()

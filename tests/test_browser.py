@@ -1,13 +1,5 @@
 """Real-browser tests: `streamlit run` on a free port, driven by headless Chromium through Playwright."""
-import contextlib
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
@@ -16,65 +8,6 @@ import pytest
 from coreclean import Analysis
 from coreclean.labels import unique_labels
 from ui.selection import pair_label
-
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve(cache: Path):
-    """`streamlit run dashboard.py` on a free port until the block ends; yields the base URL."""
-    port = _free_port()
-    env = {**os.environ, "CORECLEAN_CACHE": str(cache)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not become healthy: {proc.stdout.read().decode()[-2000:]}")
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def server(module_cache):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium missing in CI: .ci/run must apt-get install chromium")
-        pytest.skip("chromium not installed (apt-get install -y chromium)")
-    with serve(module_cache) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield instance
-        instance.close()
-
 
 @pytest.fixture(scope="module")
 def analysis(server, module_cache):
@@ -130,13 +63,13 @@ def test_several_sessions_at_once(server, browser, analysis):
         context.close()
 
 
-def test_decision_made_in_browser_survives_restart(browser, analysis, module_cache, tmp_path):
+def test_decision_made_in_browser_survives_restart(browser, analysis, module_cache, serve_dashboard, tmp_path):
     from coreclean.review import ReviewLog
 
     log = ReviewLog(analysis.directory, len(analysis.y_train))
     target = int(analysis.ranked(9)[0])
     log.undo(target)
-    with serve(module_cache) as url:
+    with serve_dashboard(module_cache) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/review?cls=9")
         page.get_by_text(f"#{target} ·", exact=False).wait_for(timeout=90000)
@@ -147,7 +80,7 @@ def test_decision_made_in_browser_survives_restart(browser, analysis, module_cac
             time.sleep(0.2)
         page.close()
     assert log.current()[target].decision == "remove"
-    with serve(module_cache) as url:  # a fresh server process
+    with serve_dashboard(module_cache) as url:  # a fresh server process
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/review?cls=9&seen=true")
         page.get_by_text(f"#{target} ·", exact=False).wait_for(timeout=90000)

@@ -66,3 +66,13 @@ def importance_histogram(values: dict[str, np.ndarray], *, facet: bool = False, 
     fig.update_layout(barmode="overlay", height=max(320, 180 * rows), dragmode="select", selectdirection="h",
                       margin=dict(l=10, r=10, t=40, b=10), xaxis_title="importance (per-class normalized)")
     return fig
+
+
+def rounds_figure(table) -> go.Figure:
+    """Test accuracy against cleaning effort (review decisions applied), one point per round."""
+    fig = go.Figure(go.Scatter(x=table["decisions applied"], y=table["test accuracy"], mode="lines+markers+text",
+                               text=table["round"], textposition="top center",
+                               hovertemplate="%{text}<br>decisions: %{x}<br>accuracy: %{y:.4f}<extra></extra>"))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="review decisions applied",
+                      yaxis_title="test accuracy", yaxis_tickformat=".1%")
+    return fig

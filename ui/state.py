@@ -13,6 +13,7 @@ from coreclean import Analysis, config
 from coreclean.backends import IMPORTANCE_BACKENDS, IMPORTANCE_HELP
 from coreclean.labels import unique_labels
 from coreclean.review import ReviewLog, ReviewLogError
+from coreclean.rounds import list_rounds
 
 from .widgets import notice_invalid
 
@@ -130,6 +131,46 @@ def select_source() -> Analysis:
         except ValueError:
             continue
     st.stop()
+
+
+ORIGINAL = "original"
+
+
+def select_round(base: Analysis) -> Analysis:
+    """Sidebar picker of the cleaning round (``?round=`` in the URL): the original build or a retrain revision.
+
+    Not a ``bind="query-params"`` widget: a bound parameter cannot be changed by code, and after Apply & retrain the
+    dashboard must move to the new round (:func:`continue_on_round`) and the URL must name it."""
+    rounds = {r.label: r for r in list_rounds(base.directory)}
+    wanted = st.session_state.pop("pending_round", None)
+    if wanted is not None:
+        st.session_state["round"] = next((label for label, r in rounds.items() if r.id == wanted), ORIGINAL)
+    elif "round" not in st.session_state:
+        notice_invalid("round", list(rounds))
+        raw = st.query_params.get("round")
+        st.session_state["round"] = raw if raw in rounds else ORIGINAL
+    elif st.session_state["round"] not in rounds:  # another dataset was picked
+        st.session_state["round"] = ORIGINAL
+    with st.sidebar:
+        chosen = st.selectbox("Cleaning round", list(rounds), key="round",
+                              help="Each Apply & retrain makes a new round; earlier rounds stay selectable and the "
+                                   "review log is shared by all of them.")
+    if chosen == ORIGINAL:
+        st.query_params.pop("round", None)
+        return base
+    st.query_params["round"] = chosen
+    return _load(str(rounds[chosen].directory))
+
+
+def continue_on_round(round_id: str) -> None:
+    """Rerun the app on round ``round_id`` (the sidebar picker and the URL follow)."""
+    st.session_state["pending_round"] = round_id
+    st.rerun()
+
+
+def parent(analysis: Analysis) -> Analysis:
+    """The round ``analysis`` was retrained from."""
+    return _load(str((analysis.directory / analysis.meta["lineage"]["parent"]).resolve()))
 
 
 def current() -> Analysis:
