@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from coreclean.duplicates import (exact_duplicate_groups, hash_rows, image_fingerprints, leakage, merge_groups,
                                   near_duplicate_groups, shift_similarity)
-from coreclean.neighbors import NeighborIndex, measure_recall, nearest_neighbors
+from coreclean.neighbors import NeighborIndex, nearest_neighbors
+from coreclean.recall import measure_recall
 from coreclean.outliers import knn_distance, mahalanobis_score, outlier_score
 from coreclean.projection import project_2d
 

@@ -88,14 +88,14 @@ def image_fingerprints(pixels, *, max_side: int = 32) -> np.ndarray:
     return out
 
 
-def _unit_core(images: np.ndarray, dy: int, dx: int, margin: int) -> np.ndarray:
-    n, h, w = images.shape
-    core = images[:, margin + dy:h - margin + dy, margin + dx:w - margin + dx].reshape(n, -1)
-    core = core - core.mean(axis=1, keepdims=True)
-    return core / np.maximum(np.linalg.norm(core, axis=1, keepdims=True), 1e-12)
+def _unit(images: np.ndarray) -> np.ndarray:
+    """Rows of (..., h, w) images flattened, centred and scaled to unit norm."""
+    flat = images.reshape(*images.shape[:-2], -1)
+    flat = flat - flat.mean(axis=-1, keepdims=True)
+    return flat / np.maximum(np.linalg.norm(flat, axis=-1, keepdims=True), 1e-12)
 
 
-def shift_similarity(images, indices, *, queries=None, max_shift: int = 1, block_rows: int = 4096) -> np.ndarray:
+def shift_similarity(images, indices, *, queries=None, max_shift: int = 1, block_rows: int = 1024) -> np.ndarray:
     """(m, k) float32: for each query image and each of its candidate neighbours ``indices`` (m, k) into
     ``images`` (n, h, w) (from :func:`image_fingerprints`), the best cosine similarity over relative shifts of up
     to ``max_shift`` pixels (fixes the centring's rounding). ``queries`` (m, h, w): None for images themselves."""
@@ -105,17 +105,26 @@ def shift_similarity(images, indices, *, queries=None, max_shift: int = 1, block
     if images.ndim != 3 or query_images.shape[1:] != images.shape[1:] or indices.shape[:1] != query_images.shape[:1]:
         raise ValueError(f"images {images.shape}, queries {query_images.shape}, indices {indices.shape}: need "
                          "(n, h, w) fingerprints, queries of the same h, w, and one (m, k) row per query.")
-    margin = int(max_shift)
-    if margin < 0 or 2 * margin >= min(images.shape[1:]):
+    m = int(max_shift)
+    h, w = images.shape[1:]
+    if m < 0 or 2 * m >= min(h, w):
         raise ValueError(f"max_shift={max_shift!r}: must be >= 0 and smaller than half the image side.")
-    base = _unit_core(query_images, 0, 0, margin)
+    shifts = [(dy, dx) for dy in range(-m, m + 1) for dx in range(-m, m + 1)]
+    windows = lambda a, dy, dx: a[..., m + dy:h - m + dy, m + dx:w - m + dx]
+    # The query core is centred, so its dot product with a raw window equals that with the centred window; each
+    # image's window norms after centring come from per-image sums, leaving one einsum per shift.
+    d = (h - 2 * m) * (w - 2 * m)
+    norms = np.stack([np.sqrt(np.maximum((windows(images, dy, dx) ** 2).sum(axis=(1, 2))
+                                         - windows(images, dy, dx).sum(axis=(1, 2)) ** 2 / d, 0))
+                      for dy, dx in shifts], axis=1)                                   # (n, shifts)
     out = np.full(indices.shape, -1.0, dtype=np.float32)
-    for dy in range(-margin, margin + 1):
-        for dx in range(-margin, margin + 1):
-            moved = _unit_core(images, dy, dx, margin)
-            for s in range(0, len(indices), block_rows):
-                sim = np.einsum("nd,nkd->nk", base[s:s + block_rows], moved[indices[s:s + block_rows]])
-                np.maximum(out[s:s + block_rows], sim, out=out[s:s + block_rows])
+    for s in range(0, len(indices), block_rows):
+        rows = indices[s:s + block_rows]
+        base = _unit(query_images[s:s + block_rows, m:h - m, m:w - m]).reshape(-1, h - 2 * m, w - 2 * m)
+        gathered = images[rows]                                                       # (b, k, h, w), read once
+        for j, (dy, dx) in enumerate(shifts):
+            dots = np.einsum("bkij,bij->bk", windows(gathered, dy, dx), base)
+            np.maximum(out[s:s + block_rows], dots / np.maximum(norms[rows, j], 1e-12), out=out[s:s + block_rows])
     return out
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 BLOCK_ROWS = 32768          # rows read from X per block (32768 x 512 float32 = 64 MB)
-EXACT_MAX_WORK = 1e11       # n_queries * n_rows * dim at or below which "auto" searches exactly (~2 s on 2 cores)
+EXACT_MAX_WORK = 1e11       # n * n * d at or below which "auto" searches exactly (~2 s on 2 cores)
 
 
 def check_matrix(X, name: str = "X", *, min_rows: int = 2) -> np.ndarray:
@@ -104,7 +104,6 @@ def _in_threads(fn, items, n_jobs: int) -> list:
     def run(item):
         faiss.omp_set_num_threads(1)
         return fn(item)
-
     if n_jobs <= 1:
         previous = faiss.omp_get_max_threads()
         try:
@@ -131,7 +130,7 @@ class NeighborIndex:
     ----------
     k : neighbours per query.
     method : "exact" (blocked matrix products over X, no copy), "ivf" (approximate: spherical k-means lists,
-        each query searched in its ``n_probe`` nearest lists; measure with :func:`measure_recall`), or "auto":
+        each query searched in its ``n_probe`` nearest lists; measure with :func:`coreclean.recall.measure_recall`), or "auto":
         exact when n * n * d <= EXACT_MAX_WORK, else ivf.
     n_lists, n_probe : ivf lists and lists searched per query (default: :func:`default_ivf_params`).
     block_rows : rows of X read and normalized at a time.
@@ -249,7 +248,7 @@ class NeighborIndex:
                                                  range(0, len(qvec), b), self.n_jobs_)).astype(np.int32)
         m = len(qprobes)
         cand_sim = np.full((m, n_probe, want), -np.inf, dtype=np.float32)
-        cand_idx = np.full((m, n_probe, want), -1, dtype=np.int64)
+        cand_idx = np.full((m, n_probe, want), -1, dtype=np.int32 if n < 2**31 else np.int64)
         flat = qprobes.ravel()
         pairs = np.argsort(flat, kind="stable")
         bounds = np.searchsorted(flat[pairs], np.arange(self.n_lists_ + 1))
@@ -298,35 +297,3 @@ def nearest_neighbors(X, *, k: int = 10, queries=None, method: str = "auto", n_l
     index = NeighborIndex(k, method=method, n_lists=n_lists, n_probe=n_probe, block_rows=block_rows,
                           n_jobs=n_jobs, random_state=random_state)
     return index.fit(X).kneighbors(queries)
-
-
-def recall_at_k(approx_indices, exact_indices) -> float:
-    """Mean fraction of each row's exact neighbours (m, k) found among its approximate ones (m, k') ."""
-    approx, exact = np.asarray(approx_indices), np.asarray(exact_indices)
-    if approx.ndim != 2 or exact.ndim != 2 or len(approx) != len(exact) or exact.shape[1] == 0:
-        raise ValueError(f"approx_indices {approx.shape} and exact_indices {exact.shape}: need two (m, k) arrays "
-                         "with the same number of rows.")
-    hits = (approx[:, :, None] == exact[:, None, :]).any(axis=1)
-    return float(hits.mean())
-
-
-def measure_recall(X, indices, *, queries=None, rows=None, n_samples: int = 1000,
-                   random_state: int = 0) -> tuple[float, np.ndarray]:
-    """Recall@k of stored neighbour ``indices`` (m, k) against exact search, on a random sample of the queries.
-
-    ``queries`` must be the array ``indices`` was computed for (None: X itself, self excluded). ``rows`` picks the
-    sampled queries explicitly. Returns (recall, sampled rows); cost is n_samples * n * d, streamed over X.
-    """
-    X = check_matrix(X)
-    indices = np.asarray(indices)
-    m = len(X) if queries is None else len(queries)
-    if indices.ndim != 2 or len(indices) != m:
-        raise ValueError(f"indices: shape {indices.shape} does not match the {m} queries it should describe.")
-    if rows is None:
-        rng = np.random.default_rng(random_state)
-        rows = np.sort(rng.choice(m, min(n_samples, m), replace=False))
-    rows = np.asarray(rows, dtype=np.int64)
-    source = X if queries is None else check_matrix(queries, "queries", min_rows=1)
-    q = unit_rows(source[rows], name="X" if queries is None else "queries")
-    exact, _ = exact_search(X, q, indices.shape[1], exclude_ids=rows if queries is None else None)
-    return recall_at_k(indices[rows], exact), rows

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from coreclean.duplicates import (content_hash, exact_duplicate_groups, group_members, hash_leakage, hash_rows,
-                                  leakage, merge_groups, near_duplicate_groups)
-from coreclean.neighbors import NeighborIndex, measure_recall, nearest_neighbors, recall_at_k
+                                  image_fingerprints, leakage, merge_groups, near_duplicate_groups, shift_similarity)
+from coreclean.neighbors import NeighborIndex, nearest_neighbors
+from coreclean.recall import measure_recall, recall_at_k
 from coreclean.outliers import knn_distance, outlier_score
 from coreclean.projection import project_2d, sample_rows
 
@@ -85,6 +86,33 @@ def test_exact_and_near_groups_from_injected_copies():
     assert exact[10] == 5 and exact[5] == 5 and exact[11] == -1
     both = merge_groups(exact, near_duplicate_groups(idx, sim, 0.999))
     assert both[11] == 5
+
+
+def test_pixel_fingerprints_group_shifted_and_brightened_copies():
+    rng = np.random.default_rng(4)
+    # smooth random blobs on a black background, like small object photos
+    yy, xx = np.mgrid[:24, :24]
+    centres = rng.uniform(8, 16, (400, 2))
+    widths = rng.uniform(2, 5, (400, 2))
+    pixels = 255 * np.exp(-((yy - centres[:, :1, None]) / widths[:, :1, None]) ** 2
+                          - ((xx - centres[:, 1:, None]) / widths[:, 1:, None]) ** 2)
+    pixels *= rng.uniform(0.5, 1, (400, 24, 24))              # texture, so blobs of similar shape still differ
+    pixels = pixels.astype(np.uint8)
+    pixels[100] = np.roll(pixels[7], (1, 2), axis=(0, 1))    # shifted copy
+    pixels[101] = (pixels[8] * 0.7).astype(np.uint8)          # darker copy
+    fp = image_fingerprints(pixels)
+    assert fp.shape == (400, 24, 24) and fp.dtype == np.float32
+    idx, _ = nearest_neighbors(fp.reshape(400, -1), k=5)
+    sim = shift_similarity(fp, idx)
+    assert sim.shape == (400, 5) and sim.max() <= 1 + 1e-5
+    dup = near_duplicate_groups(idx, sim, 0.99)
+    assert dup[100] == dup[7] == 7 and dup[101] == dup[8] == 8 and (dup >= 0).sum() == 4
+    q_idx, _ = nearest_neighbors(fp.reshape(400, -1), k=3, queries=fp[[100, 3]].reshape(2, -1))
+    assert shift_similarity(fp, q_idx, queries=fp[[100, 3]])[0].max() > 0.99
+    with pytest.raises(ValueError, match="max_shift"):
+        shift_similarity(fp, idx, max_shift=12)
+    with pytest.raises(ValueError, match="pixels"):
+        image_fingerprints(np.zeros((3, 5)))
 
 
 def test_threshold_change_regroups_from_stored_neighbors_only():

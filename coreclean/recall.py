@@ -1,0 +1,38 @@
+"""Search quality of stored neighbour lists: recall@k against exact search, measured on a sample of queries."""
+from __future__ import annotations
+
+import numpy as np
+
+from .neighbors import check_matrix, exact_search, unit_rows
+
+
+def recall_at_k(approx_indices, exact_indices) -> float:
+    """Mean fraction of each row's exact neighbours (m, k) found among its approximate ones (m, k') ."""
+    approx, exact = np.asarray(approx_indices), np.asarray(exact_indices)
+    if approx.ndim != 2 or exact.ndim != 2 or len(approx) != len(exact) or exact.shape[1] == 0:
+        raise ValueError(f"approx_indices {approx.shape} and exact_indices {exact.shape}: need two (m, k) arrays "
+                         "with the same number of rows.")
+    hits = (approx[:, :, None] == exact[:, None, :]).any(axis=1)
+    return float(hits.mean())
+
+
+def measure_recall(X, indices, *, queries=None, rows=None, n_samples: int = 1000,
+                   random_state: int = 0) -> tuple[float, np.ndarray]:
+    """Recall@k of stored neighbour ``indices`` (m, k) against exact search, on a random sample of the queries.
+
+    ``queries`` must be the array ``indices`` was computed for (None: X itself, self excluded). ``rows`` picks the
+    sampled queries explicitly. Returns (recall, sampled rows); cost is n_samples * n * d, streamed over X.
+    """
+    X = check_matrix(X)
+    indices = np.asarray(indices)
+    m = len(X) if queries is None else len(queries)
+    if indices.ndim != 2 or len(indices) != m:
+        raise ValueError(f"indices: shape {indices.shape} does not match the {m} queries it should describe.")
+    if rows is None:
+        rng = np.random.default_rng(random_state)
+        rows = np.sort(rng.choice(m, min(n_samples, m), replace=False))
+    rows = np.asarray(rows, dtype=np.int64)
+    source = X if queries is None else check_matrix(queries, "queries", min_rows=1)
+    q = unit_rows(source[rows], name="X" if queries is None else "queries")
+    exact, _ = exact_search(X, q, indices.shape[1], exclude_ids=rows if queries is None else None)
+    return recall_at_k(indices[rows], exact), rows
