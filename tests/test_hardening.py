@@ -226,3 +226,18 @@ def test_embeddings_source_with_bad_classes_file(tmp_path, write_embeddings):
     d = write_embeddings(tmp_path / "emb")
     (d / "classes.json").write_text(json.dumps({"a": 1}))
     assert load_source(str(d)).classes == ["class 0", "class 1", "class 2"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda x, y: (np.where(np.arange(len(x))[:, None] == 7, np.nan, x), y), "x_test.npy: 1 row"),
+    (lambda x, y: (x, y + 0.5), "y_test.npy: labels must be integers"),
+    (lambda x, y: (x, np.where(np.arange(len(y)) == 3, 50, y)), "y_test.npy: label 50"),
+    (lambda x, y: (x, np.where(np.arange(len(y)) == 3, -1, y)), "y_test.npy: negative label"),
+])
+def test_test_split_is_validated_up_front(tmp_path, write_embeddings, change, message):
+    d = write_embeddings(tmp_path / "emb")
+    x, y = change(np.load(d / "x_test.npy"), np.load(d / "y_test.npy"))
+    np.save(d / "x_test.npy", x.astype(np.float32))
+    np.save(d / "y_test.npy", y)
+    with pytest.raises(ValueError, match=message):
+        load_source(str(d))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import files_fingerprint, load_npy as _load_npy
-from ..validation import check_features_labels
+from ..validation import check_features_labels, check_test_arrays
 from .dataset import Dataset
 
 REQUIRED = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
@@ -76,24 +76,16 @@ def _read_paths(directory: Path, split: str, expected: int) -> list[str] | None:
 
 
 def load_embeddings_dir(directory: Path) -> Dataset:
+    """Load and validate the whole layout up front (every row of both splits), before any long computation."""
     directory = directory.resolve()
-    arrays = {}
-    for split in ("train", "test"):
-        x_path, y_path = directory / f"x_{split}.npy", directory / f"y_{split}.npy"
-        x, y = load_npy(x_path, mmap=True), load_npy(y_path)
-        if x.ndim != 2:
-            raise ValueError(f"{x_path}: expected shape (n, d), got {x.shape}.")
-        if len(x) != len(y):
-            raise ValueError(f"{x_path} has {len(x)} rows but {y_path} has {len(y)} labels; they must match.")
-        if split == "train":
-            check_features_labels(x[: min(len(x), 4096)], y[: min(len(y), 4096)], x_name=str(x_path),
-                                  y_name=str(y_path), min_classes=1, min_per_class=1)
-        arrays[split] = (x, np.asarray(y).astype(np.int64) if np.asarray(y).dtype.kind in "iuf" else y)
-    (x_tr, y_tr), (x_te, y_te) = arrays["train"], arrays["test"]
-    if x_tr.shape[1] != x_te.shape[1]:
-        raise ValueError(f"{directory}: x_train has {x_tr.shape[1]} features but x_test has {x_te.shape[1]}.")
-    n_classes = int(max(y_tr.max(), y_te.max())) + 1
-    classes = read_class_names(directory, n_classes, len(np.unique(y_tr)))
+    paths = {name: directory / name for name in REQUIRED}
+    x_tr = load_npy(paths["x_train.npy"], mmap=True)
+    _, y_tr = check_features_labels(x_tr, load_npy(paths["y_train.npy"]), x_name=str(paths["x_train.npy"]),
+                                    y_name=str(paths["y_train.npy"]), min_classes=1, min_per_class=1)
+    classes = read_class_names(directory, int(y_tr.max()) + 1, len(np.unique(y_tr)))
+    x_te = load_npy(paths["x_test.npy"], mmap=True)
+    _, y_te = check_test_arrays(x_te, load_npy(paths["y_test.npy"]), x_tr.shape[1], len(classes),
+                                x_name=str(paths["x_test.npy"]), y_name=str(paths["y_test.npy"]))
     image_root = directory / "images" if (directory / "images").is_dir() else directory
     return Dataset(
         name=directory.name, classes=classes, y_train=y_tr, y_test=y_te,
