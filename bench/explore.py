@@ -28,14 +28,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from coreclean.duplicates import (exact_duplicate_groups, hash_rows, image_fingerprints, leakage, merge_groups,
-                                  near_duplicate_groups, shift_similarity)
+from coreclean.duplicates import (candidate_vectors, exact_duplicate_groups, hash_rows, image_fingerprints, leakage,
+                                  merge_groups, near_duplicate_groups, shift_similarity)
 from coreclean.neighbors import NeighborIndex, nearest_neighbors
 from coreclean.recall import measure_recall
 from coreclean.outliers import knn_distance, mahalanobis_score, outlier_score
 from coreclean.projection import project_2d
 
-THRESHOLDS = (0.95, 0.98, 0.99, 0.995)
 
 
 class Stages:
@@ -163,13 +162,13 @@ def fashion(args) -> None:
     t_recall, _ = st.run("recall@10 on 1000 queries (test)", measure_recall, x_train, t_idx, queries=x_test)
     exact = st.run("exact groups (pixel hashes)", lambda: exact_duplicate_groups(hash_rows(train)))
     fp, fp_test = st.run("duplicates: image fingerprints", lambda: (image_fingerprints(train), image_fingerprints(test)))
-    flat = lambda a: a.reshape(len(a), -1)
-    f_index = st.run("duplicates: fingerprint index (fit)", NeighborIndex(10).fit, flat(fp))
+    f_index = st.run("duplicates: fingerprint index (fit)", NeighborIndex(10).fit, candidate_vectors(fp))
     f_idx, f_sim = st.run("duplicates: fingerprint neighbours train", f_index.kneighbors)
-    t_fidx, t_fsim = st.run("duplicates: fingerprint neighbours test", f_index.kneighbors, flat(fp_test))
+    t_fidx, t_fsim = st.run("duplicates: fingerprint neighbours test", f_index.kneighbors, candidate_vectors(fp_test))
     f_sim = st.run("duplicates: shift similarity train", shift_similarity, fp, f_idx)
     t_fsim = st.run("duplicates: shift similarity test", shift_similarity, fp, t_fidx, queries=fp_test)
     near = st.run(f"near groups (threshold {args.threshold})", near_duplicate_groups, f_idx, f_sim, args.threshold)
+    del f_index
     dup = merge_groups(exact, near)
     leak = st.run("leakage", leakage, t_fidx, t_fsim, args.threshold)
     score = st.run("outlier score (ours)", outlier_score, x_train, sim)
@@ -182,10 +181,10 @@ def fashion(args) -> None:
     print("\n### Duplicates (regrouped from the stored neighbours per threshold)\n")
     print("| candidates and similarity | threshold | regroup s | recall | exact / shift / noise / brightness | "
           "other rows flagged | test leaks found / injected | test rows flagged |\n|---|---|---|---|---|---|---|---|")
-    spaces = [("fingerprints, shift similarity", f_idx, f_sim, t_fidx, t_fsim),
-              ("features (PCA-128), cosine", idx, sim, t_idx, t_sim)]
-    for space, n_idx, n_sim, q_idx, q_sim in spaces:
-        for threshold in sorted(set(THRESHOLDS) | {args.threshold}):
+    spaces = [("fingerprints, shift similarity", f_idx, f_sim, t_fidx, t_fsim, (0.99, 0.995, 0.997, 0.998)),
+              ("features (PCA-128), cosine", idx, sim, t_idx, t_sim, (0.95, 0.98, 0.99, 0.995))]
+    for space, n_idx, n_sim, q_idx, q_sim, thresholds in spaces:
+        for threshold in thresholds:
             started = time.perf_counter()
             groups = merge_groups(exact, near_duplicate_groups(n_idx, n_sim, threshold))
             seconds = time.perf_counter() - started
@@ -312,10 +311,13 @@ def main(argv=None) -> int:
     parser.add_argument("--fashion-dir", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/coreclean-explore"))
     parser.add_argument("--n", type=int, default=1_281_167)
-    parser.add_argument("--threshold", type=float, default=0.99, help="near-duplicate similarity")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="near-duplicate similarity (default: 0.997 on pixel fingerprints, 0.98 on embeddings)")
     parser.add_argument("--map-points", type=int, default=None, help="map size (default 100000; 10000 compared)")
     parser.add_argument("--recall-queries", type=int, default=1000)
     args = parser.parse_args(argv)
+    if args.threshold is None:
+        args.threshold = 0.98 if args.imagenet else 0.997
     if args.generate:
         generate(args.generate, args.n, max(1000, args.n // 25))
     elif args.imagenet:

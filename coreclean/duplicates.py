@@ -57,13 +57,15 @@ def hash_files(paths) -> np.ndarray:
     return np.array(out)
 
 
-def image_fingerprints(pixels, *, max_side: int = 32) -> np.ndarray:
+def image_fingerprints(pixels, *, max_side: int = 32, blur: float = 0.7) -> np.ndarray:
     """(n, h, w) float32 images for near-duplicate search among in-memory pixels (n, H, W[, C]).
 
     Grayscale, block-averaged to at most ``max_side`` per side, rolled so each image's centre of intensity sits
-    at the centre (a copy shifted by a few pixels lands on the original), minus its own mean (cosine similarity
-    of the flattened rows then ignores brightness scaling and offsets). Search their neighbours with
-    ``nearest_neighbors(f.reshape(n, -1))`` and score candidates with :func:`shift_similarity`.
+    at the centre (a copy shifted by a few pixels lands on the original), Gaussian-blurred by ``blur`` pixels
+    (pixel noise then weighs less than shape), minus its own mean (cosine similarity ignores brightness scaling
+    and offsets). Find candidates with ``nearest_neighbors(candidate_vectors(f))`` and score them with
+    :func:`shift_similarity`; on Fashion-MNIST a threshold of 0.997 found 97% of injected shifted, noised,
+    darker and exact copies (bench/explore.py).
     """
     x = np.asarray(pixels)
     if x.ndim == 4:
@@ -84,8 +86,24 @@ def image_fingerprints(pixels, *, max_side: int = 32) -> np.ndarray:
     for shift in set(zip(dy.tolist(), dx.tolist())):  # one roll per distinct shift, not per image
         rows = (dy == shift[0]) & (dx == shift[1])
         out[rows] = np.roll(x[rows], shift, axis=(1, 2))
+    if blur > 0:
+        from scipy.ndimage import gaussian_filter
+
+        out = gaussian_filter(out, sigma=(0, blur, blur), mode="constant")
     out -= out.mean(axis=(1, 2), keepdims=True)
     return out
+
+
+def candidate_vectors(fingerprints, *, max_side: int = 14) -> np.ndarray:
+    """(n, <= max_side**2) float32 block-averaged, flattened fingerprints (n, h, w) to search candidates on:
+    coarser than the fingerprints, so copies whose centring rounded differently still meet."""
+    f = np.asarray(fingerprints, dtype=np.float32)
+    if f.ndim != 3:
+        raise ValueError(f"fingerprints: expected (n, h, w) from image_fingerprints, got shape {f.shape}.")
+    n, h, w = f.shape
+    step = max(1, -(-max(h, w) // max_side))
+    f = f[:, :h // step * step, :w // step * step]
+    return f.reshape(n, h // step, step, w // step, step).mean(axis=(2, 4)).reshape(n, -1)
 
 
 def _unit(images: np.ndarray) -> np.ndarray:
