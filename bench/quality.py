@@ -1,6 +1,6 @@
 """Image-quality issues: recall on injected problems, agreement with CleanVision, overhead on the embedding.
 
-    python bench/quality.py            # 1020 images; 256 JPEGs x 2 repeats for the overhead (~4 min on 2 cores)
+    python bench/quality.py            # 1020 images; 256 JPEGs x 2 repeats for (c) and (d) (~8 min on 2 cores)
     python bench/quality.py --quick    # smoke size, < 60 s
 
 (a) Writes an ImageFolder of normal images — crops of the three photographs shipped with scikit-learn and
@@ -14,6 +14,8 @@
 (c) Times decode + ImageNet preprocessing + ResNet18 forward (random weights, CPU unless --device, batch 32) on
     500x375 JPEGs (photo crops) with and without ``image_scores`` on each decoded image: both variants on every
     batch in alternating order, plus the time spent inside ``image_scores`` and in decode + preprocess alone.
+(d) Times the build's own loop (``coreclean.embed.embed_split``) on other 500x375 JPEGs: quality on / off, and one
+    torch thread while preprocessing (as built) / torch's default threads (as before).
 """
 from __future__ import annotations
 
@@ -330,19 +332,87 @@ def overhead(count: int, repeats: int, root: Path, device: str, batch: int = 32)
             f"{100 * (statistics.median(ratios) - 1):+.1f}%: noisy on a shared machine) — target <= 10%; "
             f"{100 * scoring / prepare:.1f}% of decode + preprocess alone (a loop whose forward costs nothing)")
 
+def build_loop(count: int, repeats: int, root: Path, device: str, batch: int = 32) -> str:
+    """(d) The build's own loop, ``coreclean.embed.embed_split`` (decode -> image_scores -> preprocess -> forward,
+    chunk files written), on ``count`` 500x375 JPEGs in batches: quality on vs off, and with torch's default
+    threads while preprocessing (``PREPROCESS_THREADS = None``, as before) vs one thread (as built)."""
+    import functools
+
+    import torch
+
+    from coreclean import embed
+    from coreclean.data.dataset import Dataset
+
+    rng = np.random.default_rng(2)
+    photos = photographs()
+    names = []
+    for i in range(count):
+        names.append(f"{i:05d}.jpg")
+        photo_crop(photos, (500, 375), rng).save(root / names[-1], quality=90)
+    embed.resnet18_backbone = functools.cache(embed.resnet18_backbone)  # one model for every run
+    scoring, inside = embed.image_scores, [0.0]
+
+    def timed_scores(image):
+        start = time.perf_counter()
+        try:
+            return scoring(image)
+        finally:
+            inside[0] += time.perf_counter() - start
+
+    variants = {"quality on, 1 preprocessing thread (as built)": (True, 1),
+                "quality off, 1 preprocessing thread": (False, 1),
+                f"quality on, torch's {torch.get_num_threads()} threads while preprocessing": (True, None)}
+    totals, runs, ratios = dict.fromkeys(variants, 0.0), 0, []
+
+    def seconds(part: list[str], quality: bool, threads: int | None) -> float:
+        nonlocal runs
+        runs += 1
+        dataset = Dataset(name="bench", classes=["x"], y_train=np.zeros(len(part), np.int64),
+                          y_test=np.zeros(0, np.int64), fingerprint="bench", paths_train=part, paths_test=[],
+                          root=root)
+        embed.PREPROCESS_THREADS = threads
+        start = time.perf_counter()
+        embed.embed_split(dataset, "train", root / f"work-{runs}", batch_size=batch, device=device, quality=quality)
+        return time.perf_counter() - start
+
+    seconds(names[:8], True, 1)  # warm-up: model construction, first forward
+    embed.image_scores = timed_scores
+    order = list(variants)
+    for r in range(repeats):  # every variant on each batch, rotating the order: drift on a shared CPU cancels
+        for i, b in enumerate(range(0, count, batch)):
+            shift, spent = (r + i) % len(order), {}
+            for name in order[shift:] + order[:shift]:
+                spent[name] = seconds(names[b:b + batch], *variants[name])
+                totals[name] += spent[name]
+            ratios.append(spent[order[0]] / spent[order[1]])
+    embed.PREPROCESS_THREADS, embed.image_scores = 1, scoring
+    n = count * repeats
+    rows = [{"embed_split": name, "s": total, "ms/image": 1e3 * total / n} for name, total in totals.items()]
+    on, off, default = totals.values()
+    where = f"{device} ({torch.get_num_threads()} CPU threads)" if device == "cpu" else torch.cuda.get_device_name()
+    return (f"### (d) the build's loop: coreclean.embed.embed_split on {count} JPEGs 500x375, batch {batch}, "
+            f"{where}, {repeats} repeat(s)\n\n" + table(rows, list(rows[0]))
+            + f"\n\ntime inside image_scores (both 'quality on' variants): {inside[0]:.2f} s, "
+            f"{1e3 * inside[0] / (2 * n):.2f} ms/image = {100 * inside[0] / (on + default):.1f}% of their loop time "
+            f"(target <= 10%); quality on vs off end to end {100 * (on - off) / off:+.1f}%, median per batch "
+            f"{100 * (statistics.median(ratios) - 1):+.1f}% (noisy on a shared machine); one preprocessing thread vs "
+            f"torch's default: {100 * (on - default) / default:+.1f}% total time")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke size: 70 normal + 8 per kind, 32 JPEGs")
     parser.add_argument("--normal", type=int, default=600)
     parser.add_argument("--per-kind", type=int, default=60)
     parser.add_argument("--overhead-images", type=int, default=256)
+    parser.add_argument("--loop-images", type=int, default=256, help="JPEGs for (d), the build's embed_split")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--no-cleanvision", action="store_true")
     parser.add_argument("--device", default="cpu", help="torch device of the ResNet18 forward in (c)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated image set in (a)/(b)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.normal, args.per_kind, args.overhead_images, args.repeats = 70, 8, 32, 1
+        args.normal, args.per_kind, args.overhead_images, args.loop_images, args.repeats = 70, 8, 32, 32, 1
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
     with tempfile.TemporaryDirectory() as tmp:
         paths, truth = write_dataset(Path(tmp) / "set", args.normal, args.per_kind, args.seed)
@@ -356,6 +426,9 @@ def main(argv=None) -> int:
         if args.overhead_images > 0:
             (Path(tmp) / "jpegs").mkdir()
             print("\n" + overhead(args.overhead_images, args.repeats, Path(tmp) / "jpegs", args.device))
+        if args.loop_images > 0:
+            (Path(tmp) / "loop").mkdir()
+            print("\n" + build_loop(args.loop_images, args.repeats, Path(tmp) / "loop", args.device))
     return 0
 
 

@@ -27,6 +27,9 @@ from .quality import RAW_COLUMNS, image_scores
 
 Progress = Callable[[int, int], None]
 CHUNK = 2048
+# torch threads while decoding and preprocessing (None: leave torch's setting). Preprocessing runs small tensor ops
+# whose extra threads mostly wait for time slices on a busy machine: bench/quality.py (d) measures the difference.
+PREPROCESS_THREADS: int | None = 1
 
 
 def pixel_features(train: np.ndarray, test: np.ndarray, *, pca: int | None = 128, random_state: int = 0):
@@ -101,13 +104,38 @@ def resnet18_backbone(weights: str | Path | None, device: str | None = None):
     return model.eval().to(device), enum.transforms(), device
 
 
-def _open_image(dataset: Dataset, split: str, index: int) -> tuple[Image.Image, np.ndarray | None]:
-    """(RGB image for the backbone, quality row of the image as decoded — None for in-memory pixels)."""
+def _open_image(dataset: Dataset, split: str, index: int, quality: bool) -> tuple[Image.Image, np.ndarray | None]:
+    """(RGB image for the backbone, quality row of the image as decoded — None for in-memory pixels or when
+    ``quality`` is off)."""
     pixels = dataset.images(split)
     if pixels is not None:
         return Image.fromarray(pixels[index]).convert("RGB"), None
     image = open_image(dataset.root / dataset.paths(split)[index])
-    return to_rgb(image), image_scores(image)
+    return to_rgb(image), image_scores(image) if quality else None
+
+
+def _prepare(dataset: Dataset, split: str, indices: range, preprocess, quality: bool):
+    """Decode and preprocess one batch: (tensors, their indices, {index: quality row}, [(index, reason)])."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if PREPROCESS_THREADS:
+        torch.set_num_threads(PREPROCESS_THREADS)
+    tensors, rows, scored, failed = [], [], {}, []
+    try:
+        for i in indices:
+            try:
+                image, scores = _open_image(dataset, split, i, quality)
+                tensors.append(preprocess(image))
+            except (UnreadableImage, OSError, ValueError) as err:
+                failed.append((i, _failure(err)))
+                continue
+            rows.append(i)
+            if scores is not None:
+                scored[i] = scores
+    finally:
+        torch.set_num_threads(threads)
+    return tensors, rows, scored, failed
 
 
 def _failure(err: Exception) -> str:
@@ -128,12 +156,13 @@ def save_atomic(path: Path, array: np.ndarray) -> None:
 
 def embed_split(
     dataset: Dataset, split: str, out_dir: Path, *, weights=None, batch_size: int = 64,
-    progress: Progress | None = None, device: str | None = None,
+    progress: Progress | None = None, device: str | None = None, quality: bool = True,
 ) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """ResNet18 features (n, 512) float32 for one split, resumable via chunk files in ``out_dir``.
 
-    Returns the features and (index, reason) for images that failed to decode (their rows are NaN). The quality
-    rows of each file chunk are written beside it (:func:`coreclean.quality_pass.quality_split` reads them).
+    Returns the features and (index, reason) for images that failed to decode (their rows are NaN). Unless
+    ``quality`` is off (a benchmark baseline), the quality rows of each file chunk are written beside it
+    (:func:`coreclean.quality_pass.quality_split` reads them).
     """
     import torch
 
@@ -148,27 +177,22 @@ def embed_split(
             if model is None:
                 model, preprocess, device = resnet18_backbone(weights, device)
             feats = np.full((stop - start, 512), np.nan, dtype=np.float32)
-            quality = np.full((stop - start, len(RAW_COLUMNS)), np.nan, dtype=np.float32)
+            quality_rows = np.full((stop - start, len(RAW_COLUMNS)), np.nan, dtype=np.float32)
             failed = []
             for b in range(start, stop, batch_size):
-                tensors, rows = [], []
-                for i in range(b, min(b + batch_size, stop)):
-                    try:
-                        image, scores = _open_image(dataset, split, i)
-                        tensors.append(preprocess(image))
-                    except (UnreadableImage, OSError, ValueError) as err:
-                        failed.append((i, _failure(err)))
-                        continue
-                    rows.append(i - start)
-                    if scores is not None:
-                        quality[i - start] = scores
+                tensors, rows, scored, bad = _prepare(dataset, split, range(b, min(b + batch_size, stop)),
+                                                      preprocess, quality)
+                failed += bad
+                rows = [i - start for i in rows]
+                for i, scores in scored.items():
+                    quality_rows[i - start] = scores
                 if tensors:
                     with torch.inference_mode():
                         feats[rows] = model(torch.stack(tensors).to(device)).float().cpu().numpy()
                 if progress:
                     progress(min(b + batch_size, stop), n)
-            if dataset.images(split) is None:  # in-memory pixels are scored at once by quality_split
-                save_atomic(quality_file(out_dir, start), quality)  # before the chunk, which marks it done
+            if quality and dataset.images(split) is None:  # in-memory pixels are scored at once, by quality_split
+                save_atomic(quality_file(out_dir, start), quality_rows)  # before the chunk, which marks it done
             fail_file.write_text(json.dumps(failed))
             save_atomic(chunk_file, feats)
         elif progress:

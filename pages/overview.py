@@ -1,6 +1,6 @@
 import streamlit as st
 
-from coreclean import tables
+from coreclean import export, issues, quality, tables
 from ui import state
 
 analysis = state.current()
@@ -29,3 +29,30 @@ with right:
     st.dataframe(tables.pairs_table(analysis.pairs(), names), hide_index=True,
                  column_config={"rate": st.column_config.NumberColumn(format="%.3f")})
     st.caption("Click a column header to sort. Open **Confusion** to see the samples behind a pair.")
+
+st.subheader("Image-quality issues")
+issue_names = issues.applicable_issues(analysis)
+thresholds = {}
+if issue_names:
+    with st.expander("Thresholds: a sample is flagged when its score (0 fine … 1 worst) is above"):
+        for cell, name in zip(st.columns(len(issue_names)), issue_names):
+            thresholds[name] = cell.number_input(name, 0.0, 1.0, quality.ISSUES[name].threshold, 0.01,
+                                                 key=issues.PARAM_PREFIX + name, bind="query-params")
+    counts = issues.issue_counts(analysis, thresholds)
+    st.dataframe(counts, hide_index=True, column_config={
+        "share": st.column_config.NumberColumn(format="percent"),
+        "description": st.column_config.TextColumn(width="large")})
+    links = st.columns(len(issue_names))
+    for cell, row in zip(links, counts.itertuples()):
+        cell.page_link("pages/review.py", label=f"Review {row.flagged} {row.issue}", icon=":material/photo_library:",
+                       query_params={**st.query_params.to_dict(), "issue": row.issue}, disabled=row.flagged == 0)
+    st.caption("Training samples only (removed ones left out). Each link opens the flagged samples in the Review "
+               "grid, most severe first.")
+else:
+    st.caption("This analysis has no image-quality scores (precomputed embeddings without images, or built before "
+               "quality scoring: delete it and build again to add them).")
+st.download_button(
+    "Download every signal per training sample (CSV)", file_name=f"{meta['name']}-issues.csv", mime="text/csv",
+    data=lambda: export.issues_csv(export.issues_table(analysis, export.logged_decisions(analysis), thresholds)),
+    help="One row per training sample: label, prediction, importance, quality scores and flags (these thresholds), "
+         "and the current review decision — the same table as `python -m coreclean export`.")
