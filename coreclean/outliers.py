@@ -38,19 +38,20 @@ def knn_distance(similarities) -> np.ndarray:
 
 
 def _whitener(sample: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
-    """(mean (d,), W (d, d)) such that ||(x - mean) @ W||^2 is the Mahalanobis distance under a covariance shrunk
-    towards its average variance (keeps W finite when a feature is constant or d approaches the sample size)."""
-    mean = sample.mean(axis=0)
-    centered = sample - mean
-    cov = centered.T @ centered / max(len(sample) - 1, 1)
+    """(mean (d,), W (d, d)) float32 such that ||(x - mean) @ W||^2 is the Mahalanobis distance under a covariance
+    shrunk towards its average variance (keeps W finite when a feature is constant or d nears the sample size)."""
+    mean = sample.mean(axis=0, dtype=np.float64)
+    centered = sample - mean.astype(np.float32)
+    cov = (centered.T @ centered).astype(np.float64) / max(len(sample) - 1, 1)
     ridge = np.trace(cov) / len(cov) or 1.0
     cov = (1 - shrinkage) * cov + shrinkage * ridge * np.eye(len(cov))
     values, vectors = np.linalg.eigh(cov)
-    return mean, vectors / np.sqrt(np.maximum(values, 1e-12 * ridge))
+    whiten = vectors / np.sqrt(np.maximum(values, 1e-12 * ridge))
+    return mean.astype(np.float32), whiten.astype(np.float32)
 
 
 def mahalanobis_score(X, *, trim: float = 0.1, n_iter: int = 2, shrinkage: float = 0.01,
-                      max_fit_rows: int = 100_000, block_rows: int = BLOCK_ROWS,
+                      max_fit_rows: int = 50_000, block_rows: int = BLOCK_ROWS,
                       random_state: int = 0) -> np.ndarray:
     """(n,) float32 Mahalanobis distance of each row of X (n, d; array or memmap, streamed) from the bulk's
     Gaussian: fitted on a sample, then ``n_iter`` times refitted on the sample rows inside the (1 - trim) quantile.
@@ -62,7 +63,7 @@ def mahalanobis_score(X, *, trim: float = 0.1, n_iter: int = 2, shrinkage: float
         raise ValueError(f"shrinkage={shrinkage!r}: must be in (0, 1].")
     rng = np.random.default_rng(random_state)
     rows = np.sort(rng.choice(len(X), min(len(X), max_fit_rows), replace=False))
-    sample = np.asarray(X[rows], dtype=np.float64)
+    sample = np.asarray(X[rows], dtype=np.float32)
     if not np.isfinite(sample).all():
         raise ValueError("X: contains NaN or inf; drop or impute those rows first.")
     keep = np.ones(len(sample), dtype=bool)
@@ -71,18 +72,17 @@ def mahalanobis_score(X, *, trim: float = 0.1, n_iter: int = 2, shrinkage: float
         z = (sample - mean) @ W
         dist = np.einsum("ij,ij->i", z, z)
         keep = dist <= np.quantile(dist, 1 - trim)
-    mean32, W32 = mean.astype(np.float32), W.astype(np.float32)
     out = np.empty(len(X), dtype=np.float32)
     for start in range(0, len(X), block_rows):
         block = np.asarray(X[start:start + block_rows], dtype=np.float32)
         if not np.isfinite(block).all():
             raise ValueError(f"X: rows {start}..{start + len(block) - 1} contain NaN or inf; drop or impute them.")
-        z = (block - mean32) @ W32
+        z = (block - mean) @ W
         out[start:start + len(block)] = np.sqrt(np.einsum("ij,ij->i", z, z))
     return out
 
 
-def outlier_score(X, similarities, *, trim: float = 0.1, max_fit_rows: int = 100_000,
+def outlier_score(X, similarities, *, trim: float = 0.1, max_fit_rows: int = 50_000,
                   block_rows: int = BLOCK_ROWS, random_state: int = 0) -> np.ndarray:
     """(n,) float32 outlier score, higher = more atypical of the whole dataset.
 
