@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from ._io import inside
 from .data.dataset import Dataset
 from .decode import UnreadableImage, open_image, to_rgb
 from .quality import RAW_COLUMNS, image_scores
@@ -110,8 +111,20 @@ def _open_image(dataset: Dataset, split: str, index: int, quality: bool) -> tupl
     pixels = dataset.images(split)
     if pixels is not None:
         return Image.fromarray(pixels[index]).convert("RGB"), None
-    image = open_image(dataset.root / dataset.paths(split)[index])
+    image = open_image(image_file(dataset, split, index))
     return to_rgb(image), image_scores(image) if quality else None
+
+
+def image_file(dataset: Dataset, split: str, index: int) -> Path:
+    """The file of sample ``index``; :class:`UnreadableImage` when it is outside the dataset root (an embeddings
+    directory lists paths someone else wrote) or not a regular file (a FIFO would block the build)."""
+    relative = dataset.paths(split)[index]
+    file = dataset.root / relative
+    if not inside(dataset.root, file):
+        raise UnreadableImage(f"{relative}: outside the dataset root; refused")
+    if not file.is_file():
+        raise UnreadableImage(f"{relative}: not a file")
+    return file
 
 
 def _prepare(dataset: Dataset, split: str, indices: range, preprocess, quality: bool):

@@ -33,15 +33,16 @@ def source_kind(dataset: Dataset) -> str | None:
 
 def _score_chunk(dataset: Dataset, split: str, start: int, stop: int) -> np.ndarray:
     """Quality rows (stop - start, len(RAW_COLUMNS)) of one chunk without the backbone: in-memory pixels at once,
-    files decoded one by one."""
+    files (inside the dataset root) decoded one by one; NaN rows for the rest."""
     pixels = dataset.images(split)
     if pixels is not None:
         return array_scores(pixels[start:stop])
     rows = np.full((stop - start, len(RAW_COLUMNS)), np.nan, dtype=np.float32)
-    paths = dataset.paths(split)
+    if dataset.paths(split) is None:  # an embeddings directory with paths for the other split only
+        return rows
     for i in range(start, stop):
         try:
-            rows[i - start] = image_scores(open_image(dataset.root / paths[i]))
+            rows[i - start] = image_scores(open_image(embed.image_file(dataset, split, i)))
         except (UnreadableImage, OSError, ValueError):
             pass  # stays NaN; with precomputed embeddings the sample itself is still analysed
     return rows

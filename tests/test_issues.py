@@ -142,11 +142,13 @@ def test_precomputed_embeddings_with_and_without_image_paths(tmp_path, cache, wr
         for i, name in enumerate(names[:-1]):  # the last image of each split is missing
             image = texture((40, 30), i)
             (INJECT["dark"](image) if i == 0 else image).save(with_images / "images" / name)
+        names[1] = "../outside.png"  # exists, but outside the image root: never read
         (with_images / f"img_{split}.txt").write_text("\n".join(names) + "\n")
+    texture((40, 30), 99).save(with_images / "outside.png")
     analysis = Analysis.build(str(with_images), cache_dir=cache)
     scores = np.asarray(analysis.stack("quality_train"))
     assert analysis.meta["quality"] == "file" and analysis.meta["n_train"] == 30  # a missing image drops no sample
-    assert np.isnan(scores[-1]).all() and np.isfinite(scores[:-1]).all()
+    assert np.isnan(scores[[1, -1]]).all() and np.isfinite(np.delete(scores, [1, 29], axis=0)).all()
     assert list(flagged_samples(analysis, "dark")) == [0]
 
 
