@@ -6,6 +6,7 @@ review log the moment it is made; the tile widgets read their state from the log
 """
 from __future__ import annotations
 
+import threading
 from typing import Sequence
 
 import streamlit as st
@@ -79,41 +80,61 @@ def progress_caption(analysis: Analysis, decided: dict, choice: str, names: Sequ
 
 
 # --- decisions -------------------------------------------------------------------------------------------------
-def _mark(index: int, decision: str | None) -> None:
-    """Show ``decision`` on the tile's segmented control and keep the tile on screen for this visit."""
-    st.session_state[f"decision_{index}"] = decision
+@st.cache_resource(show_spinner=False)
+def _decision_lock(path: str) -> threading.Lock:
+    """One lock per review log. Streamlit's fast reruns start the next run (say, key ``a``) in a new thread while
+    the previous one (key ``1``) may still be in its callback (a first write with its backup took 0.5 s here);
+    without the lock ``a`` could read the log before ``1`` wrote to it and mark that tile ``ok`` too."""
+    return threading.Lock()
+
+
+def _mark(index: int) -> None:
+    """A key changed the tile's decision: keep the tile on screen for this visit, and give its decision control a
+    new key so it is redrawn from the log. (Writing the control's state instead races with fast reruns: the browser
+    may still send the old value with the next key press, which would count as a click on the old value.)"""
     st.session_state.setdefault("decided_here", set()).add(index)
+    versions = st.session_state.setdefault("tile_version", {})
+    versions[index] = versions.get(index, 0) + 1
+
+
+def decision_key(index: int) -> str:
+    """The key of tile ``index``'s decision control: ``decision_<index>``, suffixed once a key press changed it."""
+    version = st.session_state.get("tile_version", {}).get(index, 0)
+    return f"decision_{index}" if not version else f"decision_{index}_v{version}"
 
 
 def toggle_mislabeled(analysis: Analysis, log: ReviewLog, index: int, reviewer: str | None) -> None:
     """Key 1–9: mark the tile mislabeled with the suggested class, or undo that if it already is."""
-    current = log.current().get(index)
-    if current is not None and current.decision == "mislabeled":
-        restored = log.undo(index)
-        _mark(index, restored.decision if restored else None)
-    else:
-        log.decide(index, int(analysis.y_train[index]), "mislabeled", new_label=analysis.suggested_label(index),
-                   reviewer=reviewer)
-        _mark(index, "mislabeled")
+    with _decision_lock(str(log.path)):
+        _mark(index)
+        current = log.current().get(index)
+        if current is not None and current.decision == "mislabeled":
+            log.undo(index)
+        else:
+            log.decide(index, int(analysis.y_train[index]), "mislabeled", new_label=analysis.suggested_label(index),
+                       reviewer=reviewer)
 
 
 def accept_page(analysis: Analysis, log: ReviewLog, indices: Sequence[int], reviewer: str | None) -> int:
     """Key a: every tile of the page without a current decision becomes ``ok``; returns how many."""
-    current = log.current()
-    undecided = [int(i) for i in indices if int(i) not in current]
-    for index in undecided:
-        log.record(index, int(analysis.y_train[index]), "ok", reviewer=reviewer)
-        _mark(index, "ok")
+    with _decision_lock(str(log.path)):
+        current = log.current()
+        undecided = [int(i) for i in indices if int(i) not in current]
+        for index in undecided:
+            _mark(index)
+            log.record(index, int(analysis.y_train[index]), "ok", reviewer=reviewer)
     return len(undecided)
 
 
-def save_choice(analysis: Analysis, log: ReviewLog, names: Sequence[str], index: int, reviewer: str | None) -> None:
-    """The tile's segmented control or class box changed: write it to the log."""
-    choice = st.session_state.get(f"decision_{index}")
+def save_choice(analysis: Analysis, log: ReviewLog, names: Sequence[str], index: int, key: str,
+                reviewer: str | None) -> None:
+    """The tile's decision control (``key``) or class box changed: write it to the log."""
+    choice = st.session_state.get(key)
     st.session_state.setdefault("decided_here", set()).add(index)
     chosen = st.session_state.get(f"new_{index}")
     new = list(names).index(chosen) if chosen else analysis.suggested_label(index)
-    log.decide(index, int(analysis.y_train[index]), choice, new_label=new, reviewer=reviewer)
+    with _decision_lock(str(log.path)):
+        log.decide(index, int(analysis.y_train[index]), choice, new_label=new, reviewer=reviewer)
 
 
 # --- tiles -----------------------------------------------------------------------------------------------------
@@ -140,7 +161,7 @@ def _tile(analysis, log, names, index, slot, current, reason, reviewer) -> None:
         st.info(f"{text}\n\nimage unavailable: {err}")
     if reason is not None:
         st.caption(reason.summary(names))
-    key = f"decision_{index}"
+    key = decision_key(index)
     if key not in st.session_state:  # first time on screen: show what the log holds
         st.session_state[key] = current.decision if current else None
     flagged = st.session_state[key] == "mislabeled"
@@ -151,8 +172,8 @@ def _tile(analysis, log, names, index, slot, current, reason, reviewer) -> None:
               on_click=toggle_mislabeled, args=(analysis, log, index, reviewer),
               help=f"Key {KEYS[slot]}" if slot < len(KEYS) else None)
     st.segmented_control("Decision", list(DECISIONS_SHOWN), key=key, on_change=save_choice,
-                         args=(analysis, log, names, index, reviewer), label_visibility="collapsed")
+                         args=(analysis, log, names, index, key, reviewer), label_visibility="collapsed")
     if flagged:
         others = [c for c in range(len(names)) if c != label]
         st.selectbox("Correct class", [names[c] for c in others], index=others.index(suggested), key=f"new_{index}",
-                     on_change=save_choice, args=(analysis, log, names, index, reviewer))
+                     on_change=save_choice, args=(analysis, log, names, index, key, reviewer))
