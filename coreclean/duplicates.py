@@ -5,10 +5,12 @@ smallest index of its group (the group's "first member", which points to itself)
 duplicate. So ``duplicate_of >= 0`` marks every member, and ``duplicate_of[i] not in (-1, i)`` marks the redundant
 copies one would remove to keep one per group.
 
-Near duplicates come from the neighbour lists (:func:`coreclean.neighbors.nearest_neighbors`): an edge joins i and
-its j-th neighbour when their cosine similarity is >= threshold; groups are the connected components. A new
-threshold only re-reads the stored (n, k) arrays (no new search, ~0.1 s per million rows); groups larger than k + 1
-are still found when their members chain through each other's lists.
+Near duplicates come from stored neighbour lists: an edge joins i and its j-th neighbour when their similarity is
+>= threshold; groups are the connected components. Two kinds of lists: embedding neighbours
+(:func:`coreclean.neighbors.nearest_neighbors`, cosine) for any source, and — for in-memory pixels — neighbours of
+:func:`image_fingerprints` scored by :func:`shift_similarity`, which also catch shifted, noised and darker copies
+that standardized-pixel embeddings miss (bench/explore.py). A new threshold only re-reads the stored (n, k) arrays
+(no new search, ~0.01 s for 60k rows); groups larger than k + 1 are found when members chain through their lists.
 """
 from __future__ import annotations
 
