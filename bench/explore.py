@@ -161,7 +161,8 @@ def fashion(args) -> None:
     recall, _ = st.run("recall@10 on 1000 queries (train)", measure_recall, x_train, idx)
     t_recall, _ = st.run("recall@10 on 1000 queries (test)", measure_recall, x_train, t_idx, queries=x_test)
     exact = st.run("exact groups (pixel hashes)", lambda: exact_duplicate_groups(hash_rows(train)))
-    fp, fp_test = st.run("duplicates: image fingerprints", lambda: (image_fingerprints(train), image_fingerprints(test)))
+    fp, fp_test = st.run("duplicates: image fingerprints",
+                         lambda: (image_fingerprints(train), image_fingerprints(test)))
     f_index = st.run("duplicates: fingerprint index (fit)", NeighborIndex(10).fit, candidate_vectors(fp))
     f_idx, f_sim = st.run("duplicates: fingerprint neighbours train", f_index.kneighbors)
     t_fidx, t_fsim = st.run("duplicates: fingerprint neighbours test", f_index.kneighbors, candidate_vectors(fp_test))

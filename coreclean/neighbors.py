@@ -130,7 +130,8 @@ class NeighborIndex:
     ----------
     k : neighbours per query.
     method : "exact" (blocked matrix products over X, no copy), "ivf" (approximate: spherical k-means lists,
-        each query searched in its ``n_probe`` nearest lists; measure with :func:`coreclean.recall.measure_recall`), or "auto":
+        each query searched in its ``n_probe`` nearest lists; measure with
+        :func:`coreclean.recall.measure_recall`), or "auto":
         exact when n * n * d <= EXACT_MAX_WORK, else ivf.
     n_lists, n_probe : ivf lists and lists searched per query (default: :func:`default_ivf_params`).
     block_rows : rows of X read and normalized at a time.

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from coreclean.duplicates import (candidate_vectors, content_hash, exact_duplicate_groups, group_members, hash_leakage, hash_rows,
-                                  image_fingerprints, leakage, merge_groups, near_duplicate_groups, shift_similarity)
+from coreclean.duplicates import (candidate_vectors, content_hash, exact_duplicate_groups, group_members,
+                                  hash_leakage, hash_rows, image_fingerprints, leakage, merge_groups,
+                                  near_duplicate_groups, shift_similarity)
 from coreclean.neighbors import NeighborIndex, nearest_neighbors
 from coreclean.recall import measure_recall, recall_at_k
 from coreclean.outliers import knn_distance, outlier_score
