@@ -11,8 +11,9 @@ page three ways, each on its own class, from a log with no decisions on it:
 * keyboard, clean page: ``a`` only — 1 action/page;
 * click: the tile's "mislabeled" segment, "ok" on the five others, then "Next" — 7 actions/page.
 
-After every action the bench waits until its effect is in the review log (and, for a page change, until the next
-page's first image is shown), so the numbers are what the app allows, not how fast a script can fire events.
+After every action the bench waits until its effect is in the review log (for a page change, until the next page's
+first image is shown) and the app's run has finished, so the numbers are what the app allows, not how fast a script
+can fire events.
 ``--think-ms`` adds a fixed pause before every action, a crude stand-in for the reviewer's own time per action.
 """
 from __future__ import annotations
@@ -61,6 +62,13 @@ def wait_until(condition, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+def settle(page) -> None:
+    """Wait until the app's current run has finished (a key pressed while the page still re-renders can be dropped
+    by Streamlit's frontend)."""
+    page.wait_for_function("document.querySelector('[data-testid=stApp]')"
+                           ".getAttribute('data-test-script-state') === 'notRunning'", timeout=60000)
+
+
 def first_shown(page, sample: int) -> None:
     page.wait_for_function("(s) => { const c = document.querySelector('[data-testid=stImageCaption]');"
                            " return c && c.innerText.startsWith('#' + s + ' '); }", arg=sample, timeout=60000)
@@ -79,6 +87,7 @@ class Flow:
             before = len(log.current())
             self.page(page, log, tiles, before, think)
             first_shown(page, int(queue[6 * (p + 1)]))
+            settle(page)
         return time.perf_counter() - started
 
     def page(self, page, log, tiles, before, think):
@@ -91,6 +100,7 @@ class Keyboard(Flow):
             time.sleep(think)
             page.keyboard.press("1")
             wait_until(lambda: len(log.current()) == before + 1, "key 1 in the log")
+            settle(page)
         time.sleep(think)
         page.keyboard.press("a")
         wait_until(lambda: len(log.current()) == before + 6, "key a in the log")
@@ -104,6 +114,7 @@ class Clicks(Flow):
             tile = page.locator("[data-testid=stColumn]").filter(has_text=f"#{sample} ·").last
             tile.get_by_role("radio", name=choice, exact=True).click()
             wait_until(lambda: len(log.current()) == before + k + 1, f"click {k + 1} in the log")
+            settle(page)
         time.sleep(think)
         page.get_by_role("button", name="Next ▶").click()
 

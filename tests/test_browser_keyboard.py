@@ -89,11 +89,19 @@ def open_grid(browser, url: str):
     page.goto(url)
     page.get_by_text("Showing 1–", exact=False).wait_for(timeout=90000)
     page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 6", timeout=30000)
+    settle(page)
     return page
 
 
 def shown_samples(page) -> list[int]:
     return [int(c.split(" ·")[0].lstrip("#")) for c in page.locator("[data-testid=stImageCaption]").all_inner_texts()]
+
+
+def settle(page) -> None:
+    """Wait until the app's run has finished: Streamlit's frontend may drop a key pressed while the page re-renders
+    (a reviewer sees the result of each key before the next one; the test does the same)."""
+    page.wait_for_function("document.querySelector('[data-testid=stApp]')"
+                           ".getAttribute('data-test-script-state') === 'notRunning'", timeout=30000)
 
 
 def wait_for(condition, what: str, timeout: float = 20) -> None:
@@ -111,6 +119,7 @@ def test_key_1_then_a_reviews_a_page(server, browser, analysis, log, tmp_path):
     page.keyboard.press("1")
     page.get_by_role("button", name="Undo mislabeled").wait_for(timeout=30000)
     wait_for(lambda: len(log.current()) == 1, "the first decision in the log")
+    settle(page)
     page.keyboard.press("a")
     page.get_by_text("Showing 7–12 of", exact=False).wait_for(timeout=30000)
     wait_for(lambda: len(log.current()) == 6, "six decisions in the log")
@@ -121,6 +130,7 @@ def test_key_1_then_a_reviews_a_page(server, browser, analysis, log, tmp_path):
     assert sorted(d.decision for d in decided.values()) == ["mislabeled"] + ["ok"] * 5
     page.wait_for_function(f"document.querySelector('[data-testid=stImageCaption]').innerText.startsWith("
                            f"'#{int(ranked[6])} ')", timeout=30000)
+    settle(page)
     assert shown_samples(page) == ranked[6:12].tolist()
     page.screenshot(path=str(tmp_path / "keyboard-next-page.png"), full_page=True)
     page.close()
@@ -133,10 +143,13 @@ def test_arrow_keys_page_without_deciding(server, browser, analysis, log):
     page.get_by_text("Showing 7–12 of", exact=False).wait_for(timeout=30000)
     page.wait_for_function(f"document.querySelector('[data-testid=stImageCaption]').innerText.startsWith("
                            f"'#{int(ranked[6])} ')", timeout=30000)
+    settle(page)
     page.keyboard.press("ArrowLeft")
     page.get_by_text("Showing 1–6 of", exact=False).wait_for(timeout=30000)
+    settle(page)
     page.keyboard.press("2")  # toggles tile 2 on, then off again
     page.get_by_role("button", name="Undo mislabeled").wait_for(timeout=30000)
+    settle(page)
     page.keyboard.press("2")
     page.get_by_role("button", name="Undo mislabeled").wait_for(state="detached", timeout=30000)
     page.close()
