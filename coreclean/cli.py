@@ -15,6 +15,9 @@ from .backends import IMPORTANCE_BACKENDS
 from .embed import BACKBONES
 
 
+RANK_COLUMNS = ["index", "label", "importance", "predicted", "p_label", "duplicate_of", "outlier"]
+
+
 def check_output_path(out: str, *, inputs: tuple[str, ...] = ()) -> Path:
     """Fail before any work when ``out`` cannot be written, or would overwrite an input."""
     path = Path(out)
@@ -99,14 +102,19 @@ def _rank_analysis(args) -> int:
     out = check_output_path(args.out)
     analysis = Analysis.load(args.analysis)
     order = [i for i in np.argsort(-analysis.importance, kind="stable") if not analysis.removed_train[i]]
-    write_csv(out, ["index", "label", "importance", "predicted", "p_label"],
+    duplicate_of, outlier = analysis.stack("duplicate_of_train"), analysis.stack("outlier_train")
+    if duplicate_of is None or outlier is None:
+        raise ValueError(f"{analysis.directory}: built before the exploration signals; rebuild it with "
+                         "'python -m coreclean build'.")
+    write_csv(out, RANK_COLUMNS,
               ([int(i), int(analysis.y_train[i]), f"{analysis.importance[i]:.6g}", int(analysis.pred_train[i]),
-                f"{analysis.p_label_train[i]:.6g}"] for i in order))
+                f"{analysis.p_label_train[i]:.6g}", int(duplicate_of[i]), f"{outlier[i]:.4g}"] for i in order))
     print(f"wrote {len(order)} rows to {out}")
     return 0
 
 
 def _rank(args) -> int:
+    from .explore import feature_signals
     from .importance import CoresetSensitivity
     from .validation import check_features_labels
 
@@ -123,9 +131,10 @@ def _rank(args) -> int:
     est = CoresetSensitivity().fit(X, y)
     stats = est.stats_  # already computed under the classifier; no second pass, no (n, K) matrix
     order = np.argsort(-est.importance_, kind="stable")
-    write_csv(out, ["index", "label", "importance", "predicted", "p_label"],
-              ([int(i), int(y[i]), f"{est.importance_[i]:.6g}", int(stats["pred"][i]), f"{stats['p_label'][i]:.6g}"]
-               for i in order))
+    duplicate_of, outlier = feature_signals(X)
+    write_csv(out, RANK_COLUMNS,
+              ([int(i), int(y[i]), f"{est.importance_[i]:.6g}", int(stats["pred"][i]), f"{stats['p_label'][i]:.6g}",
+                int(duplicate_of[i]), f"{outlier[i]:.4g}"] for i in order))
     print(f"wrote {len(order)} rows to {out}")
     return 0
 

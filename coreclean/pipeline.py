@@ -18,6 +18,7 @@ from . import store
 from .backends import IMPORTANCE_BACKENDS, check_backend
 from .config import writable_cache_dir
 from .data import Dataset, load_source
+from .explore import explore_stage
 from .embed import check_backbone, default_backbone, embed, weights_identity
 from .importance import CoresetSensitivity, label_statistics
 from .model import confusion_matrix
@@ -154,11 +155,13 @@ def build_analysis(
     fitted = fit_stage(embedded.x_train, embedded.y_train, K, C=C, importance=importance,
                        max_fit_samples=max_fit_samples, progress=report)
     evaluated = evaluate_stage(embedded.x_test, embedded.y_test, fitted.coef, K, progress=report)
+    explored = explore_stage(embedded.x_train, embedded.x_test, embedded.y_train, fitted.importance,
+                             **_images_for_explore(dataset, embedded), progress=report)
     report("store", 0, 1)
     arrays = {"y_train": embedded.y_train, "y_test": embedded.y_test, "coef": fitted.coef,
               "importance": fitted.importance, "pred_train": fitted.pred_train, "p_label_train": fitted.p_label_train,
               "pred_test": evaluated.pred_test, "p_pred_test": evaluated.p_pred_test, "confusion": evaluated.confusion,
-              **embedded.quality}
+              **embedded.quality, **explored.arrays}
     for split, keep in (("train", embedded.keep_train), ("test", embedded.keep_test)):
         pixels, paths = dataset.images(split), dataset.paths(split)
         if pixels is not None:
@@ -171,12 +174,23 @@ def build_analysis(
         "root": str(dataset.root) if dataset.root else None, "n_train": int(len(embedded.y_train)),
         "n_test": int(len(embedded.y_test)), "n_features": int(embedded.x_train.shape[1]),
         "accuracy": evaluated.accuracy, "classifier_fit_samples": fitted.fit_samples,
-        "skipped": [list(s) for s in embedded.skipped], "quality": embedded.quality_kind, "lineage": None,
+        "skipped": [list(s) for s in embedded.skipped], "quality": embedded.quality_kind, **explored.meta,
+        "lineage": None,
         "build_seconds": round(time.time() - started, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     store.write_analysis(directory, arrays, meta, features={"x_train": embedded.x_train, "x_test": embedded.x_test})
     report("store", 1, 1)
     return directory
+
+
+def _images_for_explore(dataset: Dataset, embedded: Embedded) -> dict:
+    """What the exploration stage compares for duplicates: in-memory pixels, or the image files of a folder."""
+    keep = {"train": embedded.keep_train, "test": embedded.keep_test}
+    if dataset.kind == "pixels":
+        return {f"pixels_{s}": np.asarray(dataset.images(s))[keep[s]] for s in keep}
+    if dataset.kind == "files":
+        return {f"files_{s}": [dataset.root / p for p, kept in zip(dataset.paths(s), keep[s]) if kept] for s in keep}
+    return {}
 
 
 def _slug(name: str) -> str:

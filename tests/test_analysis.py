@@ -123,7 +123,7 @@ def test_cli_build_and_rank(tmp_path, capsys, write_embeddings):
     out = tmp_path / "ranking.csv"
     assert main(["rank", "--features", str(d / "x_train.npy"), "--labels", str(d / "y_train.npy"), "--out", str(out)]) == 0
     rows = out.read_text().splitlines()
-    assert rows[0] == "index,label,importance,predicted,p_label" and len(rows) == 61
+    assert rows[0] == "index,label,importance,predicted,p_label,duplicate_of,outlier" and len(rows) == 61
     scores = [float(r.split(",")[2]) for r in rows[1:]]
     assert scores == sorted(scores, reverse=True)
 

@@ -14,6 +14,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
     ("embed_throughput.py", ["--images", "8"], "| cpu |"),
     ("dashboard_timing.py", ["--source", "digits"], "review: switch class"),
     ("retrain_time.py", ["--source", "digits"], "retrain"),
+    ("explore.py", ["--quick"], "| coreclean outlier_score |"),
     ("quality.py", ["--quick"], "| odd_aspect_ratio |"),
 ])
 def test_bench_script_runs(script, args, expect, tmp_path):

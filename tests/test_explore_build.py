@@ -1,0 +1,51 @@
+"""The exploration stage inside the build and the CLI (issue 14): stored neighbours, duplicates, leakage, outliers,
+map; duplicate_of and outlier columns in rank's CSV."""
+import csv
+
+import numpy as np
+
+from coreclean import Analysis
+from coreclean.cli import main
+from coreclean.explore import duplicate_groups
+
+
+def test_build_stores_every_exploration_signal(digits_analysis):
+    a = digits_analysis
+    n = len(a.y_train)
+    assert a.stack("neighbors_train").shape == (n, 10) and a.stack("neighbors_test").shape == (len(a.y_test), 10)
+    assert a.meta["neighbors"]["recall_at_10"] >= 0.95
+    assert a.stack("outlier_train").shape == (n,) and a.stack("duplicate_of_train").shape == (n,)
+    assert a.stack("leak_of_test").shape == (len(a.y_test),)
+    rows, xy = a.stack("map_rows"), a.stack("map_xy")
+    assert len(rows) == n and xy.shape == (n, 2)  # small sets are mapped whole
+    loose = duplicate_groups(a, 0.9)  # regrouped from the stored neighbours, no new search
+    assert (loose >= 0).sum() >= (duplicate_groups(a) >= 0).sum()
+
+
+def test_injected_copies_are_grouped_and_leaks_counted(tmp_path, write_embeddings):
+    d = write_embeddings(tmp_path / "emb", n=200, d=16, k=4)
+    x, x_test = np.load(d / "x_train.npy"), np.load(d / "x_test.npy")
+    x[150] = x[7]  # a copy in train
+    x_test[3] = x[20] * 1.0001  # a near copy of a training sample in test
+    np.save(d / "x_train.npy", x)
+    np.save(d / "x_test.npy", x_test)
+    a = Analysis.build(str(d), cache_dir=tmp_path / "cache")
+    dup = a.stack("duplicate_of_train")
+    assert dup[150] == dup[7] == 7
+    assert a.stack("leak_of_test")[3] == 20
+
+
+def test_rank_csv_has_duplicate_and_outlier_columns(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    centres = 3 * rng.normal(size=(3, 8))
+    X = (rng.normal(size=(90, 8)) + centres[y]).astype(np.float32)
+    X[60] = X[5]
+    X[61] = 40  # far from everything
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    assert main(["rank", "--features", str(tmp_path / "X.npy"), "--labels", str(tmp_path / "y.npy"),
+                 "--out", str(tmp_path / "r.csv")]) == 0
+    rows = {int(r["index"]): r for r in csv.DictReader(open(tmp_path / "r.csv"))}
+    assert rows[60]["duplicate_of"] == rows[5]["duplicate_of"] == "5" and rows[0]["duplicate_of"] == "-1"
+    assert max(rows, key=lambda i: float(rows[i]["outlier"])) == 61
