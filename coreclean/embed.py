@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ._io import inside
+from ._io import inside, save_npy
 from .data.dataset import Dataset
 from .decode import UnreadableImage, open_image, to_rgb
 from .quality import RAW_COLUMNS, image_scores
@@ -160,13 +160,6 @@ def quality_file(out_dir: Path, start: int) -> Path:
     return out_dir / f"quality_{start:09d}.npy"
 
 
-def save_atomic(path: Path, array: np.ndarray) -> None:
-    """``np.save`` to a temporary name, then rename: a killed run never leaves a half-written chunk."""
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
-
-
 def embed_split(
     dataset: Dataset, split: str, out_dir: Path, *, weights=None, batch_size: int = 64,
     progress: Progress | None = None, device: str | None = None, quality: bool = True,
@@ -205,9 +198,9 @@ def embed_split(
                 if progress:
                     progress(min(b + batch_size, stop), n)
             if quality and dataset.images(split) is None:  # in-memory pixels are scored at once, by quality_split
-                save_atomic(quality_file(out_dir, start), quality_rows)  # before the chunk, which marks it done
+                save_npy(quality_file(out_dir, start), quality_rows)  # before the chunk, which marks it done
             fail_file.write_text(json.dumps(failed))
-            save_atomic(chunk_file, feats)
+            save_npy(chunk_file, feats)
         elif progress:
             progress(stop, n)
         chunks.append(np.load(chunk_file, allow_pickle=False))

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from . import embed
+from ._io import save_npy
 from .data.dataset import Dataset
 from .decode import UnreadableImage, open_image
 from .quality import RAW_COLUMNS, array_scores, dataset_scores, image_scores
@@ -65,7 +66,7 @@ def quality_split(dataset: Dataset, split: str, out_dir: Path, *, progress: Prog
         rows = np.load(path, allow_pickle=False) if path.exists() else None
         if rows is None or rows.shape != (stop - start, len(RAW_COLUMNS)):  # absent, or left by another chunking
             rows = _score_chunk(dataset, split, start, stop)
-            embed.save_atomic(path, rows)
+            save_npy(path, rows)
         parts.append(rows)
         if progress:
             progress(stop, n)
