@@ -175,8 +175,8 @@ def main(argv=None) -> int:
     print("| flow | actions/page | class | decisions | seconds | decisions/min | s/action |")
     print("|---|---|---|---|---|---|---|")
     for flow, name, decisions, seconds in rows:
-        print(f"| {flow.name} | {flow.actions} | {name} | {decisions} | {seconds:.1f} | {60 * decisions / seconds:.0f} |"
-              f" {seconds / (flow.actions * decisions / 6):.2f} |")
+        rate, per_action = 60 * decisions / seconds, seconds / (flow.actions * decisions / 6)
+        print(f"| {flow.name} | {flow.actions} | {name} | {decisions} | {seconds:.1f} | {rate:.0f} | {per_action:.2f} |")
     keyboard, click = rows[0][3], rows[-1][3]
     print(f"\nkeyboard (1, a) vs click: {click / keyboard:.1f}x the decisions per minute")
     return 0

@@ -26,9 +26,10 @@ show_seen = top[4].toggle("Show reviewed", key="seen", bind="query-params",
 why = top[4].toggle("Why flagged", value=True, key="why", bind="query-params",
                     help="Per tile: probability of its label, the prediction, and the shares of the loss and "
                          "leverage (outlier) terms in its importance.")
+issue = review_grid.issue_from_link(analysis)  # ?issue=blurry from the Overview's quality counts
 decided = log.current()
 decided_here = st.session_state.setdefault("decided_here", set())  # stay visible while this session works on them
-ranked, described = review_grid.queue_for(analysis, choice, names, descending=order == ORDERS[0])
+ranked, described = review_grid.queue_for(analysis, choice, names, descending=order == ORDERS[0], issue=issue)
 if not show_seen:
     ranked = review.reviewable(ranked, decided, decided_here)
 page = int(rows * cols)
@@ -60,6 +61,9 @@ nav[2].button("Accept page: undecided → ok, next", on_click=accept, args=(show
               shortcut="A", type="primary", help="Every tile of this page without a decision becomes 'ok'.")
 nav[3].caption("Keys: **1–9** mislabeled on tile 1–9 (again: undo) · **A** accept page · **← →** page")
 hidden = "" if show_seen else f" ({len(decided)} reviewed samples in the log; reviewed ones are skipped)"
-st.caption(f"Showing {start + 1}–{stop} of {len(ranked)} samples {described}, {order} important." + hidden)
-st.caption(review_grid.progress_caption(analysis, decided, choice, names))
+st.caption(f"Showing {start + 1}–{stop} of {len(ranked)} samples {described}, {order} "
+           f"{'severe' if issue else 'important'}." + hidden)
+if issue:
+    st.button(f"Leave the {issue} queue", on_click=review_grid.leave_issue, help="Back to the class picked above.")
+st.caption(review_grid.progress_caption(analysis, decided, choice, names, issue))
 review_grid.review_tiles(analysis, log, names, shown, decided, columns=cols, reviewer=state.reviewer(), why=why)

@@ -143,7 +143,8 @@ def test_tile_key_toggles_mislabeled_and_accept_marks_the_rest_ok(digits_analysi
     at.button(key=f"flip_{first_page[1]}").click().run()
     assert fresh_log.current()[first_page[1]].decision == "mislabeled"
     assert fresh_log.current()[first_page[1]].new_label == digits_analysis.suggested_label(first_page[1])
-    assert at.segmented_control(key=f"decision_{first_page[1]}").value == "mislabeled"
+    control = next(w for w in at.segmented_control if w.key.split("_")[1] == str(first_page[1]))
+    assert control.value == "mislabeled"  # redrawn from the log under a new key
     at.button(key=f"flip_{first_page[1]}").click().run()  # the same key again undoes it
     assert first_page[1] not in fresh_log.current()
     at.button(key=f"flip_{first_page[0]}").click().run()
@@ -189,3 +190,24 @@ def test_progress_numbers_on_review_and_decisions_pages(digits_analysis, fresh_l
     assert set(rows) == {"3", "7", "All"}
     assert (rows["3"]["reviewed"], rows["3"]["errors found"], rows["7"]["errors found"]) == (3, 2, 0)
     assert rows["All"]["≈ errors left"] == pytest.approx(round(expected.total()["errors_left"], 1))
+
+
+def test_issue_link_feeds_the_grid_with_flagged_samples(tmp_path, make_image_folder, weights_file, run_app,
+                                                        monkeypatch):
+    from PIL import Image
+
+    from coreclean import issues
+
+    root = make_image_folder(tmp_path / "pets", per_class=8, size=24)
+    for name in ("cat_0.png", "cat_1.png", "cat_2.png"):  # near-black images: the "dark" issue
+        Image.new("RGB", (24, 24), (4, 3, 5)).save(root / "cat" / name)
+    monkeypatch.setenv("CORECLEAN_WEIGHTS", str(weights_file))
+    at = run_app({"path": str(root), "issue": "no-such-issue"}, "pages/review.py")
+    assert any("issue='no-such-issue'" in w.value for w in at.warning)
+    flagged = issues.flagged_samples(at.session_state["analysis"], "dark")
+    assert len(flagged) >= 2
+    at = run_app({"path": str(root), "issue": "dark"}, "pages/review.py")
+    assert tiles(at) == flagged[:6].tolist()
+    assert any(f"of {len(flagged)} samples flagged **dark**, most → least severe" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Leave the dark queue").click().run()
+    assert "issue" not in at.query_params and any("labelled **cat**" in c.value for c in at.caption)

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import streamlit as st
 
-from coreclean import Analysis, explain, review_queue, review_stats
+from coreclean import Analysis, explain, issues, review_queue, review_stats
 from coreclean.review import DECISIONS_SHOWN, ReviewLog
 from coreclean.images import ImageUnavailable, image_for
 from coreclean.decode import tile
@@ -36,8 +36,30 @@ def valid_queue(choice: str | None, options: Sequence[str], names: Sequence[str]
     return choice in options or parse_pair(choice, names) is not None
 
 
-def queue_for(analysis: Analysis, choice: str, names: Sequence[str], *, descending: bool = True):
-    """(training indices in review order, a description for the caption) of the queue named ``choice``."""
+def issue_from_link(analysis: Analysis) -> str | None:
+    """The image-quality issue a link asks to review (``?issue=blurry``, from the Overview), or ``None``; an issue
+    the analysis has no scores for gets a notice."""
+    issue = st.query_params.get("issue")
+    if not issue:
+        return None
+    try:
+        return issues.check_issue(analysis, issue)
+    except ValueError as err:
+        st.warning(f"Link parameter {err} Showing the class queue instead.")
+        return None
+
+
+def leave_issue() -> None:
+    st.query_params.pop("issue", None)
+
+
+def queue_for(analysis: Analysis, choice: str, names: Sequence[str], *, descending: bool = True,
+              issue: str | None = None):
+    """(training indices in review order, a description for the caption) of the queue named ``choice``, or of the
+    samples flagged for image-quality ``issue`` (most severe first; thresholds from ``t_<issue>`` link params)."""
+    if issue is not None:
+        flagged = issues.flagged_samples(analysis, issue, issues.thresholds_from_params(st.query_params.to_dict()))
+        return flagged if descending else flagged[::-1], f"flagged **{issue}**"
     if choice == ALL_CLASSES:
         return (review_queue.all_classes(analysis.class_importance, analysis.removed_train, descending=descending),
                 "of **all classes** (importance normalized within each class)")
@@ -51,9 +73,9 @@ def queue_for(analysis: Analysis, choice: str, names: Sequence[str], *, descendi
     return analysis.ranked(label, descending=descending), f"labelled **{choice}**"
 
 
-def queue_class(choice: str, names: Sequence[str]) -> int | None:
-    """The class a queue is about (a pair's label), or ``None`` for all classes."""
-    if choice == ALL_CLASSES:
+def queue_class(choice: str, names: Sequence[str], issue: str | None = None) -> int | None:
+    """The class a queue is about (a pair's label), or ``None`` for all classes and issue queues."""
+    if choice == ALL_CLASSES or issue is not None:
         return None
     pair = parse_pair(choice, names)
     return pair[0] if pair else list(names).index(choice)
@@ -71,10 +93,11 @@ def reasons(analysis: Analysis, indices) -> dict[int, explain.Reason]:
     return {r.index: r for r in found}
 
 
-def progress_caption(analysis: Analysis, decided: dict, choice: str, names: Sequence[str]) -> str:
+def progress_caption(analysis: Analysis, decided: dict, choice: str, names: Sequence[str],
+                     issue: str | None = None) -> str:
     """"Progress — <the queue's class> · <all classes>": reviewed, errors found, errors likely left."""
     progress = review_stats.progress_of(analysis, decided)
-    focus = queue_class(choice, names)
+    focus = queue_class(choice, names, issue)
     parts = [progress.line(None)] if focus is None else [progress.line(focus, names), progress.line(None)]
     return "Progress — " + " · ".join(parts)
 
