@@ -14,5 +14,8 @@ pages = [
     st.Page("pages/importance.py", title="Importance", icon=":material/bar_chart:", url_path="importance"),
     st.Page("pages/review.py", title="Review", icon=":material/photo_library:", url_path="review"),
     st.Page("pages/decisions.py", title="Decisions", icon=":material/fact_check:", url_path="decisions"),
+    st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:", url_path="map"),
+    st.Page("pages/duplicates.py", title="Duplicates", icon=":material/content_copy:", url_path="duplicates"),
+    st.Page("pages/sample.py", title="Sample", icon=":material/image_search:", url_path="sample"),
 ]
 st.navigation(pages).run()

@@ -1,7 +1,7 @@
 import streamlit as st
 
-from coreclean import export, issues, quality, tables
-from ui import state
+from coreclean import explore_queries, export, issues, quality, tables
+from ui import explore_grid, state
 
 analysis = state.current()
 meta, names = analysis.meta, state.labels(analysis)
@@ -15,6 +15,13 @@ cols[1].metric("Train samples", f"{meta['n_train']:,}")
 cols[2].metric("Test samples", f"{meta['n_test']:,}")
 cols[3].metric("Classes", analysis.n_classes)
 cols[4].metric("Backbone", f"{meta['backbone']} ({meta['n_features']}-d)")
+leaks = explore_queries.leak_count(analysis)
+if leaks is not None:
+    row = st.columns(5)
+    row[0].metric("Test samples with a near-duplicate in train", f"{leaks:,}",
+                  help="Near or exact copies of training samples in the test set (train/test leakage).")
+    row[1].page_link("pages/duplicates.py", label="Duplicates and leaks", icon=":material/content_copy:",
+                     query_params=explore_grid.link_params())
 if meta["skipped"]:
     with st.expander(f"{len(meta['skipped'])} input files were skipped"):
         st.dataframe(tables.skipped_table(meta["skipped"]), hide_index=True)

@@ -76,3 +76,92 @@ def rounds_figure(table) -> go.Figure:
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="review decisions applied",
                       yaxis_title="test accuracy", yaxis_tickformat=".1%")
     return fig
+
+
+MUTED = "#cfcfcf"
+KIND_COLOURS = {"no duplicate": MUTED, "first of its group": "#1f77b4", "copy": "#ff7f0e",
+                "undecided": MUTED, "ok": "#2ca02c", "mislabeled": "#d62728", "remove": "#303030"}
+MAX_LEGEND_CATEGORIES = 30  # above this (ImageNet's 1000 classes) categories share one trace and a colour scale
+
+
+def _map_marker_size(n_points: int) -> int:
+    return 3 if n_points > 50_000 else 4 if n_points > 10_000 else 6
+
+
+def map_figure(xy: np.ndarray, rows: np.ndarray, values: np.ndarray, categories: Sequence[str] | None, title: str,
+               *, selection: tuple[str, Sequence[float]] | None = None, highlight: np.ndarray | None = None,
+               height: int = 620) -> go.Figure:
+    """The 2-D map as WebGL scatter (``go.Scattergl``, interactive past 100k points), for box and lasso selection.
+
+    xy (p, 2) coordinates of training samples ``rows`` (p,); ``values`` (p,) category codes into ``categories``
+    (one trace per category, with a legend, when there are at most :data:`MAX_LEGEND_CATEGORIES`) or numbers in
+    [0, 1] (``categories`` None: one trace, colour scale). Each marker's customdata holds its sample index.
+    ``selection`` (kind, numbers) from :func:`ui.selection.parse_map_selection` is outlined (box or lasso);
+    ``highlight`` (h, 2) points are ringed (a sample and its neighbours).
+    """
+    xy = np.asarray(xy, dtype=np.float32)
+    rows = np.asarray(rows, dtype=np.int32)
+    size = _map_marker_size(len(rows))
+    fig = go.Figure()
+    if categories is not None and len(categories) <= MAX_LEGEND_CATEGORIES:
+        palette = _qualitative(len(categories))
+        for code, name in enumerate(categories):
+            members = np.flatnonzero(values == code)
+            if not len(members):
+                continue
+            fig.add_trace(go.Scattergl(
+                x=xy[members, 0], y=xy[members, 1], customdata=rows[members], mode="markers", name=str(name),
+                marker=dict(size=size, color=KIND_COLOURS.get(str(name), palette[code]), line=dict(width=0)),
+                hovertemplate=f"#%{{customdata}}<br>{title}: {_escape(name)}<extra></extra>"))
+    else:
+        numeric = categories is None
+        fig.add_trace(go.Scattergl(
+            x=xy[:, 0], y=xy[:, 1], mode="markers", showlegend=False,
+            customdata=rows,
+            marker=dict(size=size, color=np.asarray(values, np.float32), colorscale="Viridis" if numeric else "Turbo",
+                        cmin=0, cmax=1 if numeric else max(len(categories) - 1, 1), line=dict(width=0),
+                        colorbar=dict(title=title, thickness=12)),
+            hovertemplate="#%{customdata}<br>" + title
+                          + (": %{marker.color:.3f}" if numeric else " code: %{marker.color}") + "<extra></extra>"))
+    if highlight is not None and len(highlight):
+        highlight = np.asarray(highlight, dtype=np.float32).reshape(-1, 2)
+        fig.add_trace(go.Scattergl(x=highlight[:, 0], y=highlight[:, 1], mode="markers", name="selected",
+                                   hoverinfo="skip", marker=dict(size=size + 8, color="rgba(0,0,0,0)",
+                                                                 line=dict(width=2, color="crimson"))))
+    kind, numbers = selection if selection else (None, ())
+    outline = dict(line=dict(color="crimson", width=2, dash="dash"), fillcolor="rgba(220,20,60,0.06)")
+    if kind == "box":
+        x0, x1, y0, y1 = numbers
+        fig.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, **outline)
+    elif kind == "lasso":
+        points = " L".join(f"{x},{y}" for x, y in zip(numbers[0::2], numbers[1::2]))
+        fig.add_shape(type="path", path=f"M{points} Z", **outline)
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=30, b=10), dragmode="select", uirevision="map",
+        legend=dict(title=title, itemsizing="constant"), plot_bgcolor="white",
+        xaxis=dict(showticklabels=False, showgrid=False, zeroline=False, title=None),
+        yaxis=dict(showticklabels=False, showgrid=False, zeroline=False, title=None),
+    )
+    return fig
+
+
+def _qualitative(n: int) -> list[str]:
+    from plotly.colors import qualitative
+
+    base = qualitative.Plotly if n <= 10 else qualitative.Dark24 if n <= 24 else qualitative.Alphabet
+    return [base[i % len(base)] for i in range(n)]
+
+
+def _escape(text) -> str:
+    """A class name inside a hovertemplate: plotly would read ``%{`` as a placeholder."""
+    return str(text).replace("%{", "% {").replace("<", "&lt;")
+
+
+def probability_bars(classes: Sequence[str], probabilities: Sequence[float]) -> go.Figure:
+    """Horizontal bars of the classifier's top class probabilities for one sample, most likely on top."""
+    fig = go.Figure(go.Bar(x=list(probabilities), y=list(classes), orientation="h", marker_color="#4c78a8",
+                           text=[f"{p:.1%}" for p in probabilities], textposition="auto",
+                           hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.update_layout(height=60 + 34 * len(classes), margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed", type="category"))
+    return fig

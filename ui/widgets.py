@@ -19,11 +19,22 @@ def notice_invalid(key: str, valid) -> None:
         st.warning(f"Link parameter `{key}={raw}` is not valid here; showing the default instead.")
 
 
+LINK_PARAMS = ("source", "path", "backend", "round", "reviewer")  # what every page reads from the URL
+
+
+def details_link(index: int, split: str = "train") -> None:
+    """A small link to the Sample page of ``index`` (same dataset, round and reviewer as this page)."""
+    params = {k: st.query_params[k] for k in LINK_PARAMS if st.query_params.get(k)}
+    params.update(i=str(int(index)), **({"split": split} if split != "train" else {}))
+    st.page_link("pages/sample.py", label="details", icon=":material/info:", query_params=params)
+
+
 def image_grid(analysis: Analysis, indices: Sequence[int], *, split: str = "train", columns: int = 3,
                caption: Callable[[int], str] | None = None, footer: Callable[[int], None] | None = None) -> None:
     """Render only the given samples as square tiles; unreadable ones show a placeholder with the reason.
 
-    ``footer(index)`` may render widgets under each tile (the review controls)."""
+    Each tile links to its Sample page (details); ``footer(index)`` may render widgets under it (the review
+    controls)."""
     columns = max(1, int(columns))
     indices = [int(i) for i in indices]
     for start in range(0, len(indices), columns):
@@ -35,5 +46,6 @@ def image_grid(analysis: Analysis, indices: Sequence[int], *, split: str = "trai
                     st.image(tile(image_for(analysis, index, split), TILE_PX), caption=text, width=TILE_PX)
                 except ImageUnavailable as err:
                     st.info(f"{text}\n\nimage unavailable: {err}")
+                details_link(index, split)
                 if footer:
                     footer(index)

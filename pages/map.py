@@ -1,0 +1,89 @@
+import streamlit as st
+
+from coreclean import explore_queries as explore
+from coreclean import review
+from ui import explore_grid, figures, review_grid, selection, state, widgets
+
+analysis = state.current()
+names = state.labels(analysis)
+st.title("Map")
+if not explore.has_exploration(analysis):
+    st.info("This analysis was built before the exploration stage (map, neighbours, duplicates): delete it and "
+            "build again to add them.")
+    st.stop()
+log = state.current_log()
+COLUMNS, ROWS = 6, 3
+widgets.notice_invalid("colour", explore.COLOUR_FIELDS)
+
+
+def take_selection() -> None:
+    """A box or lasso drawn on the map becomes ``?sel=`` (a deep link reopens it); the grid starts at page 1."""
+    st.session_state["sel"] = selection.map_selection_from_event(st.session_state["map_chart"].selection)
+    st.session_state["mpage"] = 1
+
+
+def clear_selection() -> None:
+    st.session_state["sel"] = ""
+    st.session_state["mpage"] = 1
+
+
+top = st.columns([2, 4, 1])
+colour = top[0].selectbox("Colour by", explore.COLOUR_FIELDS, key="colour", bind="query-params",
+                          help="importance is normalized within each class; outlier is the score's percentile.")
+chosen = top[1].text_input("Selection", key="sel", bind="query-params", placeholder="drag a box or lasso on the map",
+                           help="Set by dragging on the map (box, or lasso from the chart's toolbar); also "
+                                "`near:INDEX` for a sample and its nearest neighbours.")
+top[2].button("Clear", on_click=clear_selection, disabled=not chosen, help="Forget the selection.")
+parsed = selection.parse_map_selection(chosen)
+members = []
+if chosen and parsed is None:
+    st.warning(f"Selection `{chosen[:80]}` is not box:x0,x1,y0,y1, lasso:x1,y1,x2,y2,… or near:INDEX; "
+               "drag on the map to select.")
+elif parsed:
+    try:
+        members = explore.select_samples(analysis, *parsed)
+    except ValueError as err:  # near: an index this dataset does not have (a link from another dataset)
+        st.warning(f"Selection `{chosen[:80]}`: {err}")
+        parsed = None
+
+decided = log.current()
+rows, xy = explore.map_points(analysis)
+paint = explore.map_colour(analysis, colour, rows, {i: d.decision for i, d in decided.items()})
+outline = parsed if parsed and parsed[0] != "near" else None
+ringed = explore.map_positions(analysis, members) if parsed and parsed[0] == "near" else None
+st.plotly_chart(figures.map_figure(xy, rows, paint.values, paint.categories, paint.title, selection=outline,
+                                   highlight=ringed),
+                key="map_chart", on_select=take_selection, selection_mode=("box", "lasso"),
+                config={"scrollZoom": True, "displaylogo": False})
+info = analysis.meta.get("map") or {}
+st.caption(f"{info.get('method', 'map').upper()} of the embeddings: {len(rows):,} of {len(analysis.y_train):,} "
+           "training samples" + (" (a stratified sample that keeps every flagged one)" if len(rows) < len(
+               analysis.y_train) else "") + ". Drag to select; double-click to reset the zoom.")
+
+if not parsed:
+    st.caption("Select samples on the map (box, or lasso from the chart's toolbar) to review them here.")
+    st.stop()
+size = COLUMNS * ROWS
+pages = max(1, -(-len(members) // size))
+if st.session_state.get("mpage", 1) > pages:  # a smaller selection than the page the URL or session named
+    st.session_state["mpage"] = pages
+head = st.columns([3, 1, 2])
+what = "sample and its nearest neighbours" if parsed[0] == "near" else "samples in the selection, most important first"
+head[0].subheader(f"{len(members):,} {what}")
+page = head[1].number_input("Page", 1, pages, 1, key="mpage", bind="query-params", disabled=pages == 1)
+why = head[2].toggle("Why flagged", value=True, key="why", bind="query-params")
+start, stop = selection.page_bounds(len(members), (page - 1) * size, size)
+shown = [int(i) for i in members[start:stop]]
+
+
+def accept(indices: list[int]) -> None:
+    review_grid.accept_page(analysis, log, indices, state.reviewer())
+
+
+counts = review.decision_counts({i: decided[i] for i in map(int, members) if i in decided})
+st.caption(f"Showing {start + 1}–{stop} of {len(members):,} · page {page} of {pages} · decided so far: "
+           + ", ".join(f"{n} {d}" for d, n in counts.items()))
+st.button("Accept page: undecided → ok", on_click=accept, args=(shown,), shortcut="A",
+          help="Every tile shown without a decision becomes 'ok'. Keys 1–9 mark tile 1–9 mislabeled.")
+explore_grid.selection_tiles(analysis, log, names, shown, decided, columns=COLUMNS, reviewer=state.reviewer(),
+                             why=why)

@@ -1,0 +1,75 @@
+import streamlit as st
+
+from coreclean import explore_queries as explore
+from coreclean.decode import tile
+from coreclean.images import ImageUnavailable, image_for
+from ui import explore_grid, figures, review_grid, selection, state, widgets
+
+analysis = state.current()
+names = state.labels(analysis)
+st.title("Sample")
+SPLITS = ["train", "test"]
+widgets.notice_invalid("split", SPLITS)
+top = st.columns([1, 1, 3])
+split = top[0].radio("Split", SPLITS, horizontal=True, key="split", bind="query-params")
+labels = analysis.y_train if split == "train" else analysis.y_test
+last = len(labels) - 1
+raw = st.query_params.get("i")
+if raw is not None and (not raw.isdigit() or int(raw) > last):
+    st.warning(f"Link parameter `i={raw}` is outside 0..{last} of the {split} split; showing sample 0.")
+if st.session_state.get("i", 0) > last:  # switched to a smaller split
+    st.session_state["i"] = 0
+index = int(top[1].number_input("Index", 0, last, 0, key="i", bind="query-params"))
+label = int(labels[index])
+predicted = int((analysis.pred_train if split == "train" else analysis.pred_test)[index])
+
+left, right = st.columns([2, 3])
+with left:
+    text = f"{split} #{index} · label {names[label]} · pred {names[predicted]}"
+    try:
+        st.image(tile(image_for(analysis, index, split), 360), caption=text, width=360)
+    except ImageUnavailable as err:
+        st.info(f"{text}\n\nimage unavailable: {err}")
+with right:
+    st.subheader("Top classes")
+    classes, probabilities = explore.top_classes(analysis, index, 5, split)
+    st.plotly_chart(figures.probability_bars([names[c] for c in classes], probabilities), key="top_classes")
+    st.subheader("Why it is flagged")
+    explored = explore.has_exploration(analysis)
+    if split == "train":
+        reason = review_grid.reasons(analysis, [index])[index]
+        lines = [reason.summary(names)]
+        if explored:
+            signals = explore.sample_signals(analysis, index)
+            lines.append(f"importance rank {signals.rank:,} of {signals.class_size:,} in class {names[label]} "
+                         f"(per-class importance {analysis.class_importance[index]:.3f})")
+            lines.append(f"outlier score above {signals.outlier_percentile:.1%} of the training set")
+            if len(signals.group):
+                others = ", ".join(f"#{j}" for j in signals.group[:8] if j != index)
+                kind = "exact copy" if len(signals.exact_group) else "near-duplicate"
+                lines.append(f"{kind} of {others}{' …' if len(signals.group) > 9 else ''} "
+                             f"(group of {len(signals.group)})")
+        decision = state.current_log().current().get(index)
+        lines.append(f"review decision: **{decision.decision}**" + (
+            f" → {names[decision.new_label]}" if decision and decision.new_label is not None else "")
+            if decision else "not reviewed yet")
+    else:
+        lines = [f"test sample: label {names[label]}, predicted {names[predicted]} "
+                 f"(p {analysis.p_pred_test[index]:.2f})"]
+        copy = explore.train_copy_of(analysis, index) if explored else -1
+        if copy >= 0:
+            lines.append(f"near-duplicate of training sample #{copy} (train/test leakage)")
+    st.markdown("\n".join(f"- {line}" for line in lines))
+
+if not explored:
+    st.info("This analysis was built before the exploration stage: rebuild it to see nearest neighbours.")
+    st.stop()
+neighbors, similarities = explore.neighbors_of(analysis, index, split)
+similar = dict(zip([int(j) for j in neighbors], [float(s) for s in similarities]))
+head = st.columns([3, 2])
+head[0].subheader("Nearest neighbours (training set)")
+anchor = index if split == "train" else int(neighbors[0])
+head[1].page_link("pages/map.py", label="More like this: review them on the map", icon=":material/scatter_plot:",
+                  query_params=explore_grid.link_params(sel=selection.near_selection(anchor), colour="label"))
+widgets.image_grid(analysis, neighbors, columns=5,
+                   caption=lambda j: f"#{j} · {names[analysis.y_train[j]]} · sim {similar[j]:.3f}")
