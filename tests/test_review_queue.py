@@ -114,6 +114,27 @@ def test_progress_per_class_with_overall_curve_for_unreviewed_classes():
     assert table["class"] == ["cat", "All"] and table["hit rate"] == [0.5, 0.5]
 
 
+def test_progress_matches_the_curve_of_each_class_taken_alone():
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        K, n, bins = int(rng.integers(1, 5)), int(rng.integers(1, 60)), int(rng.integers(1, 12))
+        labels, score = rng.integers(0, K, n), rng.random(n).round(1)  # rounded: ties are ranked by index
+        decided = rng.choice(n, int(rng.integers(0, n + 1)), replace=False)
+        wrong = rng.random(len(decided)) < 0.4
+        p = review_stats.progress(labels, score, decided, wrong, K, bins=bins, order=review_stats.ranking(score))
+        reviewed, error = np.isin(np.arange(n), decided), np.isin(np.arange(n), decided[wrong])
+        for k in range(K):
+            members = np.flatnonzero(labels == k)
+            if not reviewed.any():
+                assert np.isnan(p.errors_left[k]) or not members.size
+                continue
+            if reviewed[members].any():
+                rate = review_stats.hit_rate_curve(score[members], reviewed[members], error[members], bins=bins)
+            else:
+                rate = review_stats.hit_rate_curve(score, reviewed, error, bins=bins)[members]
+            assert p.errors_left[k] == pytest.approx(rate[~reviewed[members]].sum())
+
+
 def test_progress_of_counts_a_decision_under_the_label_it_was_reviewed_with(digits_analysis):
     a = digits_analysis
     sample = int(a.ranked(3)[0])

@@ -93,10 +93,20 @@ def reasons(analysis: Analysis, indices) -> dict[int, explain.Reason]:
     return {r.index: r for r in found}
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _ranking(directory: str):
+    """The one full sort progress needs, once per analysis (its scores never change)."""
+    return review_stats.ranking(Analysis.load(directory).class_importance)
+
+
+def progress_of(analysis: Analysis, decided: dict) -> review_stats.Progress:
+    return review_stats.progress_of(analysis, decided, order=_ranking(str(analysis.directory)))
+
+
 def progress_caption(analysis: Analysis, decided: dict, choice: str, names: Sequence[str],
                      issue: str | None = None) -> str:
     """"Progress — <the queue's class> · <all classes>": reviewed, errors found, errors likely left."""
-    progress = review_stats.progress_of(analysis, decided)
+    progress = progress_of(analysis, decided)
     focus = queue_class(choice, names, issue)
     parts = [progress.line(None)] if focus is None else [progress.line(focus, names), progress.line(None)]
     return "Progress — " + " · ".join(parts)
