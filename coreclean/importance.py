@@ -38,18 +38,22 @@ out-of-fold probabilities, in about a quarter of its time (``bench/detection.py`
 from __future__ import annotations
 
 import numbers
+import time
 
 import numpy as np
 import torch
 
 from .model import predict_proba
 from .sampling import sensitivity_sample
-from .solver import Moments, StandardizedRows, fit_softmax, lda_start, moments, resolve_device, to_raw
+from .solver import (BATCH, Moments, StandardizedRows, fit_softmax, lda_start, moments, resolve_device,
+                     threads_for, to_raw)
 from .validation import check_features_labels
 
-# Multiply-adds per fit, n (d + 1) K per streamed pass, above which "auto" caps a fit's passes (at least
-# MIN_PASSES): all of Fashion-MNIST runs to convergence, ImageNet (1.28M x 513 x 1000 = 6.6e11) gets 3 passes.
-FIT_BUDGET = 2_000_000_000_000
+# Multiply-adds for both fits together, n (d + 1) K per streamed pass, above which "auto" caps the passes: all of
+# Fashion-MNIST runs to convergence; ImageNet (1.28M x 513 x 1000 = 6.6e11 per pass) gets 4 passes, which go to
+# the refit (at least MIN_PASSES) while the plain fit is the LDA start; a third goes to the plain fit when that
+# gives it at least 2 passes.
+FIT_BUDGET = 2_700_000_000_000
 MIN_PASSES = 3
 MAX_VALIDATION = 10_000  # rows held out for early stopping, at most (0.8% of ImageNet)
 EARLY_STOPPING_MIN_ROWS = 20_000  # "auto" early stopping from this many rows on (a slice of >= 2,000)
@@ -63,8 +67,9 @@ class CoresetSensitivity:
     C : inverse L2 regularization of the logistic regression on standardized features, > 0.
     trim : fraction of lowest-label-probability samples left out of the robust refit, in [0, 1) (0 disables it).
     max_iter : L-BFGS iterations per fit, >= 1.
-    max_fit_samples : ``"auto"`` (default) fits on every row and caps each fit at about ``FIT_BUDGET``
-        multiply-adds (at least ``MIN_PASSES`` passes); ``None`` fits on every row without a cap; an integer m
+    max_fit_samples : ``"auto"`` (default) fits on every row and caps both fits together at about ``FIT_BUDGET``
+        multiply-adds (the refit gets at least ``MIN_PASSES`` passes); ``None`` fits on every row without a cap;
+        an integer m
         fits on a weighted sensitivity coreset of m rows when there are more (sampled with the gradient norms of
         the LDA start), for a quick, approximate classifier. Importance is always computed for every row.
     early_stopping : hold out a validation slice (``validation_fraction`` of the rows, at most
@@ -88,6 +93,8 @@ class CoresetSensitivity:
     validation_indices_ : (v,) rows held out for early stopping (empty without it).
     n_iter_ : (2,) L-BFGS iterations of the plain fit and the refit (0 where skipped).
     n_passes_ : (2,) streamed passes over the data of each fit.
+    timings_ : list of (stage, start, stop) ``time.perf_counter`` spans: "moments", "leverage", "plain fit",
+        "trim", "refit", "statistics" (for benchmarks: per-stage time and memory).
     """
 
     def __init__(self, *, C: float = 1.0, trim: float = 0.15, max_iter: int = 100,
@@ -147,9 +154,19 @@ class CoresetSensitivity:
         coef = _check_coef(coef, "coef", d, K)
         init = _check_coef(init, "init", d, K)
         device = resolve_device(self.device)
+        with threads_for(min(BATCH, n) * (d + 1) * K, device):
+            return self._fit_all(X, y, K, coef, init, device)
+
+    def _fit_all(self, X, y, K, coef, init, device) -> "CoresetSensitivity":
+        n, d = X.shape
         rng = np.random.default_rng(self.random_state)
+        self.timings_ = []
+        mark = self._stage
+        mark("moments")
         everything = moments(X, y, K, gram=d < n, device=device)  # one pass: standardization, Gram, class sums
+        mark("leverage")
         self.leverage_ = leverage(X, moments_of_rows=everything, device=device)
+        mark("plain fit")
         base, validation = self._fit_weights(X, y, K, everything, rng)
         fit_rows = np.flatnonzero(base > 0)
         self.fit_indices_, self.validation_indices_ = fit_rows, validation
@@ -160,39 +177,58 @@ class CoresetSensitivity:
         elif self._coreset_size(n) is None:
             m_fit = everything - moments(X, y, K, sample_weight=_indicator(n, validation), reference=everything,
                                          gram=everything.second is not None, device=device)
-        options = dict(C=self.C, max_iter=self.max_iter, max_passes=self._max_passes(len(fit_rows), d, K),
-                       validation_rows=validation, device=device)
+        options = dict(C=self.C, max_iter=self.max_iter, validation_rows=validation, validation_trim=self.trim,
+                       device=device)
+        budget = self._max_passes(len(fit_rows), d, K)
         self.n_iter_, self.n_passes_ = np.zeros(2, int), np.zeros(2, int)
         if coef is None:
-            plain = fit_softmax(X, y, K, sample_weight=base, init=init, moments_of_fit=m_fit, **options)
+            plain_passes = None if budget is None else (budget // 3 if budget // 3 >= 2 else 0)
+            plain = fit_softmax(X, y, K, sample_weight=base, init=init, moments_of_fit=m_fit,
+                                max_passes=plain_passes, **options)
             coef, self.n_iter_[0], self.n_passes_[0] = plain.coef, plain.n_iter, plain.n_passes
         self.initial_coef_ = coef
+        mark("trim")
         p_label = label_statistics(X, y, coef, device=device)["p_label"]
         drop = np.zeros(n, dtype=bool)
         drop[fit_rows[_lowest(p_label[fit_rows], self.trim)]] = True
+        mark("refit")
         if drop.any():
             kept = np.where(drop, 0.0, base)
             m_kept = None if m_fit is None else m_fit - moments(
                 X, y, K, sample_weight=drop * base, reference=everything, gram=m_fit.second is not None,
                 device=device)
-            refit = fit_softmax(X, y, K, sample_weight=kept, init=coef, moments_of_fit=m_kept, **options)
+            passes = None if budget is None else max(MIN_PASSES, budget - int(self.n_passes_[0]))
+            refit = fit_softmax(X, y, K, sample_weight=kept, init=coef, moments_of_fit=m_kept, max_passes=passes,
+                                **options)
             self.coef_, self.n_iter_[1], self.n_passes_[1] = refit.coef, refit.n_iter, refit.n_passes
         else:
             self.coef_ = coef
         self.suspect_ = drop
+        mark("statistics")
         self.stats_ = stats = label_statistics(X, y, self.coef_, device=device)
         self.loss_ = -np.log(np.clip(stats["p_label"], 1e-12, None))
         self.residual_norm_ = stats["residual_norm"]
         curvature = float(stats["curvature"].mean()) + 1e-12
         bound = self.loss_ + self.residual_norm_ * np.sqrt(self.leverage_ / curvature)
         self.importance_ = 0.5 * bound / bound.sum() + 0.5 / n
+        mark(None)
         return self
+
+    def _stage(self, name: str | None) -> None:
+        """Close the running stage of ``timings_`` and open ``name`` (None: just close)."""
+        now = time.perf_counter()
+        if self.timings_:
+            stage, start, _ = self.timings_[-1]
+            self.timings_[-1] = (stage, start, now)
+        if name is not None:
+            self.timings_.append((name, now, now))
 
     def _coreset_size(self, n: int) -> int | None:
         m = self.max_fit_samples
         return m if isinstance(m, numbers.Integral) and n > m else None
 
     def _max_passes(self, rows: int, d: int, K: int) -> int | None:
+        """Streamed passes both fits may take together (None: no cap)."""
         if self.max_fit_samples is None:
             return None
         return max(MIN_PASSES, int(FIT_BUDGET // (rows * (d + 1) * K)))
@@ -297,7 +333,7 @@ def leverage(X: np.ndarray, *, ridge: float = 1e-6, batch: int = 65536, moments_
     P = torch.from_numpy(np.linalg.inv(np.linalg.cholesky(centred_gram)).T.astype(np.float32)).to(device)
     shift = torch.from_numpy(centre.astype(np.float32)).to(device)
     out = np.empty(n)
-    for where, z in StandardizedRows(X, None, m.mean, m.scale, device, batch):
+    for where, z, _ in StandardizedRows(X, None, m.mean, m.scale, device, batch):
         u = (z - shift) @ P  # |u|^2 = (z - mean)' G^-1 (z - mean)
         out[where] = 1.0 / n + (u * u).sum(dim=1, dtype=torch.float64).cpu().numpy()
     return out

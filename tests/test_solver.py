@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from coreclean import CoresetSensitivity
+from coreclean.solver import StandardizedRows, fit_softmax, lda_start, moments
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Four overlapping Gaussian classes in 12-d with correlated, unevenly scaled, offset features."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 1200)
+    mixing = rng.normal(size=(12, 12)) * np.geomspace(1, 100, 12)
+    X = (rng.normal(size=(4, 12))[y] + rng.normal(size=(1200, 12))) @ mixing + 50.0
+    return X.astype(np.float32), y
+
+
+def standardized(X):
+    mean, std = X.astype(np.float64).mean(0), X.astype(np.float64).std(0)
+    return (X - mean) / std, mean, std
+
+
+def objective(Z, y, W, b, C, w=None):
+    w = np.ones(len(y)) if w is None else w
+    logits = Z @ W + b
+    logits -= logits.max(1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    return -(w * log_p[np.arange(len(y)), y]).sum() + (W ** 2).sum() / (2 * C)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_matches_scikit_learn_logistic_regression_at_convergence(blobs, weighted):
+    X, y = blobs
+    w = np.random.default_rng(1).uniform(0.2, 3.0, len(y)) if weighted else None
+    fit = fit_softmax(X, y, 4, C=0.5, sample_weight=w, max_iter=2000, tol=1e-9)
+    Z, mean, std = standardized(X)
+    theirs = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(Z, y, sample_weight=w)
+    W, b = fit.coef[:-1] * std[:, None], fit.coef[-1] + mean @ fit.coef[:-1]  # back to standardized features
+    ours_value = objective(Z, y, W, b, 0.5, w)
+    theirs_value = objective(Z, y, theirs.coef_.T, theirs.intercept_, 0.5, w)
+    assert abs(ours_value - theirs_value) <= 1e-5 * theirs_value
+    centred = lambda a: a - a.mean(axis=1, keepdims=True)  # noqa: E731 (softmax is invariant to a shift)
+    np.testing.assert_allclose(centred(W), centred(theirs.coef_.T), atol=2e-3 * np.abs(theirs.coef_).max())
+    assert ((Z @ W + b).argmax(1) == theirs.predict(Z)).mean() > 0.995
+
+
+@pytest.mark.parametrize("factor", [1e-6, 1e6, 1e10, 1e30])
+def test_fit_is_invariant_to_feature_scale(blobs, factor):
+    X, y = blobs
+    reference = fit_softmax(X, y, 4, tol=1e-7, max_iter=500)
+    scaled = fit_softmax(X * np.float32(factor), y, 4, tol=1e-7, max_iter=500)
+    assert np.all(np.isfinite(scaled.coef))
+    logits = X.astype(np.float64) @ reference.coef[:-1] + reference.coef[-1]
+    scaled_logits = (X * np.float32(factor)).astype(np.float64) @ scaled.coef[:-1] + scaled.coef[-1]
+    assert (logits.argmax(1) == scaled_logits.argmax(1)).mean() > 0.995
+    np.testing.assert_allclose(scaled.coef[:-1] * factor, reference.coef[:-1], rtol=1e-2,
+                               atol=1e-3 * np.abs(reference.coef[:-1]).max())
+
+
+def test_memory_mapped_input_gives_identical_results(blobs, tmp_path):
+    X, y = blobs
+    np.save(tmp_path / "x.npy", X)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    in_memory = CoresetSensitivity().fit(X, y)
+    from_disk = CoresetSensitivity().fit(mapped, y)
+    np.testing.assert_array_equal(from_disk.coef_, in_memory.coef_)
+    np.testing.assert_array_equal(from_disk.importance_, in_memory.importance_)
+
+
+def test_streamed_passes_equal_in_memory_passes(blobs, monkeypatch):
+    X, y = blobs
+    held = fit_softmax(X, y, 4, batch=256)
+    monkeypatch.setattr(StandardizedRows, "CACHE_FLOATS", 0)  # re-read and re-standardize X on every pass
+    streamed = fit_softmax(X, y, 4, batch=256)
+    np.testing.assert_array_equal(streamed.coef, held.coef)
+
+
+def test_moments_of_a_subset_subtract_exactly(blobs):
+    X, y = blobs
+    everything = moments(X, y, 4)
+    part = np.zeros(len(y))
+    part[::3] = 1.0
+    rest = everything - moments(X, y, 4, sample_weight=part, reference=everything)
+    direct = moments(X, y, 4, sample_weight=1.0 - part, reference=everything)
+    for name in ("total", "first", "second", "class_sums", "class_weights"):
+        np.testing.assert_allclose(getattr(rest, name), getattr(direct, name), rtol=1e-5, atol=1e-3)
+
+
+def test_lda_start_is_close_to_the_bayes_rule_on_shared_covariance_classes():
+    rng = np.random.default_rng(2)
+    K, d = 5, 20
+    means = rng.normal(size=(K, d)) * 0.6
+    root = rng.normal(size=(d, d)) / np.sqrt(d) * np.geomspace(0.1, 3, d)
+    draw = lambda n: (lambda yy: ((means[yy] + rng.normal(size=(n, d)) @ root.T).astype(np.float32), yy))(  # noqa
+        rng.integers(0, K, n))
+    X, y = draw(20000)
+    X_test, y_test = draw(5000)
+    m = moments(X, y, K)
+    W, b = lda_start(m)
+    lda = ((((X_test - m.mean) / m.scale) @ W + b).argmax(1) == y_test).mean()
+    precision = np.linalg.inv(root @ root.T)
+    bayes = ((X_test @ precision @ means.T - 0.5 * np.einsum("kd,de,ke->k", means, precision, means)).argmax(1)
+             == y_test).mean()
+    assert lda > bayes - 0.01, (lda, bayes)
+
+
+def test_early_stopping_keeps_the_best_validation_iterate(blobs):
+    X, y = blobs
+    validation = np.arange(0, len(y), 5)
+    fit = fit_softmax(X, y, 4, validation_rows=validation, n_iter_no_change=2)
+    losses = fit.validation_loss
+    assert fit.chosen == int(np.argmin(losses))
+    assert len(losses) - 1 - fit.chosen <= 2  # stopped within n_iter_no_change iterations of the best
+
+
+def test_pass_budget_caps_function_evaluations(blobs):
+    X, y = blobs
+    assert fit_softmax(X, y, 4, max_passes=3).n_passes <= 4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_gives_the_same_classifier_as_cpu(blobs):
+    X, y = blobs
+    cpu = CoresetSensitivity(device="cpu").fit(X, y)
+    gpu = CoresetSensitivity(device="cuda").fit(X, y)
+    assert (gpu.stats_["pred"] == cpu.stats_["pred"]).mean() > 0.995
+    assert np.corrcoef(gpu.importance_, cpu.importance_)[0, 1] > 0.999
