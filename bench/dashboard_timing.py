@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     rows.append(("cold start (first session, overview)", time.perf_counter() - start, float("nan")))
     assert not at.exception, at.exception
     at.switch_page("pages/review.py").run()
-    classes = at.selectbox(key="cls").options
+    classes = [o for o in at.selectbox(key="cls").options if " → " not in o]  # class queues, not pairs
 
     def cycle(key: str, options: list, step: int):
         """A step that selects the next option (``step`` further each time) in selectbox ``key`` and reruns."""

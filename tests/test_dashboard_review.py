@@ -3,6 +3,7 @@ import pytest
 
 from coreclean import Analysis
 from coreclean.review import ReviewLog
+from coreclean.rounds import find_round
 
 
 @pytest.fixture
@@ -51,9 +52,11 @@ def test_decisions_page_lists_filters_undoes_and_retrains(log, run_app):
     at.selectbox(key="undo_target").select(int(ranked[2])).run()
     at.button[0].click().run()
     assert int(ranked[2]) not in review_log.current()
-    at.button[1].click().run()  # Apply & retrain
+    next(b for b in at.button if b.label == "Apply & retrain").click().run()
     assert not at.exception
-    metrics = {m.label: m for m in at.metric}
+    revision = find_round(analysis.directory, at.session_state["pending_round"])  # the next run opens it
+    reopened = run_app({"round": revision.label}, "pages/decisions.py")
+    metrics = {m.label: m for m in reopened.metric}
     assert metrics["Relabelled"].value == "1" and metrics["Removed"].value == "1"
     assert metrics["Test accuracy"].value.endswith("%")
-    assert len(at.dataframe) == 3
+    assert len(reopened.dataframe) == 4  # log, confusions before and after, rounds history
