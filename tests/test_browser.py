@@ -18,7 +18,7 @@ def test_deep_link_reopens_review_grid(server, browser, analysis, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/review?cls=3&pos=4&order={quote('least → most')}")
     caption = page.get_by_text("Showing 5–10 of", exact=False)
-    caption.wait_for(timeout=60000)
+    caption.wait_for(timeout=120000)
     assert "labelled 3" in caption.inner_text() and "least → most" in caption.inner_text()
     page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 6", timeout=30000)
     expected = analysis.ranked(3, descending=False)[4:10]
@@ -34,7 +34,7 @@ def test_click_confusion_cell_selects_pair(server, browser, analysis, tmp_path):
     target = pairs[1]
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
     page.goto(f"{server}/confusion")
-    page.wait_for_selector(".js-plotly-plot .scatterlayer .trace:nth-child(2) path.point", timeout=60000)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer .trace:nth-child(2) path.point", timeout=120000)
     # Off-diagonal markers are drawn in row-major order of (true, predicted) without the diagonal.
     cells = [(t, p) for t in range(analysis.n_classes) for p in range(analysis.n_classes) if t != p]
     marker = page.locator(".js-plotly-plot .scatterlayer .trace:nth-child(2) path.point").nth(

@@ -28,7 +28,7 @@ def test_apply_and_retrain_continues_on_the_new_round(server, browser, analysis,
     revision = next(r for r in list_rounds(analysis.directory) if r.label == chosen)
     assert revision.number == 1
     page.goto(f"{server}/review?round={quote(revision.label)}&cls=3")  # a link reopens the round
-    page.get_by_text("samples labelled 3", exact=False).wait_for(timeout=60000)
+    page.get_by_text("samples labelled 3", exact=False).wait_for(timeout=120000)
     page.wait_for_function("document.querySelectorAll('[data-testid=stImageCaption]').length >= 6", timeout=30000)
     captions = page.locator("[data-testid=stImageCaption]").all_inner_texts()
     shown = [int(c.split(" ·")[0].lstrip("#")) for c in captions]
