@@ -17,7 +17,7 @@ from coreclean.images import ImageUnavailable, image_for
 from coreclean.decode import tile
 
 from .selection import pair_label, parse_pair
-from .widgets import TILE_PX
+from .widgets import TILE_PX, details_link
 
 ALL_CLASSES = "All classes"
 MAX_PAIRS = 100  # confusion pairs offered in the queue picker (most frequent first); deep links may name any
@@ -192,6 +192,7 @@ def _tile(analysis, log, names, index, slot, current, reason, reviewer) -> None:
         st.image(tile(image_for(analysis, index, "train"), TILE_PX), caption=text, width=TILE_PX)
     except ImageUnavailable as err:
         st.info(f"{text}\n\nimage unavailable: {err}")
+    details_link(index)
     if reason is not None:
         st.caption(reason.summary(names))
     key = decision_key(index)
