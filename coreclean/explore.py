@@ -51,7 +51,8 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
     k = min(K, len(x_train) - 1)
     index = NeighborIndex(k).fit(x_train)
     idx, sim = index.kneighbors()
-    t_idx, t_sim = index.kneighbors(x_test) if len(x_test) else (np.zeros((0, k), np.int64), np.zeros((0, k), np.float32))
+    no_test = (np.zeros((0, k), np.int64), np.zeros((0, k), np.float32))
+    t_idx, t_sim = index.kneighbors(x_test) if len(x_test) else no_test
     recall, _ = measure_recall(x_train, idx, n_samples=1000)
     out.arrays.update(neighbors_train=idx, neighbor_sim_train=sim, neighbors_test=t_idx, neighbor_sim_test=t_sim)
     out.meta.update(neighbors={"k": k, "method": index.method_, "recall_at_10": round(float(recall), 4),
@@ -116,7 +117,8 @@ def duplicate_groups(analysis, threshold: float | None = None) -> np.ndarray:
                         near_duplicate_groups(np.asarray(idx), np.asarray(sim), threshold))
 
 
-def feature_signals(X: np.ndarray, *, threshold: float = DEFAULT_THRESHOLD["embedding"]) -> tuple[np.ndarray, np.ndarray]:
+def feature_signals(X: np.ndarray, *,
+                    threshold: float = DEFAULT_THRESHOLD["embedding"]) -> tuple[np.ndarray, np.ndarray]:
     """(duplicate_of (n,) int64, outlier (n,) float32) of bare features X (n, d): near-duplicates by cosine
     similarity of the features, outliers as in the build. For ``rank`` on a user's own embeddings."""
     idx, sim = NeighborIndex(min(K, len(X) - 1)).fit(X).kneighbors()

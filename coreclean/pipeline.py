@@ -48,6 +48,7 @@ class Fitted:
     importance: np.ndarray  # (n,) float64
     pred_train: np.ndarray  # (n,) int64
     p_label_train: np.ndarray  # (n,) float32
+    leverage_train: np.ndarray  # (n,) float64, the leverage term of the importance bound ("why flagged")
     fit_samples: int
 
 
@@ -107,7 +108,8 @@ def fit_stage(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, *, C: fl
         scores = replacement(x_train, y_train)
     report("fit", 1, 1)
     return Fitted(coef=est.coef_, importance=scores, pred_train=est.stats_["pred"],
-                  p_label_train=est.stats_["p_label"].astype(np.float32), fit_samples=int(len(est.fit_indices_)))
+                  p_label_train=est.stats_["p_label"].astype(np.float32), leverage_train=est.leverage_,
+                  fit_samples=int(len(est.fit_indices_)))
 
 
 def evaluate_stage(x_test: np.ndarray, y_test: np.ndarray, coef: np.ndarray, n_classes: int, *,
@@ -160,6 +162,7 @@ def build_analysis(
     report("store", 0, 1)
     arrays = {"y_train": embedded.y_train, "y_test": embedded.y_test, "coef": fitted.coef,
               "importance": fitted.importance, "pred_train": fitted.pred_train, "p_label_train": fitted.p_label_train,
+              "leverage_train": fitted.leverage_train,
               "pred_test": evaluated.pred_test, "p_pred_test": evaluated.p_pred_test, "confusion": evaluated.confusion,
               **embedded.quality, **explored.arrays}
     for split, keep in (("train", embedded.keep_train), ("test", embedded.keep_test)):

@@ -53,6 +53,8 @@ def retrain(analysis, decisions: dict[int, Decision], *,
     evaluated = evaluate_stage(analysis.x_test, analysis.y_test, fitted.coef, K, progress=progress)
     importance = np.zeros(len(labels))
     importance[keep] = fitted.importance
+    leverage = np.full(len(labels), np.nan)
+    leverage[keep] = fitted.leverage_train
     pred_train = np.array(analysis.pred_train, dtype=np.int64)
     p_label = np.zeros(len(labels), dtype=np.float32)
     pred_train[keep], p_label[keep] = fitted.pred_train, fitted.p_label_train
@@ -72,7 +74,8 @@ def retrain(analysis, decisions: dict[int, Decision], *,
     directory = _new_revision_dir(analysis.directory)
     store.write_analysis(directory, {
         "y_train": labels, "removed_train": ~keep, "coef": fitted.coef, "importance": importance,
-        "pred_train": pred_train, "p_label_train": p_label, "pred_test": evaluated.pred_test,
+        "pred_train": pred_train, "p_label_train": p_label, "leverage_train": leverage,
+        "pred_test": evaluated.pred_test,
         "p_pred_test": evaluated.p_pred_test, "confusion": evaluated.confusion,
     }, meta)
     changed_classes = sorted({int(c) for c in np.concatenate([original[changed], labels[changed]])})

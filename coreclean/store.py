@@ -78,9 +78,9 @@ def read_meta(directory: Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{meta_file}: damaged ({err}); rebuild with 'python -m coreclean build' "
                          "(the review log next to it is kept).") from err
-    if not isinstance(meta, dict) or any(key not in meta for key in REQUIRED_META) \
-            or not isinstance(meta.get("classes"), list):
-        raise ValueError(f"{meta_file}: damaged or from another tool (missing {[k for k in REQUIRED_META if not isinstance(meta, dict) or k not in meta]}); "
+    missing = [key for key in REQUIRED_META if not isinstance(meta, dict) or key not in meta]
+    if missing or not isinstance(meta.get("classes"), list):
+        raise ValueError(f"{meta_file}: damaged or from another tool (missing {missing or ['classes']}); "
                          "rebuild with 'python -m coreclean build' (the review log next to it is kept).")
     if meta["format"] != FORMAT_VERSION:
         raise ValueError(f"{meta_file}: format {meta['format']}, this coreclean reads {FORMAT_VERSION}; rebuild it "

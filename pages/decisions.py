@@ -2,7 +2,7 @@ import streamlit as st
 
 from coreclean import export, review, rounds, tables
 from coreclean.retrain import retrain
-from ui import figures, state
+from ui import figures, review_grid, state
 
 analysis = state.current()
 log = state.current_log()
@@ -16,9 +16,7 @@ cols[0].metric("Reviewed samples", len(decided))
 for col, kind in zip(cols[1:], review.DECISIONS):
     col.metric(kind, counts[kind])
 
-from coreclean import review_stats  # noqa: E402  progress section (issue 15)
-
-progress = review_stats.progress_of(analysis, decided)
+progress = review_grid.progress_of(analysis, decided)
 st.caption(f"Progress — {progress.line(None)}. Errors left are estimated from the hit rate of the decisions so far "
            "along the importance ranking (the lowest rate reached is carried down: read it as “at most about”).")
 st.table(progress.rows(names, only_reviewed=True))
