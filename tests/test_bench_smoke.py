@@ -16,6 +16,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
     ("retrain_time.py", ["--source", "digits"], "retrain"),
     ("explore.py", ["--quick"], "| coreclean outlier_score |"),
     ("quality.py", ["--quick"], "| odd_aspect_ratio |"),
+    ("review_speed.py", ["--quick"], "vs click"),
 ])
 def test_bench_script_runs(script, args, expect, tmp_path):
     if script in ("dashboard_timing.py", "retrain_time.py"):
