@@ -7,7 +7,9 @@ lost build or a blank tile.
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -19,20 +21,27 @@ class UnreadableImage(ValueError):
     """The file is not an image coreclean can decode; the message says why."""
 
 
-def check_image(path: Path) -> None:
-    """Cheap header check (no full decode): raises :class:`UnreadableImage` with the reason."""
+@contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """``Image.open(path)`` with the size guard; every way a file can fail becomes :class:`UnreadableImage`."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 _check_size(image)
-                image.verify()
+                yield image
     except UnreadableImage:
         raise
     except Image.DecompressionBombError as err:
         raise UnreadableImage(f"too large to decode safely ({err}); downscale the file") from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UnreadableImage(f"unreadable image: {err}") from err
+
+
+def check_image(path: Path) -> None:
+    """Cheap header check (no full decode): raises :class:`UnreadableImage` with the reason."""
+    with _opened(path) as image:
+        image.verify()
 
 
 def open_rgb(path: Path) -> Image.Image:
@@ -43,19 +52,9 @@ def open_rgb(path: Path) -> Image.Image:
 def open_image(path: Path, *, rgb: bool = False) -> Image.Image:
     """Decode ``path`` fully, in its own mode ('L', 'P', 'I;16', 'RGBA' ...) unless ``rgb``; pass the result to
     :func:`to_rgb` for the embedding. The quality statistics read the image as decoded (one decode serves both)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                _check_size(image)
-                image.load()
-                return to_rgb(image) if rgb else image
-    except UnreadableImage:
-        raise
-    except Image.DecompressionBombError as err:
-        raise UnreadableImage(f"too large to decode safely ({err}); downscale the file") from err
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UnreadableImage(f"unreadable image: {err}") from err
+    with _opened(path) as image:
+        image.load()
+        return to_rgb(image) if rgb else image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -1,5 +1,4 @@
 """AppTest tests: every page renders, widgets change what is shown, and URL query params restore state."""
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest

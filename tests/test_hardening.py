@@ -164,7 +164,6 @@ def test_bad_out_paths_fail_before_the_work(tmp_path, monkeypatch, capsys, out, 
     monkeypatch.chdir(tmp_path)
     np.save("X.npy", np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32))
     np.save("y.npy", np.arange(30) % 3)
-    started = time.perf_counter()
     assert main(["rank", "--features", "X.npy", "--labels", "y.npy", "--out", out]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and message in err and "Traceback" not in err

@@ -1,6 +1,5 @@
 """Cleaning in rounds (issue 18): retrain writes a round that opens like any analysis, from the CLI and the
 dashboard, rounds of rounds, and switching back loses nothing."""
-import numpy as np
 import pytest
 
 from coreclean import Analysis

@@ -62,16 +62,6 @@ def test_image_folder_uses_train_val_split(tmp_path, make_image_folder):
     assert all(p.startswith("val/") for p in ds.paths_test)
 
 
-def write_embeddings(directory, n=60, d=5, k=3, seed=0):
-    rng = np.random.default_rng(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "test"):
-        y = np.arange(n) % k
-        np.save(directory / f"x_{split}.npy", (rng.normal(size=(n, d)) + y[:, None]).astype(np.float32))
-        np.save(directory / f"y_{split}.npy", y)
-    return directory
-
-
 def test_embeddings_dir_with_names_and_paths(tmp_path, write_embeddings):
     d = write_embeddings(tmp_path / "emb")
     (d / "classes.json").write_text(json.dumps(["a", "b", "c"]))
