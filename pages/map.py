@@ -2,7 +2,7 @@ import streamlit as st
 
 from coreclean import explore_queries as explore
 from coreclean import review
-from ui import explore_grid, figures, review_grid, selection, state, widgets
+from ui import figures, review_grid, selection, state, widgets
 
 analysis = state.current()
 names = state.labels(analysis)
@@ -12,19 +12,28 @@ if not explore.has_exploration(analysis):
             "build again to add them.")
     st.stop()
 log = state.current_log()
-COLUMNS, ROWS = 6, 3
+COLUMNS, ROWS = 4, 3
 widgets.notice_invalid("colour", explore.COLOUR_FIELDS)
 
 
 def take_selection() -> None:
     """A box or lasso drawn on the map becomes ``?sel=`` (a deep link reopens it); the grid starts at page 1."""
-    st.session_state["sel"] = selection.map_selection_from_event(st.session_state["map_chart"].selection)
+    st.session_state["sel"] = selection.map_selection_from_event(st.session_state[chart_key()].selection)
     st.session_state["mpage"] = 1
+    # A chart showing the plain map already shows this selection: redrawing the figure with its outline would
+    # re-plot every point (1-2 s for 60k points in software WebGL, bench/map_timing.py) to show the same thing.
+    plain = st.session_state.get("map_plain")
+    st.session_state["map_shown"] = (st.session_state["sel"], plain) if plain else None
 
 
 def clear_selection() -> None:
     st.session_state["sel"] = ""
     st.session_state["mpage"] = 1
+    st.session_state["map_chart_version"] = st.session_state.get("map_chart_version", 0) + 1  # drop its selection
+
+
+def chart_key() -> str:
+    return f"map_chart_{st.session_state.get('map_chart_version', 0)}"
 
 
 top = st.columns([2, 4, 1])
@@ -51,9 +60,13 @@ rows, xy = explore.map_points(analysis)
 paint = explore.map_colour(analysis, colour, rows, {i: d.decision for i, d in decided.items()})
 outline = parsed if parsed and parsed[0] != "near" else None
 ringed = explore.map_positions(analysis, members) if parsed and parsed[0] == "near" else None
+plain = (colour, sum(d.id for d in decided.values()) if colour == "decision" else 0)  # the figure sans selection
+if st.session_state.get("map_shown") == (chosen, plain):
+    outline = None  # drawn by the chart itself
+st.session_state["map_plain"] = plain if outline is None and ringed is None else None
 st.plotly_chart(figures.map_figure(xy, rows, paint.values, paint.categories, paint.title, selection=outline,
                                    highlight=ringed),
-                key="map_chart", on_select=take_selection, selection_mode=("box", "lasso"),
+                key=chart_key(), on_select=take_selection, selection_mode=("box", "lasso"),
                 config={"scrollZoom": True, "displaylogo": False})
 info = analysis.meta.get("map") or {}
 st.caption(f"{info.get('method', 'map').upper()} of the embeddings: {len(rows):,} of {len(analysis.y_train):,} "
@@ -68,8 +81,8 @@ pages = max(1, -(-len(members) // size))
 if st.session_state.get("mpage", 1) > pages:  # a smaller selection than the page the URL or session named
     st.session_state["mpage"] = pages
 head = st.columns([3, 1, 2])
-what = "sample and its nearest neighbours" if parsed[0] == "near" else "samples in the selection, most important first"
-head[0].subheader(f"{len(members):,} {what}")
+head[0].subheader(f"#{members[0]} and its {len(members) - 1} nearest neighbours" if parsed[0] == "near" else
+                  f"{len(members):,} samples in the selection, most important first")
 page = head[1].number_input("Page", 1, pages, 1, key="mpage", bind="query-params", disabled=pages == 1)
 why = head[2].toggle("Why flagged", value=True, key="why", bind="query-params")
 start, stop = selection.page_bounds(len(members), (page - 1) * size, size)
@@ -85,5 +98,4 @@ st.caption(f"Showing {start + 1}–{stop} of {len(members):,} · page {page} of 
            + ", ".join(f"{n} {d}" for d, n in counts.items()))
 st.button("Accept page: undecided → ok", on_click=accept, args=(shown,), shortcut="A",
           help="Every tile shown without a decision becomes 'ok'. Keys 1–9 mark tile 1–9 mislabeled.")
-explore_grid.selection_tiles(analysis, log, names, shown, decided, columns=COLUMNS, reviewer=state.reviewer(),
-                             why=why)
+review_grid.review_tiles(analysis, log, names, shown, decided, columns=COLUMNS, reviewer=state.reviewer(), why=why)

@@ -63,7 +63,7 @@ def test_box_in_the_link_reopens_the_selection_and_its_grid_page(a, run_app):
     sel = "box:" + ",".join(f"{v:g}" for v in box)
     at = run_app({"sel": sel, "mpage": "2", "colour": "label"}, "pages/map.py")
     assert at.text_input(key="sel").value == sel and at.number_input(key="mpage").value == 2
-    assert tile_ids(at) == [int(i) for i in expected[18:36]]
+    assert tile_ids(at) == [int(i) for i in expected[12:24]]
     assert any(s.value.startswith(f"{len(expected):,} samples in the selection") for s in at.subheader)
     (shape,) = chart_spec(at)["layout"]["shapes"]
     assert shape["type"] == "rect" and [shape["x0"], shape["x1"], shape["y0"], shape["y1"]] == list(box)
@@ -75,7 +75,7 @@ def test_lasso_and_near_links_select_their_samples(a, run_app):
     lasso = f"lasso:{x0},{y0},{x1},{y0},{x0},{y1}"  # a triangle
     at = run_app({"sel": lasso}, "pages/map.py")
     expected = q.samples_in_polygon(a, [x0, x1, x0], [y0, y0, y1])
-    assert 0 < len(expected) and tile_ids(at) == [int(i) for i in expected[:18]]
+    assert 0 < len(expected) and tile_ids(at) == [int(i) for i in expected[:12]]
     assert chart_spec(at)["layout"]["shapes"][0]["type"] == "path"
     near = run_app({"sel": "near:7"}, "pages/map.py")
     assert tile_ids(near) == [7, *q.neighbors_of(a, 7)[0]]

@@ -1,11 +1,5 @@
-"""Streamlit helpers of the exploration pages (Map, Sample, Duplicates): the selection's review grid, "keep one"
-of a duplicate group, and links that carry the dataset along.
-
-The review grid reuses :mod:`ui.review_grid` as it is (its tile, keys 1–9, decision control, why flagged); the one
-thing added is a *details* link under each tile. ``review_grid.review_tiles`` takes no per-tile footer, so
-:func:`selection_tiles` lays the tiles out itself around ``review_grid._tile`` — if ``review_tiles`` gains a
-``footer=`` argument (as ``widgets.image_grid`` has), this wrapper can become that one call.
-"""
+"""Streamlit helpers of the exploration pages (Map, Sample, Duplicates): "keep one" of a duplicate group, and
+links that carry the dataset along. The Map page's grid is ``review_grid.review_tiles`` as it is."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -15,8 +9,7 @@ import streamlit as st
 from coreclean import Analysis
 from coreclean.review import ReviewLog
 
-from . import review_grid
-from .widgets import LINK_PARAMS, details_link
+from .widgets import LINK_PARAMS
 
 
 def link_params(**extra: str) -> dict[str, str]:
@@ -24,21 +17,6 @@ def link_params(**extra: str) -> dict[str, str]:
     params = {k: st.query_params[k] for k in LINK_PARAMS if st.query_params.get(k)}
     params.update({k: str(v) for k, v in extra.items()})
     return params
-
-
-def selection_tiles(analysis: Analysis, log: ReviewLog, names: Sequence[str], indices: Sequence[int],
-                    decided: dict, *, columns: int, reviewer: str | None, why: bool = True) -> None:
-    """``review_grid.review_tiles`` with a details link under each tile: the same keys 1–9, decision controls and
-    why-flagged line as the Review page."""
-    indices = [int(i) for i in indices]
-    explained = review_grid.reasons(analysis, indices) if why else {}
-    columns = max(1, int(columns))
-    for start in range(0, len(indices), columns):
-        for slot, (cell, index) in enumerate(zip(st.columns(columns), indices[start:start + columns]), start):
-            with cell:
-                review_grid._tile(analysis, log, names, index, slot, decided.get(index), explained.get(index),
-                                  reviewer)
-                details_link(index)
 
 
 def keep_first(analysis: Analysis, log: ReviewLog, groups: Sequence[Sequence[int]], reviewer: str | None) -> int:
