@@ -116,10 +116,10 @@ def browser_side(cache: Path, directory: Path, analysis, repeat: int) -> list[tu
             rows.append(("browser: open /map until the plot is drawn", *timed(open_map, repeat)))
 
             def open_overview(k):
-                page.goto(f"{url}/overview?source=cache:{directory.name}")
+                page.goto(f"{url}/?source=cache:{directory.name}")
                 page.get_by_text("Per-class accuracy").wait_for(timeout=60000)
                 settle(page)
-            rows.append(("browser: open /overview (reference: a page without the map)", *timed(open_overview, repeat)))
+            rows.append(("browser: open the Overview (reference: a page without the map)", *timed(open_overview, repeat)))
             page.goto(base)
             page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60000)
             settle(page)

@@ -11,7 +11,8 @@ if not explore.has_exploration(analysis):
             "again to add them.")
     st.stop()
 log = state.current_log()
-GROUPS_PER_PAGE, SHOWN_PER_GROUP, PAIRS_PER_PAGE = 8, 8, 6
+GROUPS_PER_PAGE, SHOWN_PER_GROUP, PAIRS_PER_PAGE = 8, 5, 5
+MAX_KEEP_ONE = 20  # bigger groups come from chaining at a loose threshold: never removed in one click
 info = analysis.meta.get("duplicates") or {}
 default = float(info.get("threshold", 0.98))
 space = {"fingerprint": "blurred pixel fingerprints", "embedding": "embeddings"}.get(info.get("space"), "embeddings")
@@ -42,8 +43,10 @@ nav = st.columns([1, 3])
 page = nav[0].number_input("Page of groups", 1, pages, 1, key="gpage", bind="query-params", disabled=pages == 1)
 start, stop = selection.page_bounds(len(groups), (page - 1) * GROUPS_PER_PAGE, GROUPS_PER_PAGE)
 shown = [[int(i) for i in g] for g in groups[start:stop]]
-nav[1].button(f"Keep the first of each group on this page, remove the rest ({len(shown)} groups)",
-              on_click=keep_one, args=(shown,), disabled=not shown, key="keep_page")
+small = [g for g in shown if len(g) <= MAX_KEEP_ONE]
+nav[1].button(f"Keep the first of each group on this page, remove the rest ({len(small)} groups)",
+              on_click=keep_one, args=(small,), disabled=not small, key="keep_page",
+              help=f"Groups of more than {MAX_KEEP_ONE} samples are left out: review them one by one.")
 if note := st.session_state.pop("kept_note", None):
     st.success(note)
 decided = log.current()
@@ -61,8 +64,12 @@ for number, group in enumerate(shown, start + 1):
         clash = f" — **labels disagree**: {', '.join(labels)}" if len(labels) > 1 else f" — all {labels[0]}"
         more = f" (first {SHOWN_PER_GROUP} shown)" if len(group) > SHOWN_PER_GROUP else ""
         head[0].markdown(f"**Group {number}**: {len(group)} samples{more}{clash}")
-        head[1].button(f"Keep #{group[0]}, remove the rest", key=f"keep_{group[0]}", on_click=keep_one,
-                       args=([group],))
+        if len(group) <= MAX_KEEP_ONE:
+            head[1].button(f"Keep #{group[0]}, remove the rest", key=f"keep_{group[0]}", on_click=keep_one,
+                           args=([group],))
+        else:
+            head[1].caption(f"Too large to remove in one click: groups chain at loose thresholds; raise the "
+                            f"threshold or review its members (details).")
         widgets.image_grid(analysis, group[:SHOWN_PER_GROUP], columns=SHOWN_PER_GROUP, caption=caption)
 
 st.subheader("Train/test leakage")

@@ -17,7 +17,7 @@ cols[3].metric("Classes", analysis.n_classes)
 cols[4].metric("Backbone", f"{meta['backbone']} ({meta['n_features']}-d)")
 leaks = explore_queries.leak_count(analysis)
 if leaks is not None:
-    row = st.columns(5)
+    row = st.columns([2, 3], vertical_alignment="center")
     row[0].metric("Test samples with a near-duplicate in train", f"{leaks:,}",
                   help="Near or exact copies of training samples in the test set (train/test leakage).")
     row[1].page_link("pages/duplicates.py", label="Duplicates and leaks", icon=":material/content_copy:",

@@ -128,9 +128,10 @@ def test_sample_page_from_a_link(a, run_app):
 
 def test_duplicates_threshold_from_link_and_keep_one_writes_decisions(a, run_app):
     log = ReviewLog(a.directory, len(a.y_train))
-    groups = q.duplicate_group_list(a, 0.95)
-    at = run_app({"threshold": "0.95", "reviewer": "kim"}, "pages/duplicates.py")
-    assert at.number_input(key="threshold").value == 0.95
+    groups = q.duplicate_group_list(a, 0.99)
+    assert 2 < len(groups[0]) <= 20 and len(groups) > 8  # digits at 0.99: small groups, more than one page
+    at = run_app({"threshold": "0.99", "reviewer": "kim"}, "pages/duplicates.py")
+    assert at.number_input(key="threshold").value == 0.99
     assert any(f"**{len(groups):,}** duplicate" in m.value for m in at.markdown)
     first = [int(i) for i in groups[0]]
     at.button(key=f"keep_{first[0]}").click().run()
@@ -141,7 +142,20 @@ def test_duplicates_threshold_from_link_and_keep_one_writes_decisions(a, run_app
     at.button(key="keep_page").click().run()  # the rest of the page; the first group is not written twice
     page = [int(i) for g in groups[:8] for i in g[1:]]
     assert all(log.current()[i].decision == "remove" for i in page)
-    assert len(log.history()) == len(page)
+    assert len(log.history()) == len(page) and not any(int(g[1]) in log.current() for g in groups[8:])
+
+
+def test_chained_groups_are_never_removed_in_one_click(a, run_app):
+    groups = q.duplicate_group_list(a, 0.95)  # loose: members chain into groups of hundreds
+    at = run_app({"threshold": "0.95"}, "pages/duplicates.py")
+    keys = {b.key for b in at.button}
+    big = [g for g in groups[:8] if len(g) > 20]
+    assert big and not any(f"keep_{g[0]}" in keys for g in big)
+    assert at.button(key="keep_page").disabled == all(len(g) > 20 for g in groups[:8])
+    assert any("Too large to remove in one click" in c.value for c in at.caption)
+
+
+def test_exact_only_switch(a, run_app):
     exact = run_app({"exact": "true", "threshold": "0.95"}, "pages/duplicates.py")
     assert exact.toggle(key="exact").value and exact.number_input(key="threshold").disabled
     n_exact = len(q.duplicate_group_list(a, exact_only=True))
@@ -156,7 +170,7 @@ def test_leaks_on_the_overview_and_the_duplicates_page(a, run_app):
     assert any(m.value.startswith(f"**{n:,}** test samples have") for m in dup.markdown)
     test, _ = q.leak_pairs(a)
     test_links = [l for l in links(dup, "details") if l.get("split") == ["test"]]
-    assert [l["i"][0] for l in test_links] == [str(i) for i in test[:6]]
+    assert [l["i"][0] for l in test_links] == [str(i) for i in test[:5]]
 
 
 def test_every_image_tile_links_to_its_sample_page(a, run_app):
