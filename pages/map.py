@@ -75,6 +75,7 @@ st.caption(f"{info.get('method', 'map').upper()} of the embeddings: {len(rows):,
 
 if not parsed:
     st.caption("Select samples on the map (box, or lasso from the chart's toolbar) to review them here.")
+    review_grid.reasons(analysis, [])  # the why-flagged terms, once per server, while the user looks at the map
     st.stop()
 size = COLUMNS * ROWS
 pages = max(1, -(-len(members) // size))

@@ -8,18 +8,8 @@ from ui import explore_grid, figures, review_grid, selection, state, widgets
 analysis = state.current()
 names = state.labels(analysis)
 st.title("Sample")
-SPLITS = ["train", "test"]
-widgets.notice_invalid("split", SPLITS)
-top = st.columns([1, 1, 3])
-split = top[0].radio("Split", SPLITS, horizontal=True, key="split", bind="query-params")
+split, index = explore_grid.sample_picker(analysis)
 labels = analysis.y_train if split == "train" else analysis.y_test
-last = len(labels) - 1
-raw = st.query_params.get("i")
-if raw is not None and (not raw.isdigit() or int(raw) > last):
-    st.warning(f"Link parameter `i={raw}` is outside 0..{last} of the {split} split; showing sample 0.")
-if st.session_state.get("i", 0) > last:  # switched to a smaller split
-    st.session_state["i"] = 0
-index = int(top[1].number_input("Index", 0, last, 0, key="i", bind="query-params"))
 label = int(labels[index])
 predicted = int((analysis.pred_train if split == "train" else analysis.pred_test)[index])
 
@@ -71,5 +61,7 @@ head[0].subheader("Nearest neighbours (training set)")
 anchor = index if split == "train" else int(neighbors[0])
 head[1].page_link("pages/map.py", label="More like this: review them on the map", icon=":material/scatter_plot:",
                   query_params=explore_grid.link_params(sel=selection.near_selection(anchor), colour="label"))
-widgets.image_grid(analysis, neighbors, columns=5,
-                   caption=lambda j: f"#{j} · {names[analysis.y_train[j]]} · sim {similar[j]:.3f}")
+widgets.image_grid(analysis, neighbors, columns=5, details=False,
+                   caption=lambda j: f"#{j} · {names[analysis.y_train[j]]} · sim {similar[j]:.3f}",
+                   footer=lambda j: st.button("details", key=f"open_{j}", icon=":material/info:", type="tertiary",
+                                              on_click=explore_grid.open_sample, args=(j,)))

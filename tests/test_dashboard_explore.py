@@ -107,23 +107,33 @@ def test_decisions_made_on_the_map_grid_land_in_the_review_log(a, run_app):
 
 def test_sample_page_from_a_link(a, run_app):
     at = run_app({"i": "7"}, "pages/sample.py")
-    assert at.number_input(key="i").value == 7 and at.radio(key="split").value == "train"
+    assert at.number_input(key="sample_i").value == 7 and at.radio(key="sample_split").value == "train"
     bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     classes, _ = q.top_classes(a, 7)
     names = [str(c) for c in a.classes]
     assert bars["y"] == [names[c] for c in classes]
     why = " ".join(m.value for m in at.markdown)
     assert "p(label)" in why and "importance rank" in why and "not reviewed yet" in why
-    assert [parse_qs(l.proto.query_string)["i"][0] for l in at.get("page_link") if l.proto.label == "details"] == \
-        [str(j) for j in q.neighbors_of(a, 7)[0]]
+    neighbours = [int(j) for j in q.neighbors_of(a, 7)[0]]
+    assert [b.key for b in at.button if b.key and b.key.startswith("open_")] == [f"open_{j}" for j in neighbours]
     (more,) = links(at, "More like this: review them on the map")
     assert more["sel"] == ["near:7"] and more["colour"] == ["label"]
+    at.button(key=f"open_{neighbours[1]}").click().run()  # a neighbour's details: this page, that sample
+    assert at.number_input(key="sample_i").value == neighbours[1]
+    assert at.query_params["i"] in (str(neighbours[1]), [str(neighbours[1])])  # the address bar follows
+    at.number_input(key="sample_i").set_value(9).run()
+    assert at.query_params["i"] in ("9", ["9"])
+    at.query_params["i"] = "12"  # a link to this page with another sample
+    at.run()
+    assert at.number_input(key="sample_i").value == 12
     test = run_app({"i": "3", "split": "test"}, "pages/sample.py")
-    assert test.number_input(key="i").value == 3 and test.radio(key="split").value == "test"
-    assert [parse_qs(l.proto.query_string)["i"][0] for l in test.get("page_link") if l.proto.label == "details"] \
-        == [str(j) for j in q.neighbors_of(a, 3, "test")[0]]
+    assert test.number_input(key="sample_i").value == 3 and test.radio(key="sample_split").value == "test"
+    test_neighbours = [int(j) for j in q.neighbors_of(a, 3, "test")[0]]
+    test.button(key=f"open_{test_neighbours[0]}").click().run()  # neighbours are training samples
+    assert test.radio(key="sample_split").value == "train" and test.number_input(key="sample_i").value == \
+        test_neighbours[0]
     bad = run_app({"i": "99999"}, "pages/sample.py")
-    assert any("i=99999" in w.value for w in bad.warning) and bad.number_input(key="i").value == 0
+    assert any("i=99999" in w.value for w in bad.warning) and bad.number_input(key="sample_i").value == 0
 
 
 def test_duplicates_threshold_from_link_and_keep_one_writes_decisions(a, run_app):

@@ -19,7 +19,9 @@ def notice_invalid(key: str, valid) -> None:
         st.warning(f"Link parameter `{key}={raw}` is not valid here; showing the default instead.")
 
 
-LINK_PARAMS = ("source", "path", "backend", "round", "reviewer")  # what every page reads from the URL
+# URL params a page link must carry itself: the sidebar's bound widgets (source, path, backend, reviewer) re-add
+# theirs on every page, and passing them too would repeat them in the URL with each click.
+LINK_PARAMS = ("round",)
 
 
 def details_link(index: int, split: str = "train") -> None:
@@ -30,10 +32,11 @@ def details_link(index: int, split: str = "train") -> None:
 
 
 def image_grid(analysis: Analysis, indices: Sequence[int], *, split: str = "train", columns: int = 3,
-               caption: Callable[[int], str] | None = None, footer: Callable[[int], None] | None = None) -> None:
+               caption: Callable[[int], str] | None = None, footer: Callable[[int], None] | None = None,
+               details: bool = True) -> None:
     """Render only the given samples as square tiles; unreadable ones show a placeholder with the reason.
 
-    Each tile links to its Sample page (details); ``footer(index)`` may render widgets under it (the review
+    Each tile links to its Sample page (``details``); ``footer(index)`` may render widgets under it (the review
     controls)."""
     columns = max(1, int(columns))
     indices = [int(i) for i in indices]
@@ -46,6 +49,7 @@ def image_grid(analysis: Analysis, indices: Sequence[int], *, split: str = "trai
                     st.image(tile(image_for(analysis, index, split), TILE_PX), caption=text, width=TILE_PX)
                 except ImageUnavailable as err:
                     st.info(f"{text}\n\nimage unavailable: {err}")
-                details_link(index, split)
+                if details:
+                    details_link(index, split)
                 if footer:
                     footer(index)
