@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from coreclean.embed import pixel_features
 from coreclean import load_source
+from coreclean.embed import pixel_features
 
 # Confusable pairs (source -> target) used for "pair" noise.
 PAIRS = {

@@ -43,17 +43,17 @@ import time
 import numpy as np
 import torch
 
-from .model import predict_proba
+from .model import label_statistics  # noqa: F401 (also a public name of this module)
 from .sampling import sensitivity_sample
 from .solver import (BATCH, Moments, StandardizedRows, fit_softmax, lda_start, moments, resolve_device,
                      threads_for, to_raw)
-from .validation import check_features_labels
+from .validation import check_coef, check_features_labels, check_n_classes
 
 # Multiply-adds for both fits together, n (d + 1) K per streamed pass, above which "auto" caps the passes: all of
-# Fashion-MNIST runs to convergence; ImageNet (1.28M x 513 x 1000 = 6.6e11 per pass) gets 4 passes, which go to
-# the refit (at least MIN_PASSES) while the plain fit is the LDA start; a third goes to the plain fit when that
-# gives it at least 2 passes.
-FIT_BUDGET = 2_700_000_000_000
+# Fashion-MNIST runs to convergence (~200 passes); ImageNet (1.28M x 513 x 1000 = 6.6e11 per pass, ~25 s on 2
+# cores) gets 3, which go to the refit (the start and two L-BFGS steps) while the plain fit is the LDA start; the
+# plain fit gets a third of the budget when that is at least 2 passes.
+FIT_BUDGET = 2_000_000_000_000
 MIN_PASSES = 3
 MAX_VALIDATION = 10_000  # rows held out for early stopping, at most (0.8% of ImageNet)
 EARLY_STOPPING_MIN_ROWS = 20_000  # "auto" early stopping from this many rows on (a slice of >= 2,000)
@@ -150,9 +150,9 @@ class CoresetSensitivity:
         """``fit`` for arrays that already passed :func:`check_features_labels` (float32 (n, d), int64 (n,))."""
         self._validate_params()
         n, d = X.shape
-        K = _n_classes(y, n_classes, n)
-        coef = _check_coef(coef, "coef", d, K)
-        init = _check_coef(init, "init", d, K)
+        K = check_n_classes(y, n_classes, n)
+        coef = check_coef(coef, "coef", d, K)
+        init = check_coef(init, "init", d, K)
         device = resolve_device(self.device)
         with threads_for(min(BATCH, n) * (d + 1) * K, device):
             return self._fit_all(X, y, K, coef, init, device)
@@ -256,60 +256,6 @@ class CoresetSensitivity:
 def _indicator(n: int, rows: np.ndarray) -> np.ndarray:
     out = np.zeros(n)
     out[rows] = 1.0
-    return out
-
-
-def _n_classes(y: np.ndarray, n_classes: int | None, n: int) -> int:
-    """The number of classes K: ``n_classes`` checked against the labels, or ``y.max() + 1``."""
-    if n_classes is None:
-        return int(y.max()) + 1
-    if not isinstance(n_classes, numbers.Integral) or isinstance(n_classes, bool):
-        raise ValueError(f"n_classes={n_classes!r}: must be an integer.")
-    if y.max() >= n_classes:
-        raise ValueError(f"y: label {int(y.max())} >= n_classes={n_classes}; labels must be 0..n_classes-1.")
-    if n_classes > max(n, int(y.max()) + 1):
-        raise ValueError(f"n_classes={n_classes} exceeds the {n} samples; pass the number of classes present "
-                         "(labels 0..K-1).")
-    return int(n_classes)
-
-
-def _check_coef(coef: np.ndarray | None, name: str, d: int, K: int) -> np.ndarray | None:
-    """``coef``/``init`` as float32 (d + 1, K), or a ValueError naming the expected shape."""
-    if coef is None:
-        return None
-    coef = np.asarray(coef)
-    if coef.shape != (d + 1, K) or not np.issubdtype(coef.dtype, np.number) or not np.all(np.isfinite(coef)):
-        raise ValueError(f"{name}: expected finite numbers of shape ({d + 1}, {K}) = (n_features + 1, n_classes), "
-                         f"got {coef.dtype} {coef.shape}.")
-    return coef.astype(np.float32)
-
-
-def label_statistics(X: np.ndarray, y: np.ndarray, coef: np.ndarray, *, batch: int = 16384,
-                     device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
-    """Per-sample statistics under ``coef`` (d + 1, K), streamed over row batches (never an (n, K) matrix).
-
-    Returns (n,) arrays: ``p_label`` (probability of the given label), ``pred`` (argmax class), ``p_pred`` (its
-    probability), ``residual_norm`` (``||p - e_y||``) and ``curvature`` (``1 - ||p||^2``).
-    """
-    device = resolve_device(device)
-    n = len(y)
-    out = {name: np.empty(n) for name in ("p_label", "p_pred", "residual_norm", "curvature")}
-    out["pred"] = np.empty(n, dtype=np.int64)
-    W = torch.from_numpy(np.asarray(coef[:-1], np.float32)).to(device)
-    b = torch.from_numpy(np.asarray(coef[-1], np.float32)).to(device)
-    for start in range(0, n, batch):
-        stop = min(start + batch, n)
-        block = torch.from_numpy(np.array(X[start:stop], dtype=np.float32)).to(device)
-        proba = torch.softmax(torch.addmm(b, block, W), dim=1)
-        labels = torch.from_numpy(np.asarray(y[start:stop], dtype=np.int64)).to(device)
-        p_label = proba.gather(1, labels[:, None])[:, 0].double()
-        squares = (proba * proba).sum(dim=1, dtype=torch.float64)
-        top = proba.max(dim=1)
-        out["p_label"][start:stop] = p_label.cpu().numpy()
-        out["pred"][start:stop] = top.indices.cpu().numpy()
-        out["p_pred"][start:stop] = top.values.cpu().numpy()
-        out["residual_norm"][start:stop] = (squares - 2 * p_label + 1.0).clamp(min=0).sqrt().cpu().numpy()
-        out["curvature"][start:stop] = (1.0 - squares).cpu().numpy()
     return out
 
 

@@ -1,12 +1,14 @@
-"""Multinomial logistic regression (L-BFGS in float32 via torch), predictions and confusion pairs."""
+"""Multinomial logistic regression on raw features (L-BFGS in float32 via torch), per-sample statistics and
+predictions under a fitted ``coef``, confusion matrices and pairs."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from .solver import resolve_device
 
 
 def fit_logreg(
@@ -56,6 +58,35 @@ def fit_logreg(
 
     opt.step(closure)
     return coef.detach().numpy()
+
+
+def label_statistics(X: np.ndarray, y: np.ndarray, coef: np.ndarray, *, batch: int = 16384,
+                     device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
+    """Per-sample statistics under ``coef`` (d + 1, K), streamed over row batches (never an (n, K) matrix).
+
+    Returns (n,) arrays: ``p_label`` (probability of the given label), ``pred`` (argmax class), ``p_pred`` (its
+    probability), ``residual_norm`` (``||p - e_y||``) and ``curvature`` (``1 - ||p||^2``).
+    """
+    device = resolve_device(device)
+    n = len(y)
+    out = {name: np.empty(n) for name in ("p_label", "p_pred", "residual_norm", "curvature")}
+    out["pred"] = np.empty(n, dtype=np.int64)
+    W = torch.from_numpy(np.asarray(coef[:-1], np.float32)).to(device)
+    b = torch.from_numpy(np.asarray(coef[-1], np.float32)).to(device)
+    for start in range(0, n, batch):
+        stop = min(start + batch, n)
+        block = torch.from_numpy(np.array(X[start:stop], dtype=np.float32)).to(device)
+        proba = torch.softmax(torch.addmm(b, block, W), dim=1)
+        labels = torch.from_numpy(np.asarray(y[start:stop], dtype=np.int64)).to(device)
+        p_label = proba.gather(1, labels[:, None])[:, 0].double()
+        squares = (proba * proba).sum(dim=1, dtype=torch.float64)
+        top = proba.max(dim=1)
+        out["p_label"][start:stop] = p_label.cpu().numpy()
+        out["pred"][start:stop] = top.indices.cpu().numpy()
+        out["p_pred"][start:stop] = top.values.cpu().numpy()
+        out["residual_norm"][start:stop] = (squares - 2 * p_label + 1.0).clamp(min=0).sqrt().cpu().numpy()
+        out["curvature"][start:stop] = (1.0 - squares).cpu().numpy()
+    return out
 
 
 def predict_proba(X: np.ndarray, coef: np.ndarray, *, batch: int = 65536) -> np.ndarray:

@@ -16,8 +16,8 @@ so the fit does not depend on the scale (or offset) of any feature. It is solved
    correlated, unevenly scaled features do not slow it (this is preconditioning with the inverse Gram; the
    objective is unchanged). Each function evaluation streams over the rows in batches, so memory-mapped inputs
    are never copied; the number of evaluations can be capped (``max_passes``).
-4. **Early stopping on a validation slice** (optional): the iterate with the lowest (trimmed) validation loss is
-   kept, and the run stops early when no iterate beats the start. On data where the discriminative fit overfits
+4. **Early stopping on a validation slice** (optional): the iterate with the fewest validation errors is kept,
+   and the run stops early when no iterate beats the start. On data where the discriminative fit overfits
    (Gaussian classes, ~2.5 rows per parameter) that is the calibrated LDA start; where LDA is misspecified
    (Fashion-MNIST) it is a late L-BFGS iterate. Without a slice, L-BFGS runs to convergence and matches
    scikit-learn's ``LogisticRegression`` on standardized features.
@@ -143,18 +143,18 @@ def moments(X, y: np.ndarray, n_classes: int, *, sample_weight: np.ndarray | Non
     total, first = 0.0, torch.zeros(d, dtype=torch.float64, device=device)
     second = torch.zeros(d, d, dtype=torch.float64, device=device) if gram else None
     class_sums = torch.zeros(n_classes, d, dtype=torch.float64, device=device)
-    labels = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
-    weights = torch.from_numpy(w).to(device)
+    y = np.asarray(y)
     for where, block in batches(X, rows, batch):
         z = standardize(block, mean, scale, device)
-        wz = z * weights[where].to(z.dtype)[:, None]
-        total += float(weights[where].sum())
+        weight = w[where]
+        wz = z * torch.from_numpy(weight.astype(np.float32)).to(device)[:, None]
+        total += float(weight.sum())
         first += wz.sum(dim=0, dtype=torch.float64)
         if gram:
             second += (wz.T @ z).double()
-        class_sums.index_add_(0, labels[where], wz.double())
-    class_weights = np.bincount(np.asarray(y)[rows] if rows is not None else np.asarray(y),
-                                weights=w[rows] if rows is not None else w, minlength=n_classes)
+        class_sums.index_add_(0, torch.from_numpy(y[where].astype(np.int64)).to(device), wz.double())
+    class_weights = np.bincount(y if rows is None else y[rows], weights=w if rows is None else w[rows],
+                                minlength=n_classes)
     return Moments(total, first.cpu().numpy(), None if second is None else second.cpu().numpy(),
                    class_sums.cpu().numpy(), class_weights, mean, scale)
 
@@ -234,12 +234,14 @@ def loss_and_gradient(rows: StandardizedRows, w: np.ndarray, W: torch.Tensor, b:
     return loss, gW, gb
 
 
-def row_losses(rows: StandardizedRows, W: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    """Per-row cross-entropy (float64) of ``rows`` in their order."""
-    out = []
+def row_scores(rows: StandardizedRows, W: torch.Tensor, b: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row cross-entropy (float64) and whether the argmax is the label (bool), in the order of ``rows``."""
+    losses, right = [], []
     for where, z, labels in rows:
-        out.append(torch.nn.functional.cross_entropy(logits_of(z, W, b), labels, reduction="none").double().cpu())
-    return torch.cat(out).numpy()
+        logits = logits_of(z, W, b)
+        losses.append(torch.nn.functional.cross_entropy(logits, labels, reduction="none").double().cpu())
+        right.append((logits.argmax(dim=1) == labels).cpu())
+    return torch.cat(losses).numpy(), torch.cat(right).numpy()
 
 
 def fit_temperature(X, y, rows, mean, scale, W, b, device, *, max_rows: int = 20000, seed: int = 0) -> float:
@@ -269,13 +271,14 @@ def from_raw(coef: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> tuple[np.
 @dataclass(frozen=True)
 class SoftmaxFit:
     """Result of :func:`fit_softmax`. coef : (d + 1, K) float32 on raw features (last row: intercept).
-    n_iter / n_passes : L-BFGS iterations and streamed function evaluations. validation_loss : mean validation
-    cross-entropy of the start and of each iterate (empty without a slice). chosen : index kept among them."""
+    n_iter / n_passes : L-BFGS iterations and streamed function evaluations. validation : (error rate, trimmed
+    mean loss) on the validation slice of the start and of each iterate (empty without a slice); chosen : the
+    index kept, the lowest in that order."""
 
     coef: np.ndarray
     n_iter: int
     n_passes: int
-    validation_loss: list
+    validation: list
     chosen: int
 
 
@@ -290,10 +293,12 @@ def fit_softmax(X, y: np.ndarray, n_classes: int, *, C: float = 1.0, sample_weig
     y : (n,) int64 in [0, n_classes).  sample_weight : (n,) >= 0; rows of weight 0 are skipped.
     init : raw-feature coef (d + 1, K) to start from instead of LDA.
     max_passes : cap on streamed evaluations (each one pass over the rows); 0 returns the start itself.
-    validation_rows : rows left out of the fit; the iterate (start included) with the lowest validation loss is
-        returned, and the run stops after ``n_iter_no_change`` iterations none of which beat the start.
-    validation_trim : fraction of the highest validation losses ignored (labels there are noisy: a mislabeled
-        row's loss grows as the model gets right, so an untrimmed noisy slice stops a good fit too early).
+    validation_rows : rows left out of the fit; the iterate (start included) with the fewest validation errors
+        (then the lowest trimmed loss) is returned, and the run stops after ``n_iter_no_change`` iterations none
+        of which beat the start. Errors, not the loss, decide: validation labels are noisy too, and a loss
+        rewards confidence (the trimmed loss chose an iterate 1.3 points less accurate than the LDA start on the
+        anisotropic ImageNet-scale set; the untrimmed one stopped Fashion-MNIST fits early).
+    validation_trim : fraction of the highest validation losses left out of the tie-breaking loss.
     tol : stop when the largest gradient component (whitened coordinates) falls below ``tol`` times its value
         at the start (scikit-learn's ``tol`` is absolute, but gradients shrink as 1/K here).
     moments_of_fit : :func:`moments` of exactly the fitted rows and weights, if already known.
@@ -350,24 +355,28 @@ def fit_softmax(X, y: np.ndarray, n_classes: int, *, C: float = 1.0, sample_weig
 
         history = []
         if validation_rows is not None:
-            def validation_loss(theta) -> float:
+            def validation_score(theta) -> tuple[float, float]:
+                """(error rate, trimmed mean loss) on the slice: compared in that order."""
                 W, b = unpack(theta)
-                losses = np.sort(row_losses(held_out, as_tensor(W), as_tensor(b)))
-                return float(losses[: max(1, int(round((1 - validation_trim) * len(losses))))].mean())
+                losses, right = row_scores(held_out, as_tensor(W), as_tensor(b))
+                kept = np.sort(losses)[: max(1, int(round((1 - validation_trim) * len(losses))))]
+                return float(1.0 - right.mean()), float(kept.mean())
 
-            history.append((validation_loss(theta0), theta0))
+            history.append((validation_score(theta0), theta0))
 
             def callback(intermediate_result):
-                history.append((validation_loss(intermediate_result.x), intermediate_result.x.copy()))
+                history.append((validation_score(intermediate_result.x), intermediate_result.x.copy()))
                 if len(history) > n_iter_no_change and min(v for v, _ in history[1:]) >= history[0][0]:
                     raise StopIteration  # the start stays best: the discriminative fit overfits here
         else:
             callback = None
         if max_passes == 0:  # the start is the fit (a tight budget spends its passes elsewhere)
-            return SoftmaxFit(to_raw(W, b, mean, scale), 0, 0, [float(v) for v, _ in history], 0)
+            return SoftmaxFit(to_raw(W, b, mean, scale), 0, 0, [v for v, _ in history], 0)
         gtol = tol * float(np.abs(objective(theta0)[1]).max())
         result = minimize(objective, theta0, jac=True, method="L-BFGS-B", callback=callback,
-                          options={"maxiter": max_iter, "maxfun": max_passes or 15000, "ftol": 64 * np.finfo(float).eps,
+                          options={"maxiter": max_iter, "ftol": 64 * np.finfo(float).eps,
+                                   # scipy stops once evaluations exceed maxfun, i.e. after maxfun + 1
+                                   "maxfun": max(1, max_passes - 1) if max_passes else 15000,
                                    "gtol": gtol, "maxls": 50})
         if history:
             chosen = min(range(len(history)), key=lambda i: history[i][0])
@@ -376,4 +385,4 @@ def fit_softmax(X, y: np.ndarray, n_classes: int, *, C: float = 1.0, sample_weig
             chosen, theta = 0, result.x
         W, b = unpack(theta)
         return SoftmaxFit(to_raw(W, b, mean, scale), int(result.nit), int(result.nfev),
-                          [float(v) for v, _ in history], chosen)
+                          [v for v, _ in history], chosen)

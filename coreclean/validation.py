@@ -1,6 +1,8 @@
 """Input validation at the edge: every check raises ``ValueError`` naming the input and the fix."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 
@@ -62,6 +64,31 @@ def check_test_arrays(
         raise ValueError(f"{y_name}: label {y.max()} at row {int(np.argmax(y))} is not below the {n_classes} "
                          "training classes; test labels must use the training class indices 0..K-1.")
     return _finite(X, x_name), y
+
+
+def check_n_classes(y: np.ndarray, n_classes: int | None, n: int) -> int:
+    """The number of classes K: ``n_classes`` checked against the labels, or ``y.max() + 1``."""
+    if n_classes is None:
+        return int(y.max()) + 1
+    if not isinstance(n_classes, numbers.Integral) or isinstance(n_classes, bool):
+        raise ValueError(f"n_classes={n_classes!r}: must be an integer.")
+    if y.max() >= n_classes:
+        raise ValueError(f"y: label {int(y.max())} >= n_classes={n_classes}; labels must be 0..n_classes-1.")
+    if n_classes > max(n, int(y.max()) + 1):
+        raise ValueError(f"n_classes={n_classes} exceeds the {n} samples; pass the number of classes present "
+                         "(labels 0..K-1).")
+    return int(n_classes)
+
+
+def check_coef(coef: np.ndarray | None, name: str, d: int, K: int) -> np.ndarray | None:
+    """``coef``/``init`` as float32 (d + 1, K), or a ValueError naming the expected shape."""
+    if coef is None:
+        return None
+    coef = np.asarray(coef)
+    if coef.shape != (d + 1, K) or not np.issubdtype(coef.dtype, np.number) or not np.all(np.isfinite(coef)):
+        raise ValueError(f"{name}: expected finite numbers of shape ({d + 1}, {K}) = (n_features + 1, n_classes), "
+                         f"got {coef.dtype} {coef.shape}.")
+    return coef.astype(np.float32)
 
 
 def _features(X, name: str) -> np.ndarray:
