@@ -96,12 +96,11 @@ def embed_stage(dataset: Dataset, backbone: str, work_dir: Path, *, weights=None
 
 def fit_stage(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, *, C: float = 1.0,
               importance: str = "coreclean", max_fit_samples: int | str | None = "auto",
-              coef: np.ndarray | None = None, progress: StageProgress | None = None) -> Fitted:
-    """Fit the classifier and score every training sample. ``coef`` (a previous model) replaces the first fit."""
+              progress: StageProgress | None = None) -> Fitted:
+    """Fit the classifier and score every training sample."""
     report = progress or (lambda stage, done, total: None)
     report("fit", 0, 1)
-    est = CoresetSensitivity(C=C, max_fit_samples=max_fit_samples).fit(x_train, y_train, n_classes=n_classes,
-                                                                       coef=coef)
+    est = CoresetSensitivity(C=C, max_fit_samples=max_fit_samples).fit(x_train, y_train, n_classes=n_classes)
     scores = est.importance_
     replacement = IMPORTANCE_BACKENDS[check_backend(importance)]
     if replacement is not None:

@@ -47,9 +47,10 @@ def retrain(analysis, decisions: dict[int, Decision], *,
     x_train = analysis.x_train
     x_kept = x_train if keep.all() else np.asarray(x_train[keep], dtype=np.float32)
     K = analysis.n_classes
+    # A fresh fit, not one started from the old model: the round's model and ranking are then exactly those a
+    # build on the corrected labels would give (the old model was fitted to the very labels being corrected).
     fitted = fit_stage(x_kept, labels[keep], K, C=float(analysis.meta.get("C", 1.0)),
-                       max_fit_samples=analysis.meta.get("max_fit_samples", "auto"),
-                       coef=np.array(analysis.coef), progress=progress)
+                       max_fit_samples=analysis.meta.get("max_fit_samples", "auto"), progress=progress)
     evaluated = evaluate_stage(analysis.x_test, analysis.y_test, fitted.coef, K, progress=progress)
     importance = np.zeros(len(labels))
     importance[keep] = fitted.importance

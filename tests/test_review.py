@@ -141,6 +141,7 @@ def test_apply_and_retrain_matches_recomputation(tmp_path):
     assert shown == float((predict_proba(analysis.x_test, coef).argmax(1) == analysis.y_test).mean())
     cold = CoresetSensitivity().fit(np.asarray(analysis.x_train)[keep], labels[keep], n_classes=10).coef_
     cold_accuracy = float((predict_proba(analysis.x_test, cold).argmax(1) == analysis.y_test).mean())
-    assert abs(shown - cold_accuracy) <= 1 / len(analysis.y_test) + 1e-9
+    assert shown == cold_accuracy  # a round is a fresh fit: the same model a build on the corrected labels gives
+    np.testing.assert_allclose(coef, cold, rtol=1e-4, atol=1e-5)
     assert result.accuracy_before == analysis.accuracy
     assert Analysis.load(analysis.directory).importance.tolist() == analysis.importance.tolist()  # original kept
