@@ -51,8 +51,8 @@ import torch
 
 from .model import label_statistics  # noqa: F401 (also a public name of this module)
 from .sampling import sensitivity_sample
-from .solver import (BATCH, Moments, StandardizedRows, fit_softmax, lda_start, moments, resolve_device,
-                     threads_for, to_raw)
+from .solver import (BATCH, Moments, StandardizedRows, fit_softmax, lda_start, moments, remote_passes,
+                     resolve_device, threads_for, to_raw)
 from .validation import check_coef, check_features_labels, check_n_classes
 
 # Multiply-adds for both fits together, n (d + 1) K per streamed pass, above which "auto" caps the passes: all of
@@ -284,10 +284,23 @@ def leverage(X: np.ndarray, *, ridge: float = 1e-6, batch: int = 65536, moments_
     centre = m.first / m.total
     centred_gram = m.second - m.total * np.outer(centre, centre)
     centred_gram[np.diag_indices_from(centred_gram)] += ridge * max(np.trace(centred_gram) / d, 1e-12)
-    P = torch.from_numpy(np.linalg.inv(np.linalg.cholesky(centred_gram)).T.astype(np.float32)).to(device)
+    P = np.linalg.inv(np.linalg.cholesky(centred_gram)).T.astype(np.float32)
+    remote = remote_passes(X)
+    if remote is not None:  # per chunk of rows on a cluster (coreclean.solver.row_passes_on)
+        return remote.map_rows(leverage_rows, X, (), mean=m.mean, scale=m.scale, centre=centre, P=P, n=n,
+                               batch=batch)
+    return leverage_rows(X, mean=m.mean, scale=m.scale, centre=centre, P=P, n=n, batch=batch, device=device)
+
+
+def leverage_rows(X, *, mean: np.ndarray, scale: np.ndarray, centre: np.ndarray, P: np.ndarray, n: int,
+                  batch: int = 65536, device: str | torch.device = "cpu") -> np.ndarray:
+    """The pass of :func:`leverage` over rows ``X`` (b, d) of an n-row set: ``1/n + |(z - centre) P|^2`` (b,),
+    with z standardized by ``mean``/``scale`` and P (d, d) the inverse Cholesky factor of the centred Gram."""
+    device = resolve_device(device)
+    P = torch.from_numpy(P).to(device)
     shift = torch.from_numpy(centre.astype(np.float32)).to(device)
-    out = np.empty(n)
-    for where, z, _ in StandardizedRows(X, None, m.mean, m.scale, device, batch):
+    out = np.empty(len(X))
+    for where, z, _ in StandardizedRows(X, None, mean, scale, device, batch):
         u = (z - shift) @ P  # |u|^2 = (z - mean)' G^-1 (z - mean)
         out[where] = 1.0 / n + (u * u).sum(dim=1, dtype=torch.float64).cpu().numpy()
     return out

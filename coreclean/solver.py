@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -56,6 +57,29 @@ def threads_for(work: float, device: torch.device):
         torch.set_num_threads(before)
 
 
+# Where the streamed passes over rows run: by default here, batch by batch. An executor set with
+# row_passes_on() (coreclean.dask_passes.DaskRowPasses) takes the passes over the arrays it `handles` and runs them
+# per chunk of rows on a cluster, reducing the same additive sums.
+_ROW_PASSES: ContextVar = ContextVar("coreclean_row_passes", default=None)
+
+
+@contextmanager
+def row_passes_on(executor):
+    """Within the block, :func:`moments`, :func:`loss_and_gradient`, :func:`validation_error` (and the leverage
+    and label-statistics passes) over arrays ``executor.handles`` run on ``executor``; None: here."""
+    token = _ROW_PASSES.set(executor)
+    try:
+        yield executor
+    finally:
+        _ROW_PASSES.reset(token)
+
+
+def remote_passes(X):
+    """The executor set by :func:`row_passes_on` when it takes passes over ``X``, else None (run here)."""
+    executor = _ROW_PASSES.get()
+    return executor if executor is not None and executor.handles(X) else None
+
+
 def resolve_device(device: str | None = "auto") -> torch.device:
     """``"auto"``: CUDA when available, else CPU; anything else is passed to ``torch.device``."""
     if device in (None, "auto"):
@@ -80,6 +104,13 @@ class Moments:
     class_weights: np.ndarray
     mean: np.ndarray
     scale: np.ndarray
+
+    def __add__(self, other: "Moments") -> "Moments":
+        """Moments of the rows of both (disjoint rows, same reference): partial sums of row chunks reduce so."""
+        second = None if self.second is None or other.second is None else self.second + other.second
+        return replace(self, total=self.total + other.total, first=self.first + other.first, second=second,
+                       class_sums=self.class_sums + other.class_sums,
+                       class_weights=self.class_weights + other.class_weights)
 
     def __sub__(self, other: "Moments") -> "Moments":
         """Moments of the rows of ``self`` not in ``other`` (same reference)."""
@@ -122,6 +153,29 @@ def _tensor(block: np.ndarray, device: torch.device) -> torch.Tensor:
         return torch.from_numpy(block).to(device)
 
 
+def centred_sums(X, rows: np.ndarray | None, w: np.ndarray, shift: np.ndarray, device: torch.device,
+                 batch: int = BATCH) -> tuple[float, np.ndarray, np.ndarray]:
+    """(sum w, (d,) sum w (x - shift), (d,) sum w (x - shift)^2) over ``X[rows]`` in float64: the first pass of
+    :func:`moments`, additive over any split of the rows."""
+    unit = bool(np.all(w == 1.0))
+    shift_t = torch.from_numpy(shift).to(device)
+    s0, s1, s2 = 0.0, torch.zeros(len(shift), dtype=torch.float64, device=device), torch.zeros_like(shift_t)
+    for where, block in batches(X, rows, batch):
+        centred = _tensor(block, device).double() - shift_t  # float64: squares of huge raw values stay finite
+        weighted = centred if unit else centred * torch.from_numpy(w[where]).to(device)[:, None]
+        s0 += float(w[where].sum())
+        s1 += weighted.sum(dim=0)
+        s2 += (weighted * centred).sum(dim=0)
+    return s0, s1.cpu().numpy(), s2.cpu().numpy()
+
+
+def mean_scale(shift: np.ndarray, s0: float, s1: np.ndarray, s2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and standard deviation (d,) from :func:`centred_sums` (constant features get scale 1)."""
+    mean_shift = s1 / s0
+    var = np.maximum(s2 / s0 - mean_shift ** 2, 0.0)
+    return shift + mean_shift, np.where(var > 0, np.sqrt(var), 1.0)
+
+
 def moments(X, y: np.ndarray, n_classes: int, *, sample_weight: np.ndarray | None = None,
             reference: Moments | None = None, gram: bool = True, device: str | torch.device = "cpu",
             batch: int = BATCH) -> Moments:
@@ -131,23 +185,18 @@ def moments(X, y: np.ndarray, n_classes: int, *, sample_weight: np.ndarray | Non
     otherwise a first pass computes them (in float64, shifted by the first row for accuracy). ``gram=False``
     skips the (d, d) matrix (wide data: d >= n).
     """
+    remote = remote_passes(X)
+    if remote is not None:
+        return remote.moments(X, y, n_classes, sample_weight=sample_weight, reference=reference, gram=gram,
+                              batch=batch)
     device = resolve_device(device)
     n, d = X.shape
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     rows = None if sample_weight is None else np.flatnonzero(w > 0)
     unit = bool(np.all(w == 1.0))
     if reference is None:
-        shift = torch.from_numpy(np.asarray(X[0 if rows is None else rows[0]], dtype=np.float64)).to(device)
-        s0, s1, s2 = 0.0, torch.zeros(d, dtype=torch.float64, device=device), torch.zeros_like(shift)
-        for where, block in batches(X, rows, batch):
-            centred = _tensor(block, device).double() - shift  # float64: squares of huge raw values stay finite
-            weighted = centred if unit else centred * torch.from_numpy(w[where]).to(device)[:, None]
-            s0 += float(w[where].sum())
-            s1 += weighted.sum(dim=0)
-            s2 += (weighted * centred).sum(dim=0)
-        mean_shift = (s1 / s0).cpu().numpy()
-        var = np.maximum((s2 / s0).cpu().numpy() - mean_shift ** 2, 0.0)
-        mean, scale = shift.cpu().numpy() + mean_shift, np.where(var > 0, np.sqrt(var), 1.0)
+        shift = np.asarray(X[0 if rows is None else rows[0]], dtype=np.float64)
+        mean, scale = mean_scale(shift, *centred_sums(X, rows, w, shift, device, batch))
     else:
         mean, scale = reference.mean, reference.scale
     total, first = 0.0, torch.zeros(d, dtype=torch.float64, device=device)
@@ -222,6 +271,9 @@ def loss_and_gradient(rows: StandardizedRows, w: np.ndarray, W: torch.Tensor, b:
     Per-row losses and residuals ``p - e_y`` are formed before summing (not as differences of large sums), so
     the objective stays accurate to float32 per row near the optimum, where the line search needs it.
     """
+    remote = remote_passes(rows.X)
+    if remote is not None:
+        return remote.loss_and_gradient(rows, w, W, b)
     device = rows.device
     unit = bool(np.all(w[rows.rows] == 1.0) if rows.rows is not None else np.all(w == 1.0))
     loss = 0.0
@@ -246,6 +298,9 @@ def loss_and_gradient(rows: StandardizedRows, w: np.ndarray, W: torch.Tensor, b:
 
 def validation_error(rows: StandardizedRows, W: torch.Tensor, b: torch.Tensor) -> float:
     """Fraction of ``rows`` whose argmax is not their label."""
+    remote = remote_passes(rows.X)
+    if remote is not None:
+        return remote.validation_error(rows, W, b)
     wrong = sum(int((logits_of(z, W, b).argmax(dim=1) != labels).sum()) for _, z, labels in rows)
     return wrong / sum(len(labels) for _, _, labels in rows)
 
