@@ -68,10 +68,12 @@ class Analysis:
         cls, source, *, cache_dir: str | Path | None = None, backbone: str | None = None, weights=None,
         pca: int | None = 128, C: float = 1.0, importance: str = "coreclean",
         max_fit_samples: int | str | None = "auto", progress: StageProgress | None = None,
+        cluster: str | None = None,
     ) -> "Analysis":
         """Build (or reuse) the analysis of ``source`` (see :func:`coreclean.pipeline.build_analysis`)."""
         return cls(build_analysis(source, cache_dir=cache_dir, backbone=backbone, weights=weights, pca=pca, C=C,
-                                  importance=importance, max_fit_samples=max_fit_samples, progress=progress))
+                                  importance=importance, max_fit_samples=max_fit_samples, progress=progress,
+                                  cluster=cluster))
 
     def _required(self, name: str) -> np.ndarray:
         array = store.load_array(self._chain, name)

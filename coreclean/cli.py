@@ -58,7 +58,7 @@ def _build(args) -> int:
     bars = StageBars()
     try:
         analysis = Analysis.build(args.source, cache_dir=args.cache, backbone=args.backbone, weights=args.weights,
-                                  pca=args.pca, importance=args.importance, progress=bars)
+                                  pca=args.pca, importance=args.importance, progress=bars, cluster=args.cluster)
     finally:
         bars.close()
     meta = analysis.meta
@@ -190,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--pca", type=int, default=128, help="PCA dimensions for the pixels backbone (0 = off)")
     build.add_argument("--importance", choices=list(IMPORTANCE_BACKENDS), default="coreclean",
                        help="importance backend; 'dataheroes' needs the optional package, an account and internet")
+    build.add_argument("--cluster", default=None, metavar="SPEC",
+                       help="run on Dask: local:N (N worker processes here) or tcp://HOST:PORT (a running "
+                            "scheduler; the cache must be on a path the workers share); default $CORECLEAN_CLUSTER, "
+                            "else this process (docs/scale-out.md)")
     build.set_defaults(run=_build)
     rank = sub.add_parser("rank", help="rank an analysis (or your own embeddings) by importance into a CSV")
     rank.add_argument("analysis", nargs="?", help="an analysis directory (a build or a retrain revision)")

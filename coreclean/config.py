@@ -28,3 +28,13 @@ def writable_cache_dir(override: str | Path | None = None) -> Path:
         raise ValueError(f"cache {directory}: cannot create or write it ({err.strerror or err}); pass --cache DIR "
                          f"(or set {CACHE_ENV}) to a writable folder.") from err
     return directory
+
+
+CLUSTER_ENV = "CORECLEAN_CLUSTER"
+
+
+def cluster_address(override: str | None = None) -> str | None:
+    """Where builds run: ``override`` if given, else ``$CORECLEAN_CLUSTER``; None (or empty): in this process.
+    Parsed by :func:`coreclean.cluster.parse_cluster` (``local:N`` or ``tcp://HOST:PORT``)."""
+    value = override if override is not None else os.environ.get(CLUSTER_ENV, "")
+    return value.strip() or None

@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -16,12 +18,14 @@ import numpy as np
 
 from . import store
 from .backends import IMPORTANCE_BACKENDS, check_backend
-from .config import writable_cache_dir
+from .cluster import open_cluster, parse_cluster
+from .config import cluster_address, writable_cache_dir
 from .data import Dataset, load_source
 from .explore import explore_stage
 from .embed import check_backbone, default_backbone, embed, weights_identity
 from .importance import CoresetSensitivity, label_statistics
 from .model import confusion_matrix
+from .solver import row_passes_on
 from .quality_pass import raw_quality, source_kind, split_scores
 
 StageProgress = Callable[[str, int, int], None]
@@ -61,14 +65,19 @@ class Evaluated:
 
 
 def embed_stage(dataset: Dataset, backbone: str, work_dir: Path, *, weights=None, pca: int | None = 128,
-                progress: StageProgress | None = None) -> Embedded:
+                progress: StageProgress | None = None, client=None) -> Embedded:
     """Embed both splits and score image quality (:mod:`coreclean.quality_pass`); rows whose image failed to
-    decode are dropped and listed by file name."""
+    decode are dropped and listed by file name. With a ``distributed.Client``, ResNet embedding runs per shard
+    of images on its workers (:mod:`coreclean.dask_embed`)."""
     report = progress or (lambda stage, done, total: None)
     total = len(dataset.y_train) + len(dataset.y_test)
     report("embed", 0, total)
-    x_train, x_test, failures = embed(dataset, backbone, work_dir, weights=weights, pca=pca,
-                                      progress=lambda done, _total: report("embed", done, total))
+    embedder = embed
+    if client is not None and backbone == "resnet18":
+        from .dask_embed import embed_on
+        embedder = partial(embed_on, client)
+    x_train, x_test, failures = embedder(dataset, backbone, work_dir, weights=weights, pca=pca,
+                                         progress=lambda done, _total: report("embed", done, total))
     report("embed", total, total)
     raw = raw_quality(dataset, work_dir, progress=lambda done, _total: report("quality", done, total))
     keep = {}
@@ -131,10 +140,17 @@ def cache_key(dataset: Dataset, params: dict) -> str:
 def build_analysis(
     source: str | Dataset, *, cache_dir: str | Path | None = None, backbone: str | None = None, weights=None,
     pca: int | None = 128, C: float = 1.0, importance: str = "coreclean",
-    max_fit_samples: int | str | None = "auto", progress: StageProgress | None = None,
+    max_fit_samples: int | str | None = "auto", progress: StageProgress | None = None, cluster: str | None = None,
 ) -> Path:
-    """Build (or reuse) the analysis of ``source``; returns its directory."""
+    """Build (or reuse) the analysis of ``source``; returns its directory.
+
+    ``cluster``: ``local:N`` or ``tcp://HOST:PORT`` (default ``$CORECLEAN_CLUSTER``; none: this process) runs the
+    embedding and the row passes of the fit and evaluation on Dask (:mod:`coreclean.cluster`); the cache must then
+    be on a path every worker can read. The result (and its cache key) is that of the single-process build.
+    """
     check_backend(importance)
+    address = cluster_address(cluster)
+    spec = parse_cluster(address) if address else None
     cache = writable_cache_dir(cache_dir)
     dataset = load_source(source, cache_dir=cache) if isinstance(source, str) else source
     backbone = check_backbone(dataset, backbone or default_backbone(dataset))
@@ -151,11 +167,21 @@ def build_analysis(
     started = time.time()
     work = store.partial_dir(directory)
     work.mkdir(parents=True, exist_ok=True)
-    embedded = embed_stage(dataset, backbone, work, weights=weights, pca=pca, progress=report)
     K = len(dataset.classes)
-    fitted = fit_stage(embedded.x_train, embedded.y_train, K, C=C, importance=importance,
-                       max_fit_samples=max_fit_samples, progress=report)
-    evaluated = evaluate_stage(embedded.x_test, embedded.y_test, fitted.coef, K, progress=report)
+    with open_cluster(spec) if spec else nullcontext() as client:
+        embedded = embed_stage(dataset, backbone, work, weights=weights, pca=pca, progress=report, client=client)
+        passes = None
+        if client is not None:  # the features as files the workers read; the passes as tasks over their rows
+            from .dask_passes import DaskRowPasses, share
+            passes = DaskRowPasses(client)
+            embedded.x_train = passes.register(share(embedded.x_train, work / "x_train.npy"))
+            embedded.x_test = passes.register(share(embedded.x_test, work / "x_test.npy"))
+        with row_passes_on(passes):
+            fitted = fit_stage(embedded.x_train, embedded.y_train, K, C=C, importance=importance,
+                               max_fit_samples=max_fit_samples, progress=report)
+            evaluated = evaluate_stage(embedded.x_test, embedded.y_test, fitted.coef, K, progress=report)
+        cluster_meta = None if client is None else {"spec": spec.spec, "workers": len(
+            client.scheduler_info()["workers"]), "tasks": dict(passes.tasks_)}
     explored = explore_stage(embedded.x_train, embedded.x_test, embedded.y_train, fitted.importance,
                              **_images_for_explore(dataset, embedded), progress=report)
     report("store", 0, 1)
@@ -177,7 +203,7 @@ def build_analysis(
         "n_test": int(len(embedded.y_test)), "n_features": int(embedded.x_train.shape[1]),
         "accuracy": evaluated.accuracy, "classifier_fit_samples": fitted.fit_samples,
         "skipped": [list(s) for s in embedded.skipped], "quality": embedded.quality_kind, **explored.meta,
-        "lineage": None,
+        "lineage": None, **({"cluster": cluster_meta} if cluster_meta else {}),
         "build_seconds": round(time.time() - started, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     store.write_analysis(directory, arrays, meta, features={"x_train": embedded.x_train, "x_test": embedded.x_test})

@@ -121,6 +121,8 @@ def load_array(chain: list[Path], name: str, *, mmap: bool = False) -> np.ndarra
 
 def _copy_features(path: Path, x: np.ndarray, batch: int = 65536) -> None:
     source = getattr(x, "filename", None)
+    if source and Path(source).resolve() == path.resolve():  # already in place (a cluster build shares it there)
+        return
     if source and str(source).endswith(".npy") and x.dtype == np.float32 and x.flags.c_contiguous \
             and x.shape == np.load(source, mmap_mode="r", allow_pickle=False).shape:  # the whole file, as is
         shutil.copyfile(source, path)
