@@ -17,9 +17,10 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
     ("explore.py", ["--quick"], "| coreclean outlier_score |"),
     ("quality.py", ["--quick"], "| odd_aspect_ratio |"),
     ("review_speed.py", ["--quick"], "vs click"),
+    ("map_timing.py", ["--source", "digits", "--quick"], "select a box"),
 ])
 def test_bench_script_runs(script, args, expect, tmp_path):
-    if script in ("dashboard_timing.py", "retrain_time.py"):
+    if script in ("dashboard_timing.py", "retrain_time.py", "map_timing.py"):
         args = args + ["--cache", str(tmp_path)]
     result = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
                             timeout=600, cwd=tmp_path)
@@ -33,3 +34,15 @@ def test_imagenet_scale_smoke(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "**total build**" in result.stdout and "average precision" in result.stdout
+
+
+def test_imagenet_scale_compare_smoke(tmp_path):
+    """The anisotropic set knows its Bayes-optimal accuracy; the three estimators print side by side."""
+    result = subprocess.run([sys.executable, str(BENCH / "imagenet_scale.py"), "--variant", "anisotropic",
+                             "--n-train", "3000", "--n-test", "500", "--classes", "30", "--dir", str(tmp_path),
+                             "--compare", "old", "new", "reference", "--reference-iter", "5"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Bayes-optimal" in result.stdout
+    for name in ("old coreset fit", "new solver (default)", "long full-data reference"):
+        assert f"| {name} |" in result.stdout
