@@ -170,8 +170,6 @@ def embed_split(
     ``quality`` is off (a benchmark baseline), the quality rows of each file chunk are written beside it
     (:func:`coreclean.quality_pass.quality_split` reads them).
     """
-    import torch
-
     n = len(dataset.labels(split))
     out_dir.mkdir(parents=True, exist_ok=True)
     model = preprocess = None
@@ -182,30 +180,43 @@ def embed_split(
         if not chunk_file.exists():
             if model is None:
                 model, preprocess, device = resnet18_backbone(weights, device)
-            feats = np.full((stop - start, 512), np.nan, dtype=np.float32)
-            quality_rows = np.full((stop - start, len(RAW_COLUMNS)), np.nan, dtype=np.float32)
-            failed = []
-            for b in range(start, stop, batch_size):
-                tensors, rows, scored, bad = _prepare(dataset, split, range(b, min(b + batch_size, stop)),
-                                                      preprocess, quality)
-                failed += bad
-                rows = [i - start for i in rows]
-                for i, scores in scored.items():
-                    quality_rows[i - start] = scores
-                if tensors:
-                    with torch.inference_mode():
-                        feats[rows] = model(torch.stack(tensors).to(device)).float().cpu().numpy()
-                if progress:
-                    progress(min(b + batch_size, stop), n)
-            if quality and dataset.images(split) is None:  # in-memory pixels are scored at once, by quality_split
-                save_npy(quality_file(out_dir, start), quality_rows)  # before the chunk, which marks it done
-            fail_file.write_text(json.dumps(failed))
-            save_npy(chunk_file, feats)
+            embed_chunk(dataset, split, out_dir, start, stop, (model, preprocess, device), batch_size=batch_size,
+                        quality=quality, progress=(lambda done: progress(done, n)) if progress else None)
         elif progress:
             progress(stop, n)
         chunks.append(np.load(chunk_file, allow_pickle=False))
         failures += [tuple(f) for f in json.loads(fail_file.read_text())] if fail_file.exists() else []
     return (np.concatenate(chunks) if chunks else np.zeros((0, 512), np.float32)), failures
+
+
+def embed_chunk(dataset: Dataset, split: str, out_dir: Path, start: int, stop: int, backbone: tuple, *,
+                batch_size: int = 64, quality: bool = True, progress: Callable[[int], None] | None = None) -> None:
+    """Embed rows [start, stop) of ``split`` with ``backbone`` (model, preprocess, device) into
+    ``chunk_<start>.npy`` (NaN rows for images that failed, listed in ``chunk_<start>.failed.json``) and their
+    quality rows; the chunk file is written last, so its presence marks the chunk done."""
+    import torch
+
+    model, preprocess, device = backbone
+    chunk_file = out_dir / f"chunk_{start:09d}.npy"
+    feats = np.full((stop - start, 512), np.nan, dtype=np.float32)
+    quality_rows = np.full((stop - start, len(RAW_COLUMNS)), np.nan, dtype=np.float32)
+    failed = []
+    for b in range(start, stop, batch_size):
+        tensors, rows, scored, bad = _prepare(dataset, split, range(b, min(b + batch_size, stop)), preprocess,
+                                              quality)
+        failed += bad
+        rows = [i - start for i in rows]
+        for i, scores in scored.items():
+            quality_rows[i - start] = scores
+        if tensors:
+            with torch.inference_mode():
+                feats[rows] = model(torch.stack(tensors).to(device)).float().cpu().numpy()
+        if progress:
+            progress(min(b + batch_size, stop))
+    if quality and dataset.images(split) is None:  # in-memory pixels are scored at once, by quality_split
+        save_npy(quality_file(out_dir, start), quality_rows)  # before the chunk, which marks it done
+    (out_dir / f"chunk_{start:09d}.failed.json").write_text(json.dumps(failed))
+    save_npy(chunk_file, feats)
 
 
 def _precomputed(dataset: Dataset, work_dir: Path, *, weights=None, pca=None, progress=None):

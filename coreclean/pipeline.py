@@ -165,10 +165,10 @@ def build_analysis(
         return directory
     report = progress or (lambda stage, done, total: None)
     started = time.time()
-    work = store.partial_dir(directory)
-    work.mkdir(parents=True, exist_ok=True)
     K = len(dataset.classes)
     with open_cluster(spec) if spec else nullcontext() as client:
+        work = store.partial_dir(directory)
+        work.mkdir(parents=True, exist_ok=True)
         embedded = embed_stage(dataset, backbone, work, weights=weights, pca=pca, progress=report, client=client)
         passes = None
         if client is not None:  # the features as files the workers read; the passes as tasks over their rows
