@@ -16,6 +16,7 @@ from coreclean import Analysis, cli  # noqa: E402
 from coreclean import cluster as cluster_module  # noqa: E402
 from coreclean import dask_embed, dask_passes  # noqa: E402
 from coreclean.cluster import ClusterSpec, open_cluster, parse_cluster  # noqa: E402
+from coreclean.config import cluster_address  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_digits_on_cluster_equals_single_process(scheduler, tmp_path, monkeypatc
 
 def test_image_folder_embeds_per_shard_on_workers(scheduler, tmp_path, monkeypatch, make_image_folder,
                                                   weights_file):
-    root = make_image_folder(tmp_path / "pets", per_class=8)
+    root = make_image_folder(tmp_path / "pets")
     (root / "cat" / "broken.png").write_bytes(b"not an image")
     monkeypatch.setattr(dask_embed, "CHUNK", 4)  # several shards per split
     local = Analysis.build(str(root), cache_dir=tmp_path / "local", weights=weights_file)
@@ -100,8 +101,8 @@ def test_cli_flag_and_environment_variable(scheduler, tmp_path, monkeypatch, wri
 
     _, future = Builds().get(source, "coreclean", tmp_path / "env", None)
     assert future.result(timeout=120).meta["cluster"]["spec"] == scheduler
-    monkeypatch.setenv("CORECLEAN_CLUSTER", "")  # empty: this process
-    assert "cluster" not in Analysis.build(source, cache_dir=tmp_path / "none").meta
+    monkeypatch.setenv("CORECLEAN_CLUSTER", " ")  # blank: this process
+    assert cluster_address() is None and cluster_address("local:3") == "local:3"
 
 
 def test_bad_cluster_is_one_clear_error(tmp_path, monkeypatch, capsys):

@@ -1,0 +1,114 @@
+"""Per-worker throughput of each stage of a ``--cluster`` build on a LocalCluster, and the cost model inputs.
+
+    python bench/scale_out.py --workers 2 --images 128 --rows 200000 --dim 512 --classes 100
+
+Measures on this machine (numbers in docs/scale-out.md):
+(a) embedding: ResNet18 (random init, the same compute as ImageNet weights) over ``--images`` 500x375 JPEGs,
+    shards on the workers (``coreclean.dask_embed``), images/s per worker;
+(b) the row passes over a shared (rows, dim) float32 file with ``classes`` labels: one moments pass (Gram and
+    class sums), one loss-and-gradient pass, one label-statistics pass, each as Dask tasks per chunk, rows/s per
+    worker, and the same passes in this process for reference;
+(c) the fixed cost of a pass (scatter the parameters, schedule, gather the sums) from a pass over 2 tiny chunks;
+(d) the bytes a pass moves: parameters out, sums back.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.embed_throughput import write_jpegs  # noqa: E402
+from coreclean import dask_passes  # noqa: E402
+from coreclean.cluster import open_cluster, parse_cluster  # noqa: E402
+from coreclean.dask_embed import embed_split_on  # noqa: E402
+from coreclean.data import load_source  # noqa: E402
+from coreclean.model import label_statistics  # noqa: E402
+from coreclean.solver import StandardizedRows, loss_and_gradient, moments, row_passes_on  # noqa: E402
+
+
+def timed(function, repeat: int = 1) -> float:
+    """Best wall time of ``repeat`` calls (s)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def passes(X, y, K, executor=None) -> dict[str, float]:
+    """Seconds of one moments, loss-and-gradient and label-statistics pass over X (n, d)."""
+    d = X.shape[1]
+    with row_passes_on(executor):
+        m = moments(X, y, K, reference=None, gram=True)
+        W, b = torch.zeros(d, K) + 0.01, torch.zeros(K)
+        stream, w = StandardizedRows(X, None, m.mean, m.scale, torch.device("cpu"), y=y), np.ones(len(X))
+        coef = np.vstack([np.full((d, K), 0.01, np.float32), np.zeros((1, K), np.float32)])
+        return {"moments (Gram + class sums)": timed(lambda: moments(X, y, K, reference=m, gram=True), 2),
+                "loss and gradient": timed(lambda: loss_and_gradient(stream, w, W, b), 2),
+                "label statistics": timed(lambda: label_statistics(X, y, coef), 2)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--images", type=int, default=128)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--classes", type=int, default=100)
+    parser.add_argument("--chunk-rows", type=int, default=50_000)
+    args = parser.parse_args(argv)
+    n, d, K, workers = args.rows, args.dim, args.classes, args.workers
+    with tempfile.TemporaryDirectory() as tmp, open_cluster(parse_cluster(f"local:{workers}")) as client:
+        tmp = Path(tmp)
+        print(f"LocalCluster: {workers} worker processes x 1 thread; machine: {torch.get_num_threads()} torch "
+              "threads in this process")
+        write_jpegs(tmp / "images", args.images)
+        dataset = load_source(str(tmp / "images"))
+        split_rows = len(dataset.y_train)
+        embed_split_on(client, dataset, "train", tmp / "warm", tmp / "warm.npy")  # loads the backbone per worker
+        seconds = timed(lambda: embed_split_on(client, dataset, "train", tmp / f"e{time.time_ns()}",
+                                               tmp / "x.npy"))
+        rate = split_rows / seconds
+        print(f"\n(a) embedding {split_rows} JPEGs (500x375) on {workers} workers: {seconds:.1f} s, "
+              f"{rate:.1f} images/s, {rate / workers:.2f} images/s per worker")
+
+        rng = np.random.default_rng(0)
+        y = rng.integers(0, K, n)
+        X = np.lib.format.open_memmap(tmp / "x_rows.npy", mode="w+", dtype=np.float32, shape=(n, d))
+        for start in range(0, n, 65536):
+            stop = min(start + 65536, n)
+            X[start:stop] = rng.normal(size=(stop - start, d)).astype(np.float32) + y[start:stop, None] * 0.01
+        X.flush()
+        X = dask_passes.share(X, tmp / "x_rows.npy")
+        executor = dask_passes.DaskRowPasses(client, chunk_rows=args.chunk_rows)
+        executor.register(X)
+        local = passes(X, y, K)
+        spread = passes(X, y, K, executor)
+        print(f"\n(b) one pass over {n:,} x {d} float32 rows, K = {K} ({-(-n // args.chunk_rows)} chunks of "
+              f"{args.chunk_rows:,} rows):")
+        print(f"{'pass':30s} {'this process s':>15s} {'cluster s':>10s} {'rows/s per worker':>18s}")
+        for name in local:
+            print(f"{name:30s} {local[name]:15.2f} {spread[name]:10.2f} {n / spread[name] / workers:18,.0f}")
+
+        tiny = dask_passes.DaskRowPasses(client, chunk_rows=64)
+        small = np.ascontiguousarray(X[:128])
+        np.save(tmp / "tiny.npy", small)
+        tiny_x = tiny.register(np.load(tmp / "tiny.npy", mmap_mode="r"))
+        overhead = passes(tiny_x, y[:128], K, tiny)["loss and gradient"]
+        print(f"\n(c) fixed cost of one loss-and-gradient pass (2 chunks of 64 rows): {overhead * 1000:.0f} ms")
+        grad = (d + 1) * K * 8
+        print(f"\n(d) bytes per loss-and-gradient pass: parameters out {(d + 1) * K * 4:,} B (float32, once per "
+              f"worker), sums back {grad:,} B per chunk ((d + 1) x K float64); moments pass: "
+              f"{(d * d + K * d + d) * 8:,} B per chunk")
+
+
+if __name__ == "__main__":
+    main()
