@@ -14,6 +14,7 @@ Measures on this machine (numbers in docs/scale-out.md):
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -54,6 +55,25 @@ def passes(X, y, K, executor=None) -> dict[str, float]:
         return {"moments (Gram + class sums)": timed(lambda: moments(X, y, K, reference=m, gram=True), 2),
                 "loss and gradient": timed(lambda: loss_and_gradient(stream, w, W, b), 2),
                 "label statistics": timed(lambda: label_statistics(X, y, coef), 2)}
+
+
+GPU_IMAGES_PER_S = 1000.0  # ASSUMPTION, not measured here (no GPU): one GPU worker with ~8 decode cores
+PASSES = {"d2": 3, "loss": 3, "stats": 2}  # full passes of a budget-capped build: 2 moments + leverage (d^2 work
+# per row), 3 loss-and-gradient (the FIT_BUDGET minimum at >= 4M rows, d = 512, K = 1000), 2 label statistics
+
+
+def project(rates: dict, overhead: float, d: int = 512, K: int = 1000) -> None:
+    """Projected wall time (hours) for 10M / 100M images at 10 / 100 / 1000 workers, from per-worker rates
+    (rows/s; loss and statistics rates rescaled to K = 1000) and the fixed cost of a pass."""
+    print(f"\n(e) projection, d = {d}, K = {K} (hours; fit = {sum(PASSES.values())} full passes):")
+    print(f"{'images':>8s} {'workers':>8s} {'embed CPU':>10s} {'embed GPU*':>11s} {'fit + evaluate':>15s}")
+    for n in (10_000_000, 100_000_000):
+        for workers in (10, 100, 1000):
+            per_worker = n / workers
+            fit = sum(count * (per_worker / rates[kind] + overhead) for kind, count in PASSES.items())
+            print(f"{n / 1e6:7.0f}M {workers:8d} {per_worker / rates['embed'] / 3600:10.2f} "
+                  f"{per_worker / GPU_IMAGES_PER_S / 3600:11.3f} {fit / 3600:15.3f}")
+    print(f"  * GPU embedding at an ASSUMED {GPU_IMAGES_PER_S:.0f} images/s per GPU worker (not measured here)")
 
 
 def main(argv=None) -> None:
@@ -104,6 +124,11 @@ def main(argv=None) -> None:
         tiny_x = tiny.register(np.load(tmp / "tiny.npy", mmap_mode="r"))
         overhead = passes(tiny_x, y[:128], K, tiny)["loss and gradient"]
         print(f"\n(c) fixed cost of one loss-and-gradient pass (2 chunks of 64 rows): {overhead * 1000:.0f} ms")
+        peak = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)  # GiB (KiB)
+        print(f"\n    peak worker memory (RSS): {max(peak.values()):.2f} GiB")
+        project({"embed": rate / workers, "d2": n / spread["moments (Gram + class sums)"] / workers,
+                 "loss": n / spread["loss and gradient"] / workers * K / 1000,
+                 "stats": n / spread["label statistics"] / workers * K / 1000}, overhead)
         grad = (d + 1) * K * 8
         print(f"\n(d) bytes per loss-and-gradient pass: parameters out {(d + 1) * K * 4:,} B (float32, once per "
               f"worker), sums back {grad:,} B per chunk ((d + 1) x K float64); moments pass: "
