@@ -18,6 +18,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
     ("quality.py", ["--quick"], "| odd_aspect_ratio |"),
     ("review_speed.py", ["--quick"], "vs click"),
     ("map_timing.py", ["--source", "digits", "--quick"], "select a box"),
+    ("scale_out.py", ["--workers", "2", "--images", "8", "--rows", "4000", "--dim", "16", "--classes", "5",
+                      "--chunk-rows", "1000"], "(e) projection"),
 ])
 def test_bench_script_runs(script, args, expect, tmp_path):
     if script in ("dashboard_timing.py", "retrain_time.py", "map_timing.py"):
