@@ -1,8 +1,9 @@
 """Apply review decisions, refit the classifier and recompute importance: a new round, stored as a revision.
 
-The refit is warm-started from the analysis's classifier, which also replaces the first of the two fits a cold
-build does: a handful of corrected labels moves the optimum only a little. Softmax couples every class, so the model
-itself is refit globally. The revision is written by the same store as a build (``<analysis>/revisions/<stamp>``,
+The classifier is fitted afresh on the corrected labels, exactly as a build would fit it (the old model was fitted
+to the very labels being corrected, and since the solver starts from a closed-form LDA fit a warm start would save
+little): a round's model and ranking are those of a build on the corrected labels. Softmax couples every class, so
+the model is refit globally. The revision is written by the same store as a build (``<analysis>/revisions/<stamp>``,
 atomically) and opens with :meth:`Analysis.load`; it keeps every row (removed samples are flagged, not deleted), so
 sample indices, and therefore the review log of the original build, stay valid through every round.
 """

@@ -52,7 +52,7 @@ else:
                                file_name="y_train.npy", mime="application/octet-stream")
 
 st.subheader("Apply & retrain")
-st.caption("Relabels and drops as marked, refits the classifier (warm-started) and recomputes importance. The "
+st.caption("Relabels and drops as marked, refits the classifier on the corrected labels and recomputes importance. The "
            "result is a new cleaning round; every page continues on it, earlier rounds stay selectable in the sidebar "
            "and the review log is shared, so nothing is asked twice.")
 if st.button("Apply & retrain", type="primary", disabled=not any(d.decision != "ok" for d in decided.values())):
