@@ -31,7 +31,7 @@ from coreclean.cluster import open_cluster, parse_cluster  # noqa: E402
 from coreclean.dask_embed import embed_split_on  # noqa: E402
 from coreclean.data import load_source  # noqa: E402
 from coreclean.model import label_statistics  # noqa: E402
-from coreclean.solver import StandardizedRows, loss_and_gradient, moments, row_passes_on  # noqa: E402
+from coreclean.row_passes import StandardizedRows, loss_and_gradient, moments, row_passes_on  # noqa: E402
 
 
 def timed(function, repeat: int = 1) -> float:

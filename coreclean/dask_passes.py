@@ -1,4 +1,4 @@
-"""The streamed passes over rows (:mod:`coreclean.solver`'s seam, :func:`~coreclean.solver.row_passes_on`) as Dask
+"""The streamed passes over rows (:mod:`coreclean.row_passes`, its seam :func:`~coreclean.row_passes.row_passes_on`) as Dask
 tasks over chunks of rows.
 
 Embeddings live in ``.npy`` files on a path every worker can read (a shared filesystem); each task opens its file
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ._io import load_npy
-from .solver import (Moments, StandardizedRows, centred_sums, logits_of, loss_and_gradient, mean_scale, moments,
+from .row_passes import (Moments, StandardizedRows, centred_sums, logits_of, loss_and_gradient, mean_scale, moments,
                      resolve_device)
 
 CHUNK_ROWS = 131072  # rows per task: 131072 x 512 float32 = 256 MB read per task

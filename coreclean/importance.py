@@ -51,8 +51,8 @@ import torch
 
 from .model import label_statistics  # noqa: F401 (also a public name of this module)
 from .sampling import sensitivity_sample
-from .solver import (BATCH, Moments, StandardizedRows, fit_softmax, lda_start, moments, remote_passes,
-                     resolve_device, threads_for, to_raw)
+from .row_passes import BATCH, Moments, StandardizedRows, moments, remote_passes, resolve_device, threads_for
+from .solver import fit_softmax, lda_start, to_raw
 from .validation import check_coef, check_features_labels, check_n_classes
 
 # Multiply-adds for both fits together, n (d + 1) K per streamed pass, above which "auto" caps the passes: all of
@@ -273,7 +273,7 @@ def leverage(X: np.ndarray, *, ridge: float = 1e-6, batch: int = 65536, moments_
 
     Computed on standardized columns (so invariant to feature scale) from the (d, d) Gram matrix when d < n,
     streaming over row batches (a memmap is never copied); from the (n, n) Gram matrix of the rows when d >= n,
-    so memory stays proportional to the input. ``moments_of_rows``: :func:`~coreclean.solver.moments` of ``X``,
+    so memory stays proportional to the input. ``moments_of_rows``: :func:`~coreclean.row_passes.moments` of ``X``,
     if already computed.
     """
     device = resolve_device(device)
@@ -286,7 +286,7 @@ def leverage(X: np.ndarray, *, ridge: float = 1e-6, batch: int = 65536, moments_
     centred_gram[np.diag_indices_from(centred_gram)] += ridge * max(np.trace(centred_gram) / d, 1e-12)
     P = np.linalg.inv(np.linalg.cholesky(centred_gram)).T.astype(np.float32)
     remote = remote_passes(X)
-    if remote is not None:  # per chunk of rows on a cluster (coreclean.solver.row_passes_on)
+    if remote is not None:  # per chunk of rows on a cluster (coreclean.row_passes.row_passes_on)
         return remote.map_rows(leverage_rows, X, (), mean=m.mean, scale=m.scale, centre=centre, P=P, n=n,
                                batch=batch)
     return leverage_rows(X, mean=m.mean, scale=m.scale, centre=centre, P=P, n=n, batch=batch, device=device)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .solver import remote_passes, resolve_device
+from .row_passes import remote_passes, resolve_device
 
 
 def fit_logreg(
@@ -68,7 +68,7 @@ def label_statistics(X: np.ndarray, y: np.ndarray, coef: np.ndarray, *, batch: i
     probability), ``residual_norm`` (``||p - e_y||``) and ``curvature`` (``1 - ||p||^2``).
     """
     remote = remote_passes(X)
-    if remote is not None:  # per chunk of rows on a cluster (coreclean.solver.row_passes_on)
+    if remote is not None:  # per chunk of rows on a cluster (coreclean.row_passes.row_passes_on)
         return remote.map_rows(label_statistics, X, (y,), coef=coef, batch=batch)
     device = resolve_device(device)
     n = len(y)

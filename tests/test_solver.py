@@ -4,7 +4,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from coreclean import CoresetSensitivity
-from coreclean.solver import StandardizedRows, fit_softmax, lda_start, moments
+from coreclean.row_passes import StandardizedRows, moments
+from coreclean.solver import fit_softmax, lda_start
 
 
 @pytest.fixture(scope="module")
