@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .importance import label_statistics, leverage
+from .leverage import leverage
+from .model import label_statistics
 
 
 @dataclass(frozen=True)

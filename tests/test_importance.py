@@ -197,7 +197,7 @@ def test_huge_label_fails_fast_with_a_clear_message(label):
 def test_wide_features_use_memory_proportional_to_the_input():
     import tracemalloc
 
-    from coreclean.importance import leverage
+    from coreclean.leverage import leverage
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 15000)).astype(np.float32)  # 3 MB; a (d, d) Gram would be 1.8 GB
