@@ -59,15 +59,35 @@ def test_decision_and_duplicate_kinds_have_fixed_colours():
     assert colours["undecided"] == figures.MUTED and colours["mislabeled"] == figures.KIND_COLOURS["mislabeled"]
 
 
-def test_numeric_and_many_class_maps_use_one_trace_with_a_colour_scale():
+def test_numeric_and_many_class_maps_draw_a_colour_scale_in_one_colour_steps():
     xy, rows = _points()
     values = np.linspace(0, 1, len(rows))
     numeric = figures.map_figure(xy, rows, values, None, "importance")
-    assert len(numeric.data) == 1 and np.allclose(numeric.data[0].marker.color, values)
-    assert numeric.data[0].marker.cmax == 1 and "marker.color" in numeric.data[0].hovertemplate
+    *steps, bar = numeric.data
+    assert len(steps) == figures.COLOUR_LEVELS and all(isinstance(t.marker.color, str) for t in steps)
+    assert bar.marker.showscale and bar.marker.cmax == 1 and bar.marker.colorbar.title.text == "importance"
+    assert sorted(np.concatenate([t.customdata for t in steps])) == list(rows)
+    for step, trace in enumerate(steps):  # each step holds the values of its own interval, at its points
+        members = np.isin(rows, trace.customdata)
+        assert np.all(values[members] >= step / figures.COLOUR_LEVELS - 1e-9), step
+        assert np.all((values[members] < (step + 1) / figures.COLOUR_LEVELS) | (values[members] == 1)), step
+        assert np.allclose(trace.x, xy[members, 0]) and f"importance: {step / figures.COLOUR_LEVELS:.2f}" in \
+            trace.hovertemplate
+    assert steps[0].marker.color != steps[-1].marker.color
     names = [f"c{i}" for i in range(100)]
-    many = figures.map_figure(xy, rows, np.arange(len(rows)) % 100, names, "label")
-    assert len(many.data) == 1 and many.data[0].marker.cmax == 99 and list(many.data[0].customdata) == list(rows)
+    codes = np.arange(len(rows)) % 100
+    many = figures.map_figure(xy, rows, codes, names, "label")
+    *steps, bar = many.data
+    assert len(steps) == figures.COLOUR_LEVELS and bar.marker.cmax == 99 and not any(t.showlegend for t in steps)
+    assert sorted(np.concatenate([t.customdata for t in steps])) == list(rows)
+    assert "label code: 0–4" in steps[0].hovertemplate and "label code: 95–99" in steps[-1].hovertemplate
+
+
+def test_sample_indices_travel_in_the_smallest_integer_type():
+    xy, rows = _points(5)
+    assert figures.map_figure(xy, rows, np.zeros(5), None, "x").data[0].customdata.dtype == np.uint16
+    large = figures.map_figure(xy, rows + 70_000, np.zeros(5), None, "x").data[0].customdata
+    assert large.dtype == np.uint32 and list(large) == list(rows + 70_000)
 
 
 def test_selection_outline_and_ringed_neighbours():
@@ -79,7 +99,7 @@ def test_selection_outline_and_ringed_neighbours():
                                selection=("lasso", (0, 0, 1, 0, 1, 1)))
     assert lasso.layout.shapes[0].path == "M0,0 L1,0 L1,1 Z"
     ringed = figures.map_figure(xy, rows, np.zeros(len(rows)), None, "importance", highlight=xy[:4])
-    assert len(ringed.data) == 2 and np.allclose(ringed.data[1].x, xy[:4, 0])
+    assert len(ringed.data) == 3 and ringed.data[-1].name == "selected" and np.allclose(ringed.data[-1].x, xy[:4, 0])
 
 
 def test_probability_bars():
