@@ -36,6 +36,21 @@ def chart_key() -> str:
     return f"map_chart_{st.session_state.get('map_chart_version', 0)}"
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def map_chart(_analysis, directory: str, colour: str, decisions: tuple[tuple[int, str], ...], outline,
+              near: int | None):
+    """The map's figure for ``_analysis`` (stored in ``directory``; not hashed), built once per colour field, shown
+    decisions (the decision colour only), outline and ringed sample: a rerun for a selection or a grid page reuses
+    it (colouring and building 60k points took 10-45 ms a run)."""
+    analysis = _analysis
+    rows, xy = explore.map_points(analysis)
+    paint = explore.map_colour(analysis, colour, rows, dict(decisions))
+    ringed = explore.map_positions(analysis, explore.select_samples(analysis, "near", (near,))) \
+        if near is not None else None
+    return figures.map_figure(xy, rows, paint.values, paint.categories, paint.title, selection=outline,
+                              highlight=ringed)
+
+
 top = st.columns([2, 4, 1])
 colour = top[0].selectbox("Colour by", explore.COLOUR_FIELDS, key="colour", bind="query-params",
                           help="importance is normalized within each class; outlier is the score's percentile.")
@@ -56,16 +71,15 @@ elif parsed:
         parsed = None
 
 decided = log.current()
-rows, xy = explore.map_points(analysis)
-paint = explore.map_colour(analysis, colour, rows, {i: d.decision for i, d in decided.items()})
+rows = explore.map_points(analysis)[0]
 outline = parsed if parsed and parsed[0] != "near" else None
-ringed = explore.map_positions(analysis, members) if parsed and parsed[0] == "near" else None
-plain = (colour, sum(d.id for d in decided.values()) if colour == "decision" else 0)  # the figure sans selection
+near = int(parsed[1][0]) if parsed and parsed[0] == "near" else None
+shown_decisions = tuple(sorted((i, d.decision) for i, d in decided.items())) if colour == "decision" else ()
+plain = (colour, hash(shown_decisions))  # the figure sans selection
 if st.session_state.get("map_shown") == (chosen, plain):
     outline = None  # drawn by the chart itself
-st.session_state["map_plain"] = plain if outline is None and ringed is None else None
-st.plotly_chart(figures.map_figure(xy, rows, paint.values, paint.categories, paint.title, selection=outline,
-                                   highlight=ringed),
+st.session_state["map_plain"] = plain if outline is None and near is None else None
+st.plotly_chart(map_chart(analysis, str(analysis.directory), colour, shown_decisions, outline, near),
                 key=chart_key(), on_select=take_selection, selection_mode=("box", "lasso"),
                 config={"scrollZoom": True, "displaylogo": False})
 info = analysis.meta.get("map") or {}
