@@ -201,6 +201,19 @@ def plot_only(analysis, repeat: int) -> list[tuple[str, float, float]]:
     return out
 
 
+def figure_sizes(analysis) -> dict[str, float]:
+    """KiB of the map's figure JSON (what ``st.plotly_chart`` sends to the browser) for each colour field."""
+    from coreclean import explore_queries as q
+    from ui import figures
+
+    rows, xy = q.map_points(analysis)
+    sizes = {}
+    for field in q.COLOUR_FIELDS:
+        paint = q.map_colour(analysis, field, rows, {})
+        sizes[field] = len(figures.map_figure(xy, rows, paint.values, paint.categories, paint.title).to_json()) / 1024
+    return sizes
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="fashion-mnist")
@@ -218,12 +231,17 @@ def main(argv=None) -> int:
     else:
         directory = Analysis.build(args.source, cache_dir=cache).directory
     analysis = Analysis.load(directory)
+    load_before = os.getloadavg()
     rows = server_side(directory, analysis, repeat)
     if not args.quick and Path(CHROMIUM).exists():
         rows += browser_side(cache, directory, analysis, repeat)
         rows += plot_only(analysis, repeat)
+    load_after = os.getloadavg()
     print(f"\n# Map page timing: {directory.name}, {len(analysis.y_train):,} training samples, "
           f"{os.cpu_count()} CPUs (targets: render ≤ 1500 ms, selection grid ≤ 500 ms)\n")
+    print("load average (1/5/15 min) before: " + "/".join(f"{v:.2f}" for v in load_before)
+          + ", after: " + "/".join(f"{v:.2f}" for v in load_after) + "; figure sent per colour field: "
+          + ", ".join(f"{field} {kib:,.0f} KiB" for field, kib in figure_sizes(analysis).items()) + "\n")
     print("| step | median (ms) | max (ms) |\n|---|---|---|")
     for name, median, worst in rows:
         print(f"| {name} | {1000 * median:.0f} | {'' if worst != worst else f'{1000 * worst:.0f}'} |")
