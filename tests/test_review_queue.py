@@ -144,6 +144,24 @@ def test_progress_of_counts_a_decision_under_the_label_it_was_reviewed_with(digi
     assert p.samples.sum() == len(a.y_train)
 
 
+def test_cached_stretches_give_the_same_progress(digits_analysis):
+    a = digits_analysis
+    order = review_stats.ranking(a.class_importance)
+    stretch = review_stats.stretches(a.y_train, order, a.n_classes)
+    top = [int(i) for i in a.ranked(2)[:4]]
+    same = {i: Decision(n, i, int(a.y_train[i]), None, "ok" if n % 2 else "remove", None, 0.0)
+            for n, i in enumerate(top)}
+    relabelled = {**same, top[0]: Decision(9, top[0], 7, 2, "mislabeled", None, 0.0)}  # reviewed under label 7
+    for decisions in (same, relabelled):  # the cache is used, then bypassed: the results never differ
+        cached = review_stats.progress_of(a, decisions, order=order, stretch=stretch)
+        fresh = review_stats.progress_of(a, decisions)
+        for field in ("samples", "reviewed", "errors", "errors_left"):
+            np.testing.assert_array_equal(getattr(cached, field), getattr(fresh, field))
+    assert review_stats.progress_of(a, relabelled, order=order, stretch=stretch).reviewed[7] == 1
+    with pytest.raises(ValueError, match="stretch"):
+        review_stats.progress(a.y_train, a.class_importance, [], [], a.n_classes, order=order, stretch=stretch[:5])
+
+
 # --- the pages -------------------------------------------------------------------------------------------------
 @pytest.fixture
 def fresh_log(digits_analysis):

@@ -25,10 +25,17 @@ KEYS = "123456789"
 
 
 # --- queues ----------------------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _training_pairs(directory: str) -> list:
+    """The training set's most frequent confusion pairs, once per analysis (a pass over every row)."""
+    analysis = Analysis.load(directory)
+    return review_queue.training_pairs(analysis.y_train, analysis.pred_train, analysis.n_classes,
+                                       analysis.removed_train, limit=MAX_PAIRS)
+
+
 def queue_options(analysis: Analysis, names: Sequence[str]) -> list[str]:
     """The queue picker: "All classes", every class, then the training set's most frequent confusion pairs."""
-    pairs = review_queue.training_pairs(analysis.y_train, analysis.pred_train, analysis.n_classes,
-                                        analysis.removed_train, limit=MAX_PAIRS)
+    pairs = _training_pairs(str(analysis.directory))
     return [ALL_CLASSES, *names, *(pair_label(p.true, p.predicted, names) for p in pairs)]
 
 
@@ -99,8 +106,16 @@ def _ranking(directory: str):
     return review_stats.ranking(Analysis.load(directory).class_importance)
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _stretches(directory: str):
+    """Each sample's stretch along its class's ranking, once per analysis (labels and scores never change)."""
+    analysis = Analysis.load(directory)
+    return review_stats.stretches(analysis.y_train, _ranking(directory), analysis.n_classes)
+
+
 def progress_of(analysis: Analysis, decided: dict) -> review_stats.Progress:
-    return review_stats.progress_of(analysis, decided, order=_ranking(str(analysis.directory)))
+    directory = str(analysis.directory)
+    return review_stats.progress_of(analysis, decided, order=_ranking(directory), stretch=_stretches(directory))
 
 
 def progress_caption(analysis: Analysis, decided: dict, choice: str, names: Sequence[str],
