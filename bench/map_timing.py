@@ -116,11 +116,14 @@ def browser_side(cache: Path, directory: Path, analysis, repeat: int) -> list[tu
             page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=300000)
             settle(page)
 
-            def open_map(k):
-                page.goto(f"{base}&colour={q.COLOUR_FIELDS[k % len(q.COLOUR_FIELDS)]}")
+            def open_map(k, fields=q.COLOUR_FIELDS):
+                page.goto(f"{base}&colour={fields[k % len(fields)]}")
                 page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60000)
                 settle(page)
-            rows.append(("browser: open /map until the plot is drawn", *timed(open_map, repeat)))
+            rows.append(("browser: open /map until the plot is drawn (colour fields in turn)", *timed(open_map, repeat)))
+            for field in ("label", "importance"):  # a categorical and a numeric colour
+                rows.append((f"browser: open /map?colour={field}", *timed(
+                    lambda k, one=(field,): open_map(k, one), repeat)))
 
             def open_overview(k):
                 page.goto(f"{url}/?source=cache:{directory.name}")
