@@ -25,8 +25,8 @@ from .explore import explore_stage
 from .embed import check_backbone, default_backbone, embed, weights_identity
 from .importance import CoresetSensitivity, label_statistics
 from .model import confusion_matrix
-from .row_passes import row_passes_on
 from .quality_pass import raw_quality, source_kind, split_scores
+from .row_passes import row_passes_on
 
 StageProgress = Callable[[str, int, int], None]
 
