@@ -91,6 +91,9 @@ if not parsed:
     st.caption("Select samples on the map (box, or lasso from the chart's toolbar) to review them here.")
     review_grid.reasons(analysis, [])  # the why-flagged terms, once per server, while the user looks at the map
     st.stop()
+if not len(members):
+    st.info("No sample of the map lies inside this selection; draw a larger box or lasso.")
+    st.stop()
 size = COLUMNS * ROWS
 pages = max(1, -(-len(members) // size))
 if st.session_state.get("mpage", 1) > pages:  # a smaller selection than the page the URL or session named

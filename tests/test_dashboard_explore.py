@@ -89,6 +89,14 @@ def test_bad_selection_links_warn_and_show_no_grid(a, run_app):
         assert not at.segmented_control
 
 
+def test_a_selection_without_samples_says_so_and_shows_no_grid(a, run_app):
+    _, xy = q.map_points(a)
+    far = float(np.abs(xy).max()) * 10
+    at = run_app({"sel": f"box:{far},{far + 1},{far},{far + 1}"}, "pages/map.py")
+    assert not at.exception and any("No sample of the map lies inside" in i.value for i in at.info)
+    assert not at.segmented_control and not any("Showing" in c.value for c in at.caption)
+
+
 def test_decisions_made_on_the_map_grid_land_in_the_review_log(a, run_app):
     log = ReviewLog(a.directory, len(a.y_train))
     box = a_box(a)
