@@ -32,7 +32,7 @@ def leverage(X: np.ndarray, *, ridge: float = 1e-6, batch: int = 65536, moments_
     remote = remote_passes(X)
     if remote is not None:  # per chunk of rows on a cluster (coreclean.row_passes.row_passes_on)
         return remote.map_rows(leverage_rows, X, (), mean=m.mean, scale=m.scale, centre=centre, P=P, n=n,
-                               batch=batch)
+                               batch=batch, device="auto")  # on a GPU worker, its GPU
     return leverage_rows(X, mean=m.mean, scale=m.scale, centre=centre, P=P, n=n, batch=batch, device=device)
 
 

@@ -69,7 +69,7 @@ def label_statistics(X: np.ndarray, y: np.ndarray, coef: np.ndarray, *, batch: i
     """
     remote = remote_passes(X)
     if remote is not None:  # per chunk of rows on a cluster (coreclean.row_passes.row_passes_on)
-        return remote.map_rows(label_statistics, X, (y,), coef=coef, batch=batch)
+        return remote.map_rows(label_statistics, X, (y,), coef=coef, batch=batch, device="auto")  # a GPU worker's GPU
     device = resolve_device(device)
     n = len(y)
     out = {name: np.empty(n) for name in ("p_label", "p_pred", "residual_norm", "curvature")}
