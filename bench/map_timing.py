@@ -8,10 +8,11 @@ Three views of the same page, side by side:
 
 * server (AppTest): the Map page's script run — first render in a session, a colour change, a selection (the same
   code path as a box drawn on the chart: the selection becomes ``?sel=``) listing its grid, the grid's next page;
-* browser (`streamlit run` + headless Chromium, software WebGL): opening ``/map`` until the plot is drawn and the
-  run finished, and dragging a box with the mouse until the selection's first tile is shown and the run finished;
+* browser (`streamlit run` + headless Chromium, software WebGL), for each draw mode (``--draw``; ``image`` is the
+  default past 20k points): opening ``/map`` until the plot is drawn and the run finished, and dragging a box with
+  the mouse until the selection's first tile is shown and the run finished;
 * plot only (plotly.js in Chromium, no Streamlit): ``Plotly.newPlot`` of the map's points as WebGL
-  (``scattergl``, what the page draws) against SVG (``scatter``), the baseline WebGL replaces.
+  (``scattergl``, draw=points), as SVG (``scatter``), and painted into one PNG (draw=image).
 
 The first Map run in a server process also computes the why-flagged terms once (``explain.bound_terms_of``, after
 the map is sent), so that the first selection does not; it is reported on its own row.
@@ -98,11 +99,9 @@ def server_side(directory: Path, analysis, repeat: int) -> list[tuple[str, float
     return rows
 
 
-def browser_side(cache: Path, directory: Path, analysis, repeat: int) -> list[tuple[str, float, float]]:
+def browser_side(cache: Path, directory: Path, analysis, repeat: int,
+                 draws: tuple[str, ...]) -> list[tuple[str, float, float]]:
     from playwright.sync_api import sync_playwright
-
-    from coreclean import explore_queries as q
-    from ui.selection import parse_map_selection
 
     proc, url = start_server(cache)
     rows = []
@@ -111,57 +110,18 @@ def browser_side(cache: Path, directory: Path, analysis, repeat: int) -> list[tu
             browser = p.chromium.launch(executable_path=CHROMIUM,
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            base = f"{url}/map?source=cache:{directory.name}"
-            page.goto(base)  # a first visit loads the analysis into the server (not what is measured)
+            page.goto(f"{url}/map?source=cache:{directory.name}")  # loads the analysis into the server (unmeasured)
             page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=300000)
             settle(page)
-
-            def open_map(k, fields=q.COLOUR_FIELDS):
-                page.goto(f"{base}&colour={fields[k % len(fields)]}")
-                page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60000)
-                settle(page)
-            rows.append(("browser: open /map until the plot is drawn (colour fields in turn)", *timed(open_map, repeat)))
-            for field in ("label", "importance"):  # a categorical and a numeric colour
-                rows.append((f"browser: open /map?colour={field}", *timed(
-                    lambda k, one=(field,): open_map(k, one), repeat)))
 
             def open_overview(k):
                 page.goto(f"{url}/?source=cache:{directory.name}")
                 page.get_by_text("Per-class accuracy").wait_for(timeout=60000)
                 settle(page)
             rows.append(("browser: open the Overview (reference: a page without the map)", *timed(open_overview, repeat)))
-            page.goto(base)
-            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60000)
-            settle(page)
-
-            def drag(k):
-                area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
-                # consecutive boxes never overlap: a drag starting inside the current selection would move it
-                fx, fy = [(0.15, 0.15), (0.55, 0.15), (0.15, 0.55), (0.55, 0.55), (0.35, 0.35), (0.75, 0.75)][k % 6]
-                page.mouse.move(area["x"] + fx * area["width"], area["y"] + fy * area["height"])
-                page.mouse.down()
-                page.mouse.move(area["x"] + (fx + 0.12) * area["width"], area["y"] + (fy + 0.12) * area["height"],
-                                steps=6)
-                start = time.perf_counter()
-                page.mouse.up()
-                page.wait_for_function("(old) => location.search !== old", arg=drag.last, timeout=30000)
-                drag.last = page.evaluate("location.search")
-                sel = page.evaluate("new URLSearchParams(location.search).get('sel')")
-                members = q.select_samples(analysis, *parse_map_selection(sel))
-                if len(members):
-                    page.wait_for_function(
-                        "(s) => [...document.querySelectorAll('[data-testid=stImageCaption]')]"
-                        ".some(c => c.innerText.startsWith('#' + s + ' '))", arg=int(members[0]), timeout=60000)
-                settle(page)
-                drag.seconds.append(time.perf_counter() - start)
-                page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
-            drag.last, drag.seconds = page.evaluate("location.search"), []
-            drag(5)  # warm-up: the page's first selection in this browser session
-            drag.seconds.clear()
-            for k in range(repeat):
-                drag(k)
-            rows.append(("browser: drag a box → first tile shown, run done",
-                         statistics.median(drag.seconds), max(drag.seconds)))
+            for draw in draws:
+                rows += browser_map(page, f"{url}/map?source=cache:{directory.name}&draw={draw}", draw, analysis,
+                                    repeat)
             page.close()
             browser.close()
     finally:
@@ -170,17 +130,70 @@ def browser_side(cache: Path, directory: Path, analysis, repeat: int) -> list[tu
     return rows
 
 
+def browser_map(page, base: str, draw: str, analysis, repeat: int) -> list[tuple[str, float, float]]:
+    """Open ``base`` (the Map page in one draw mode) with each colour field, then drag boxes on it."""
+    from coreclean import explore_queries as q
+    from ui.selection import parse_map_selection
+
+    rows = []
+
+    def open_map(k, fields=q.COLOUR_FIELDS):
+        page.goto(f"{base}&colour={fields[k % len(fields)]}")
+        page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60000)
+        settle(page)
+    open_map(0)  # warm-up: this draw mode's first figure is built and cached on the server
+    rows.append((f"browser, {draw}: open /map until the plot is drawn (colour fields in turn)",
+                 *timed(open_map, repeat)))
+    for field in ("label", "importance"):  # a categorical and a numeric colour
+        rows.append((f"browser, {draw}: open /map?colour={field}", *timed(
+            lambda k, one=(field,): open_map(k, one), repeat)))
+    page.goto(base)
+    page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60000)
+    settle(page)
+
+    def drag(k):
+        area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+        # consecutive boxes never overlap: a drag starting inside the current selection would move it
+        fx, fy = [(0.15, 0.15), (0.55, 0.15), (0.15, 0.55), (0.55, 0.55), (0.35, 0.35), (0.75, 0.75)][k % 6]
+        page.mouse.move(area["x"] + fx * area["width"], area["y"] + fy * area["height"])
+        page.mouse.down()
+        page.mouse.move(area["x"] + (fx + 0.12) * area["width"], area["y"] + (fy + 0.12) * area["height"],
+                        steps=6)
+        start = time.perf_counter()
+        page.mouse.up()
+        page.wait_for_function("(old) => location.search !== old", arg=drag.last, timeout=30000)
+        drag.last = page.evaluate("location.search")
+        sel = page.evaluate("new URLSearchParams(location.search).get('sel')")
+        members = q.select_samples(analysis, *parse_map_selection(sel))
+        if len(members):
+            page.wait_for_function(
+                "(s) => [...document.querySelectorAll('[data-testid=stImageCaption]')]"
+                ".some(c => c.innerText.startsWith('#' + s + ' '))", arg=int(members[0]), timeout=60000)
+        settle(page)
+        drag.seconds.append(time.perf_counter() - start)
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    drag.last, drag.seconds = page.evaluate("location.search"), []
+    drag(5)  # warm-up: the page's first selection in this browser session
+    drag.seconds.clear()
+    for k in range(repeat):
+        drag(k)
+    rows.append((f"browser, {draw}: drag a box → first tile shown, run done",
+                 statistics.median(drag.seconds), max(drag.seconds)))
+    return rows
+
+
 def plot_only(analysis, repeat: int) -> list[tuple[str, float, float]]:
-    """Plotly.newPlot of the map's points in Chromium, WebGL against SVG."""
+    """Plotly.newPlot of the map's points in Chromium: WebGL, SVG, and the points painted as one image."""
     import plotly
     from playwright.sync_api import sync_playwright
 
     from coreclean import explore_queries as q
-    from ui import figures
+    from ui import map_figures
 
     rows_, xy = q.map_points(analysis)
     colour = q.map_colour(analysis, "importance", rows_)
-    webgl = figures.map_figure(xy, rows_, colour.values, colour.categories, colour.title)
+    webgl = map_figures.map_figure(xy, rows_, colour.values, colour.categories, colour.title)
+    image = map_figures.map_figure(xy, rows_, colour.values, colour.categories, colour.title, draw="image")
     svg = json.loads(webgl.to_json())
     for trace in svg["data"]:
         trace["type"] = "scatter"
@@ -188,7 +201,8 @@ def plot_only(analysis, repeat: int) -> list[tuple[str, float, float]]:
     out = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        for name, spec in (("scattergl (WebGL, the page)", json.loads(webgl.to_json())), ("scatter (SVG)", svg)):
+        for name, spec in (("scattergl (WebGL, draw=points)", json.loads(webgl.to_json())), ("scatter (SVG)", svg),
+                           ("one PNG image (draw=image)", json.loads(image.to_json()))):
             seconds = []
             for _ in range(repeat):
                 page = browser.new_page(viewport={"width": 1200, "height": 800})
@@ -204,16 +218,17 @@ def plot_only(analysis, repeat: int) -> list[tuple[str, float, float]]:
     return out
 
 
-def figure_sizes(analysis) -> dict[str, float]:
+def figure_sizes(analysis, draw: str) -> dict[str, float]:
     """KiB of the map's figure JSON (what ``st.plotly_chart`` sends to the browser) for each colour field."""
     from coreclean import explore_queries as q
-    from ui import figures
+    from ui import map_figures
 
     rows, xy = q.map_points(analysis)
     sizes = {}
     for field in q.COLOUR_FIELDS:
         paint = q.map_colour(analysis, field, rows, {})
-        sizes[field] = len(figures.map_figure(xy, rows, paint.values, paint.categories, paint.title).to_json()) / 1024
+        figure = map_figures.map_figure(xy, rows, paint.values, paint.categories, paint.title, draw=draw)
+        sizes[field] = len(figure.to_json()) / 1024
     return sizes
 
 
@@ -223,6 +238,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", help="analysis cache (default: a temporary one)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="2 repeats, no browser rows (smoke test)")
+    parser.add_argument("--draw", choices=("image", "points", "both"), default="both",
+                        help="the Map page's draw mode(s) timed in the browser")
     args = parser.parse_args(argv)
     cache = Path(args.cache or tempfile.mkdtemp(prefix="map-timing-")).resolve()
     os.environ["CORECLEAN_CACHE"] = str(cache)
@@ -237,14 +254,16 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()
     rows = server_side(directory, analysis, repeat)
     if not args.quick and Path(CHROMIUM).exists():
-        rows += browser_side(cache, directory, analysis, repeat)
+        draws = ("image", "points") if args.draw == "both" else (args.draw,)
+        rows += browser_side(cache, directory, analysis, repeat, draws)
         rows += plot_only(analysis, repeat)
     load_after = os.getloadavg()
     print(f"\n# Map page timing: {directory.name}, {len(analysis.y_train):,} training samples, "
           f"{os.cpu_count()} CPUs (targets: render ≤ 1500 ms, selection grid ≤ 500 ms)\n")
     print("load average (1/5/15 min) before: " + "/".join(f"{v:.2f}" for v in load_before)
-          + ", after: " + "/".join(f"{v:.2f}" for v in load_after) + "; figure sent per colour field: "
-          + ", ".join(f"{field} {kib:,.0f} KiB" for field, kib in figure_sizes(analysis).items()) + "\n")
+          + ", after: " + "/".join(f"{v:.2f}" for v in load_after) + "; figure sent per colour field: " + "; ".join(
+              f"{draw}: " + ", ".join(f"{field} {kib:,.0f} KiB" for field, kib in figure_sizes(analysis, draw).items())
+              for draw in ("image", "points")) + "\n")
     print("| step | median (ms) | max (ms) |\n|---|---|---|")
     for name, median, worst in rows:
         print(f"| {name} | {1000 * median:.0f} | {'' if worst != worst else f'{1000 * worst:.0f}'} |")

@@ -2,7 +2,7 @@ import streamlit as st
 
 from coreclean import explore_queries as explore
 from coreclean import review
-from ui import figures, review_grid, selection, state, widgets
+from ui import map_figures, review_grid, selection, state, widgets
 
 analysis = state.current()
 names = state.labels(analysis)
@@ -14,6 +14,7 @@ if not explore.has_exploration(analysis):
 log = state.current_log()
 COLUMNS, ROWS = 4, 3
 widgets.notice_invalid("colour", explore.COLOUR_FIELDS)
+widgets.notice_invalid("draw", map_figures.DRAW_MODES)
 
 
 def take_selection() -> None:
@@ -38,7 +39,7 @@ def chart_key() -> str:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def map_chart(_analysis, directory: str, colour: str, decisions: tuple[tuple[int, str], ...], outline,
-              near: int | None):
+              near: int | None, draw: str):
     """The map's figure for ``_analysis`` (stored in ``directory``; not hashed), built once per colour field, shown
     decisions (the decision colour only), outline and ringed sample: a rerun for a selection or a grid page reuses
     it (colouring and building 60k points took 10-45 ms a run)."""
@@ -47,17 +48,23 @@ def map_chart(_analysis, directory: str, colour: str, decisions: tuple[tuple[int
     paint = explore.map_colour(analysis, colour, rows, dict(decisions))
     ringed = explore.map_positions(analysis, explore.select_samples(analysis, "near", (near,))) \
         if near is not None else None
-    return figures.map_figure(xy, rows, paint.values, paint.categories, paint.title, selection=outline,
-                              highlight=ringed)
+    return map_figures.map_figure(xy, rows, paint.values, paint.categories, paint.title, selection=outline,
+                                  highlight=ringed, draw=draw)
 
 
-top = st.columns([2, 4, 1])
+rows = explore.map_points(analysis)[0]
+top = st.columns([2, 2, 4, 1])
 colour = top[0].selectbox("Colour by", explore.COLOUR_FIELDS, key="colour", bind="query-params",
                           help="importance is normalized within each class; outlier is the score's percentile.")
-chosen = top[1].text_input("Selection", key="sel", bind="query-params", placeholder="drag a box or lasso on the map",
+modes = map_figures.DRAW_MODES
+draw = top[1].radio("Draw", modes, index=modes.index(map_figures.default_draw(len(rows))), key="draw",
+                    bind="query-params", horizontal=True,
+                    help="points: WebGL markers with hover; image: the points as one picture, fast past tens of "
+                         "thousands of points, no hover. Selections work the same in both.")
+chosen = top[2].text_input("Selection", key="sel", bind="query-params", placeholder="drag a box or lasso on the map",
                            help="Set by dragging on the map (box, or lasso from the chart's toolbar); also "
                                 "`near:INDEX` for a sample and its nearest neighbours.")
-top[2].button("Clear", on_click=clear_selection, disabled=not chosen, help="Forget the selection.")
+top[3].button("Clear", on_click=clear_selection, disabled=not chosen, help="Forget the selection.")
 parsed = selection.parse_map_selection(chosen)
 members = []
 if chosen and parsed is None:
@@ -71,15 +78,14 @@ elif parsed:
         parsed = None
 
 decided = log.current()
-rows = explore.map_points(analysis)[0]
 outline = parsed if parsed and parsed[0] != "near" else None
 near = int(parsed[1][0]) if parsed and parsed[0] == "near" else None
 shown_decisions = tuple(sorted((i, d.decision) for i, d in decided.items())) if colour == "decision" else ()
-plain = (colour, hash(shown_decisions))  # the figure sans selection
+plain = (colour, draw, hash(shown_decisions))  # the figure sans selection
 if st.session_state.get("map_shown") == (chosen, plain):
     outline = None  # drawn by the chart itself
 st.session_state["map_plain"] = plain if outline is None and near is None else None
-st.plotly_chart(map_chart(analysis, str(analysis.directory), colour, shown_decisions, outline, near),
+st.plotly_chart(map_chart(analysis, str(analysis.directory), colour, shown_decisions, outline, near, draw),
                 key=chart_key(), on_select=take_selection, selection_mode=("box", "lasso"),
                 config={"scrollZoom": True, "displaylogo": False})
 info = analysis.meta.get("map") or {}

@@ -111,3 +111,18 @@ def test_the_map_url_reopens_the_same_view(server, browser, analysis, tmp_path):
     reopened.get_by_text("outlier (percentile)").first.wait_for(timeout=10000)  # the colour bar's title
     reopened.screenshot(path=str(tmp_path / "map-deep-link.png"), full_page=True)
     reopened.close()
+
+
+def test_a_lasso_on_the_map_drawn_as_an_image_lists_the_samples_inside(server, browser, analysis, tmp_path):
+    page = open_map(browser, f"{server}/map?draw=image&colour=label")
+    assert page.evaluate("document.querySelectorAll('.js-plotly-plot canvas.gl-canvas').length") == 0  # no WebGL
+    page.locator(".js-plotly-plot").first.hover()
+    page.locator('[data-title="Lasso Select"]').first.click()
+    sel = drag(page, [(0.2, 0.2), (0.75, 0.3), (0.7, 0.8), (0.25, 0.75)])
+    kind, values = parse_map_selection(sel)
+    assert kind == "lasso" and "draw=image" in page.url
+    expected = q.samples_in_polygon(analysis, values[0::2], values[1::2])
+    assert len(expected) > 12 and tiles(page, int(expected[0])) == [int(i) for i in expected[:12]]
+    page.get_by_text(f"{len(expected):,} samples in the selection").wait_for(timeout=30000)
+    page.screenshot(path=str(tmp_path / "map-image.png"), full_page=True)
+    page.close()

@@ -47,7 +47,8 @@ def test_map_renders_every_colour_as_webgl_and_restores_the_colour_from_the_link
     at = run_app({"colour": "outlier"}, "pages/map.py")
     assert at.selectbox(key="colour").value == "outlier"
     spec = chart_spec(at)
-    assert {t["type"] for t in spec["data"]} == {"scattergl"} and "outlier" in json.dumps(spec["data"][0])
+    assert {t["type"] for t in spec["data"]} == {"scattergl", "scatter"}  # points, and the colour bar's trace
+    assert "outlier" in json.dumps(spec["data"][0]) and at.radio(key="draw").value == "points"  # digits: 1,797
     for field in q.COLOUR_FIELDS:
         at.selectbox(key="colour").select(field).run()
         assert not at.exception, field
@@ -68,6 +69,21 @@ def test_box_in_the_link_reopens_the_selection_and_its_grid_page(a, run_app):
     (shape,) = chart_spec(at)["layout"]["shapes"]
     assert shape["type"] == "rect" and [shape["x0"], shape["x1"], shape["y0"], shape["y1"]] == list(box)
     assert [d["i"] for d in links(at, "details")] == [[str(i)] for i in tile_ids(at)]
+
+
+def test_image_drawing_from_the_link_keeps_selection_and_grid(a, run_app):
+    box = a_box(a)
+    expected = q.samples_in_box(a, *box)
+    at = run_app({"draw": "image", "sel": "box:" + ",".join(f"{v:g}" for v in box)}, "pages/map.py")
+    assert not at.exception and at.radio(key="draw").value == "image"
+    spec = chart_spec(at)
+    assert spec["layout"]["images"][0]["source"].startswith("data:image/png;base64,")
+    assert "scattergl" not in {t["type"] for t in spec["data"]}
+    assert spec["layout"]["shapes"][0]["type"] == "rect" and tile_ids(at) == [int(i) for i in expected[:12]]
+    at.radio(key="draw").set_value("points").run()
+    assert "scattergl" in {t["type"] for t in chart_spec(at)["data"]} and not chart_spec(at)["layout"].get("images")
+    bad = run_app({"draw": "svg"}, "pages/map.py")
+    assert any("draw=svg" in w.value for w in bad.warning) and bad.radio(key="draw").value == "points"
 
 
 def test_lasso_and_near_links_select_their_samples(a, run_app):

@@ -5,7 +5,6 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
 
 from coreclean.model import normalize_confusion
 
@@ -77,109 +76,6 @@ def rounds_figure(table) -> go.Figure:
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="review decisions applied",
                       yaxis_title="test accuracy", yaxis_tickformat=".1%")
     return fig
-
-
-MUTED = "#cfcfcf"
-KIND_COLOURS = {"no duplicate": MUTED, "first of its group": "#1f77b4", "copy": "#ff7f0e",
-                "undecided": MUTED, "ok": "#2ca02c", "mislabeled": "#d62728", "remove": "#303030"}
-MAX_LEGEND_CATEGORIES = 30  # above this (ImageNet's 1000 classes) categories share a colour scale, no legend
-# A colour scale is drawn as this many one-colour WebGL traces, not as a colour per point: plotly.js parses one colour
-# string per point for a colour array (about 1 s for 60k points in headless Chromium, bench/map_timing.py) but one per
-# trace for a single colour. 20 steps of a perceptual scale read as continuous at this marker size.
-COLOUR_LEVELS = 20
-
-
-def _map_marker_size(n_points: int) -> int:
-    return 3 if n_points > 50_000 else 4 if n_points > 10_000 else 6
-
-
-def _index_dtype(rows: np.ndarray) -> type:
-    """The smallest unsigned type holding every sample index: fewer bytes for the browser to receive and decode."""
-    return np.uint16 if not len(rows) or rows.max() < 2 ** 16 else np.uint32
-
-
-def map_figure(xy: np.ndarray, rows: np.ndarray, values: np.ndarray, categories: Sequence[str] | None, title: str,
-               *, selection: tuple[str, Sequence[float]] | None = None, highlight: np.ndarray | None = None,
-               height: int = 620) -> go.Figure:
-    """The 2-D map as WebGL scatter (``go.Scattergl``, interactive past 100k points), for box and lasso selection.
-
-    xy (p, 2) coordinates of training samples ``rows`` (p,); ``values`` (p,) category codes into ``categories``
-    (one trace per category, with a legend, when there are at most :data:`MAX_LEGEND_CATEGORIES`) or numbers in
-    [0, 1] (``categories`` None). Numbers, and codes of more categories, are coloured on a scale in
-    :data:`COLOUR_LEVELS` steps, one trace per step, with a colour bar. Each marker's customdata holds its sample
-    index. ``selection`` (kind, numbers) from :func:`ui.selection.parse_map_selection` is outlined (box or lasso);
-    ``highlight`` (h, 2) points are ringed (a sample and its neighbours).
-    """
-    xy = np.asarray(xy, dtype=np.float32)
-    rows = np.asarray(rows, dtype=np.int64)
-    rows = rows.astype(_index_dtype(rows))
-    size = _map_marker_size(len(rows))
-    fig = go.Figure()
-
-    def points(members: np.ndarray, name: str, colour: str, hover: str, legend: bool) -> None:
-        fig.add_trace(go.Scattergl(
-            x=xy[members, 0], y=xy[members, 1], customdata=rows[members], mode="markers", name=name,
-            showlegend=legend, marker=dict(size=size, color=colour, line=dict(width=0)),
-            hovertemplate=f"#%{{customdata}}<br>{_escape(hover)}<extra></extra>"))
-
-    if categories is not None and len(categories) <= MAX_LEGEND_CATEGORIES:
-        palette = _qualitative(len(categories))
-        for code, name in enumerate(categories):
-            members = np.flatnonzero(values == code)
-            if len(members):
-                points(members, str(name), KIND_COLOURS.get(str(name), palette[code]), f"{title}: {name}", True)
-    else:
-        numeric = categories is None
-        top = 1 if numeric else max(len(categories) - 1, 1)
-        scale = "Viridis" if numeric else "Turbo"
-        fraction = np.nan_to_num(np.asarray(values, np.float64) / top, nan=0.0)
-        steps = np.clip((fraction * COLOUR_LEVELS).astype(np.int64), 0, COLOUR_LEVELS - 1)
-        colours = sample_colorscale(scale, list((np.arange(COLOUR_LEVELS) + 0.5) / COLOUR_LEVELS))
-        for step in range(COLOUR_LEVELS):
-            members = np.flatnonzero(steps == step)
-            if not len(members):
-                continue
-            codes = np.asarray(values)[members]
-            span = f"{step / COLOUR_LEVELS:.2f}–{(step + 1) / COLOUR_LEVELS:.2f}" if numeric else \
-                f"{int(codes.min())}–{int(codes.max())}"
-            points(members, span, colours[step], f"{title}{'' if numeric else ' code'}: {span}", False)
-        # the colour bar, on a trace with no point to draw
-        fig.add_trace(go.Scattergl(
-            x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-            marker=dict(color=[0], colorscale=scale, cmin=0, cmax=top, showscale=True,
-                        colorbar=dict(title=title, thickness=12))))
-    if highlight is not None and len(highlight):
-        highlight = np.asarray(highlight, dtype=np.float32).reshape(-1, 2)
-        fig.add_trace(go.Scattergl(x=highlight[:, 0], y=highlight[:, 1], mode="markers", name="selected",
-                                   hoverinfo="skip", marker=dict(size=size + 8, color="rgba(0,0,0,0)",
-                                                                 line=dict(width=2, color="crimson"))))
-    kind, numbers = selection if selection else (None, ())
-    outline = dict(line=dict(color="crimson", width=2, dash="dash"), fillcolor="rgba(220,20,60,0.06)")
-    if kind == "box":
-        x0, x1, y0, y1 = numbers
-        fig.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, **outline)
-    elif kind == "lasso":
-        points = " L".join(f"{x},{y}" for x, y in zip(numbers[0::2], numbers[1::2]))
-        fig.add_shape(type="path", path=f"M{points} Z", **outline)
-    fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=30, b=10), dragmode="select", uirevision="map",
-        legend=dict(title=title, itemsizing="constant"), plot_bgcolor="white",
-        xaxis=dict(showticklabels=False, showgrid=False, zeroline=False, title=None),
-        yaxis=dict(showticklabels=False, showgrid=False, zeroline=False, title=None),
-    )
-    return fig
-
-
-def _qualitative(n: int) -> list[str]:
-    from plotly.colors import qualitative
-
-    base = qualitative.Plotly if n <= 10 else qualitative.Dark24 if n <= 24 else qualitative.Alphabet
-    return [base[i % len(base)] for i in range(n)]
-
-
-def _escape(text) -> str:
-    """A class name inside a hovertemplate: plotly would read ``%{`` as a placeholder."""
-    return str(text).replace("%{", "% {").replace("<", "&lt;")
 
 
 def probability_bars(classes: Sequence[str], probabilities: Sequence[float]) -> go.Figure:
