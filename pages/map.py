@@ -38,18 +38,24 @@ def chart_key() -> str:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def map_chart(_analysis, directory: str, colour: str, decisions: tuple[tuple[int, str], ...], outline,
-              near: int | None, draw: str):
+def plain_map(_analysis, directory: str, colour: str, decisions: tuple[tuple[int, str], ...], draw: str):
     """The map's figure for ``_analysis`` (stored in ``directory``; not hashed), built once per colour field, shown
-    decisions (the decision colour only), outline and ringed sample: a rerun for a selection or a grid page reuses
-    it (colouring and building 60k points took 10-45 ms a run)."""
-    analysis = _analysis
-    rows, xy = explore.map_points(analysis)
-    paint = explore.map_colour(analysis, colour, rows, dict(decisions))
+    decisions (the decision colour only) and draw mode: a rerun for a selection or a grid page reuses it (painting
+    60k points into an image took 0.1-0.3 s, colouring WebGL traces 10-45 ms)."""
+    rows, xy = explore.map_points(_analysis)
+    paint = explore.map_colour(_analysis, colour, rows, dict(decisions))
+    return map_figures.map_figure(xy, rows, paint.values, paint.categories, paint.title, draw=draw)
+
+
+def map_chart(colour: str, decisions: tuple[tuple[int, str], ...], outline, near: int | None, draw: str):
+    """The plain map, or a copy of it with the selection outlined and ``near``'s neighbours ringed."""
+    plain_figure = plain_map(analysis, str(analysis.directory), colour, decisions, draw)
+    if outline is None and near is None:
+        return plain_figure
     ringed = explore.map_positions(analysis, explore.select_samples(analysis, "near", (near,))) \
         if near is not None else None
-    return map_figures.map_figure(xy, rows, paint.values, paint.categories, paint.title, selection=outline,
-                                  highlight=ringed, draw=draw)
+    return map_figures.with_selection(plain_figure, selection=outline, highlight=ringed, n_points=len(rows),
+                                      draw=draw)
 
 
 rows = explore.map_points(analysis)[0]
@@ -85,7 +91,7 @@ plain = (colour, draw, hash(shown_decisions))  # the figure sans selection
 if st.session_state.get("map_shown") == (chosen, plain):
     outline = None  # drawn by the chart itself
 st.session_state["map_plain"] = plain if outline is None and near is None else None
-st.plotly_chart(map_chart(analysis, str(analysis.directory), colour, shown_decisions, outline, near, draw),
+st.plotly_chart(map_chart(colour, shown_decisions, outline, near, draw),
                 key=chart_key(), on_select=take_selection, selection_mode=("box", "lasso"),
                 config={"scrollZoom": True, "displaylogo": False})
 info = analysis.meta.get("map") or {}

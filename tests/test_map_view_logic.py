@@ -168,3 +168,13 @@ def test_paint_points_clips_and_checks_its_input():
         paint_points(np.zeros((1, 2)), np.zeros((1, 3), np.uint8), extent=(1, 1, 0, 1), width=4, height=4)
     assert map_figures.default_draw(map_figures.IMAGE_ABOVE_POINTS) == "points"
     assert map_figures.default_draw(map_figures.IMAGE_ABOVE_POINTS + 1) == "image"
+
+
+def test_a_selection_marks_a_copy_of_the_cached_plain_map():
+    xy, rows = _points()
+    plain = map_figures.map_figure(xy, rows, np.zeros(len(rows)), None, "importance", draw="image")
+    marked = map_figures.with_selection(plain, selection=("box", (0, 1, -1, 2)), highlight=xy[:3],
+                                        n_points=len(rows), draw="image")
+    assert not plain.layout.shapes and len(plain.data) == 2  # the cached figure is left as it was
+    assert marked.layout.shapes[0].type == "rect" and marked.data[-1].name == "selected"
+    assert isinstance(marked.data[-1], go.Scatter) and marked.layout.images[0].source == plain.layout.images[0].source

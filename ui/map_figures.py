@@ -99,6 +99,25 @@ def map_figure(xy: np.ndarray, rows: np.ndarray, values: np.ndarray, categories:
         _add_image(fig, xy, groups, size)
     if bar is not None:
         fig.add_trace(bar)
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=30, b=10), dragmode="select", uirevision="map",
+        legend=dict(title=title, itemsizing="constant"), plot_bgcolor="white",
+        xaxis=dict(showticklabels=False, showgrid=False, zeroline=False, title=None),
+        yaxis=dict(showticklabels=False, showgrid=False, zeroline=False, title=None),
+    )
+    return _mark(fig, selection, highlight, len(rows), draw)
+
+
+def with_selection(fig: go.Figure, *, selection: tuple[str, Sequence[float]] | None = None,
+                   highlight: np.ndarray | None = None, n_points: int, draw: str = "points") -> go.Figure:
+    """A copy of the map figure ``fig`` (of ``n_points`` points) with ``selection`` (kind, numbers) outlined and
+    the ``highlight`` (h, 2) points ringed. Cheap next to drawing the map: a page caches the plain map and marks a
+    copy of it for each selection."""
+    return _mark(go.Figure(fig), selection, highlight, n_points, draw)
+
+
+def _mark(fig: go.Figure, selection, highlight, n_points: int, draw: str) -> go.Figure:
+    size = _map_marker_size(n_points)
     if highlight is not None and len(highlight):
         highlight = np.asarray(highlight, dtype=np.float32).reshape(-1, 2)
         ring = go.Scattergl if draw == "points" else go.Scatter  # one WebGL context fewer in image mode
@@ -112,12 +131,6 @@ def map_figure(xy: np.ndarray, rows: np.ndarray, values: np.ndarray, categories:
     elif kind == "lasso":
         path = " L".join(f"{x},{y}" for x, y in zip(numbers[0::2], numbers[1::2]))
         fig.add_shape(type="path", path=f"M{path} Z", **outline)
-    fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=30, b=10), dragmode="select", uirevision="map",
-        legend=dict(title=title, itemsizing="constant"), plot_bgcolor="white",
-        xaxis=dict(showticklabels=False, showgrid=False, zeroline=False, title=None),
-        yaxis=dict(showticklabels=False, showgrid=False, zeroline=False, title=None),
-    )
     return fig
 
 
