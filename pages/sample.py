@@ -1,8 +1,7 @@
 import streamlit as st
 
 from coreclean import explore_queries as explore
-from coreclean.decode import tile
-from coreclean.images import ImageUnavailable, image_for
+from coreclean.images import ImageUnavailable
 from ui import explore_grid, figures, review_grid, selection, state, widgets
 
 analysis = state.current()
@@ -17,7 +16,7 @@ left, right = st.columns([2, 3])
 with left:
     text = f"{split} #{index} · label {names[label]} · pred {names[predicted]}"
     try:
-        st.image(tile(image_for(analysis, index, split), 360), caption=text, width=360)
+        st.image(widgets.tile_image(analysis, index, split, 360), caption=text, width=360)
     except ImageUnavailable as err:
         st.info(f"{text}\n\nimage unavailable: {err}")
 with right:

@@ -112,3 +112,29 @@ def test_confusion_page_with_1000_classes_search_and_top_n(imagenet_shaped, run_
     top = run_app({"path": str(imagenet_shaped), "top": "20"}, "pages/confusion.py")
     assert top.slider(key="top").value == 20
     assert len(top.selectbox(key="pair").options) <= 500
+
+
+def test_tiles_travel_inside_the_page_as_png_or_jpeg(digits_analysis, monkeypatch):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ui import widgets
+
+    uri = widgets.tile_image(digits_analysis, 0)
+    assert uri.startswith("data:image/png;base64,")  # a digit: flat, small, lossless
+    picture = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert picture.size == (widgets.TILE_PX, widgets.TILE_PX)
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8))  # photo-like
+    monkeypatch.setattr(widgets, "image_for", lambda analysis, index, split: noise)
+    photo = widgets.tile_image(digits_analysis, 0, px=200)
+    assert photo.startswith("data:image/jpeg;base64,") and len(photo) < len(uri) * 20
+    assert Image.open(io.BytesIO(base64.b64decode(photo.split(",", 1)[1]))).size == (200, 200)
+
+
+def test_review_tiles_are_sent_as_data_uris(run_app):
+    at = run_app({"rows": "1", "cols": "3"}, "pages/review.py")
+    urls = [img.url for image in at.get("image") for img in image.proto.imgs]
+    assert len(urls) == 3 and all(u.startswith("data:image/png;base64,") for u in urls)

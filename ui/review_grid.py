@@ -13,11 +13,10 @@ import streamlit as st
 
 from coreclean import Analysis, explain, issues, review_queue, review_stats
 from coreclean.review import DECISIONS_SHOWN, ReviewLog
-from coreclean.images import ImageUnavailable, image_for
-from coreclean.decode import tile
+from coreclean.images import ImageUnavailable
 
 from .selection import pair_label, parse_pair
-from .widgets import TILE_PX, details_link
+from .widgets import TILE_PX, details_link, tile_image
 
 ALL_CLASSES = "All classes"
 MAX_PAIRS = 100  # confusion pairs offered in the queue picker (most frequent first); deep links may name any
@@ -204,7 +203,7 @@ def _tile(analysis, log, names, index, slot, current, reason, reviewer) -> None:
     text = (f"#{index} · label {names[label]} · pred {names[analysis.pred_train[index]]}"
             f" · imp {analysis.class_importance[index]:.3f}")
     try:
-        st.image(tile(image_for(analysis, index, "train"), TILE_PX), caption=text, width=TILE_PX)
+        st.image(tile_image(analysis, index), caption=text, width=TILE_PX)
     except ImageUnavailable as err:
         st.info(f"{text}\n\nimage unavailable: {err}")
     details_link(index)

@@ -1,6 +1,8 @@
 """Reusable Streamlit widgets: the image grid and notices for link parameters a widget ignores."""
 from __future__ import annotations
 
+import base64
+import io
 from typing import Callable, Sequence
 
 import streamlit as st
@@ -10,6 +12,23 @@ from coreclean.decode import tile
 from coreclean.images import ImageUnavailable, image_for
 
 TILE_PX = 180
+PNG_LIMIT = 24_000  # bytes: a tile whose PNG is larger (a photo) is sent as JPEG instead
+
+
+def tile_image(analysis: Analysis, index: int, split: str = "train", px: int = TILE_PX) -> str:
+    """Sample ``index``'s ``px`` x ``px`` tile as a ``data:`` URI, sent inside the page itself: ``st.image`` of
+    pixels would store each tile on the server for the browser to fetch one by one afterwards, which made a
+    12-tile grid appear 0.15-0.2 s after the page's run had finished (bench/map_timing.py). Small and flat images
+    stay lossless PNG; photos become JPEG. Raises :class:`ImageUnavailable`."""
+    picture = tile(image_for(analysis, index, split), px)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=1)
+    kind = "png"
+    if buffer.tell() > PNG_LIMIT:
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=90)
+        kind = "jpeg"
+    return f"data:image/{kind};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def notice_invalid(key: str, valid) -> None:
@@ -46,7 +65,7 @@ def image_grid(analysis: Analysis, indices: Sequence[int], *, split: str = "trai
             with cell:
                 text = caption(index) if caption else f"#{index}"
                 try:
-                    st.image(tile(image_for(analysis, index, split), TILE_PX), caption=text, width=TILE_PX)
+                    st.image(tile_image(analysis, index, split), caption=text, width=TILE_PX)
                 except ImageUnavailable as err:
                     st.info(f"{text}\n\nimage unavailable: {err}")
                 if details:
