@@ -47,15 +47,16 @@ def plain_map(_analysis, directory: str, colour: str, decisions: tuple[tuple[int
     return map_figures.map_figure(xy, rows, paint.values, paint.categories, paint.title, draw=draw)
 
 
-def map_chart(colour: str, decisions: tuple[tuple[int, str], ...], outline, near: int | None, draw: str):
+def map_chart(analysis, colour: str, decisions: tuple[tuple[int, str], ...], outline, near: int | None,
+              draw: str):
     """The plain map, or a copy of it with the selection outlined and ``near``'s neighbours ringed."""
     plain_figure = plain_map(analysis, str(analysis.directory), colour, decisions, draw)
     if outline is None and near is None:
         return plain_figure
     ringed = explore.map_positions(analysis, explore.select_samples(analysis, "near", (near,))) \
         if near is not None else None
-    return map_figures.with_selection(plain_figure, selection=outline, highlight=ringed, n_points=len(rows),
-                                      draw=draw)
+    return map_figures.with_selection(plain_figure, selection=outline, highlight=ringed,
+                                      n_points=len(explore.map_points(analysis)[0]), draw=draw)
 
 
 rows = explore.map_points(analysis)[0]
@@ -91,7 +92,7 @@ plain = (colour, draw, hash(shown_decisions))  # the figure sans selection
 if st.session_state.get("map_shown") == (chosen, plain):
     outline = None  # drawn by the chart itself
 st.session_state["map_plain"] = plain if outline is None and near is None else None
-st.plotly_chart(map_chart(colour, shown_decisions, outline, near, draw),
+st.plotly_chart(map_chart(analysis, colour, shown_decisions, outline, near, draw),
                 key=chart_key(), on_select=take_selection, selection_mode=("box", "lasso"),
                 config={"scrollZoom": True, "displaylogo": False})
 info = analysis.meta.get("map") or {}
