@@ -2,6 +2,7 @@
 
     python bench/explore.py                 # Fashion-MNIST 60k (PCA-128 pixel features) with injected copies/strays
     python bench/explore.py --quick         # toy run of the same code (< 60 s; the smoke test)
+    python bench/explore.py --strays 300    # another share of stray images (default 600, 1%)
     python bench/explore.py --compare-maps  # UMAP vs openTSNE on a Fashion-MNIST sample (time and quality)
     python bench/explore.py --imagenet      # 1.28M x 512 synthetic memmap (generated once in blocks under --dir)
 
@@ -10,7 +11,8 @@ brightness x0.8) and 600 (1%) by stray images (inverted, rotated 90/180/270, uni
 copies of training images (leakage). Reported: wall and CPU seconds per stage (the machine's 2 cores are shared, so
 CPU seconds show the work), recall@10 of the approximate index against exact search on 1000 sampled queries,
 duplicate recall / other rows flagged per threshold (regrouped from the stored neighbours), outlier average
-precision and recall in the top 1% for ours vs kNN distance vs IsolationForest, and the map's 10-NN label accuracy.
+precision and recall in the top 1% for ours (with and without the orientation view, and the view alone) vs kNN
+distance vs IsolationForest, and the map's 10-NN label accuracy.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from coreclean.duplicates import (candidate_vectors, exact_duplicate_groups, has
                                   merge_groups, near_duplicate_groups, shift_similarity)
 from coreclean.neighbors import NeighborIndex, nearest_neighbors
 from coreclean.recall import measure_recall
+from coreclean.orientation import OrientationScorer
 from coreclean.outliers import knn_distance, mahalanobis_score, outlier_score
 from coreclean.projection import project_2d
 
@@ -149,7 +152,8 @@ def fashion(args) -> None:
         train, y, test = train[:3000], y[:3000], test[:500]
     rng = np.random.default_rng(0)
     scale = len(train) / 60000
-    truth = inject(train, test, rng, int(300 * scale) // 4 * 4, int(600 * scale) // 3 * 3, max(5, int(50 * scale)))
+    truth = inject(train, test, rng, int(300 * scale) // 4 * 4, int(args.strays * scale) // 3 * 3,
+                   max(5, int(50 * scale)))
     print(f"Fashion-MNIST train {train.shape[0]}, test {test.shape[0]}; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores")
     prep = Stages()
@@ -172,7 +176,9 @@ def fashion(args) -> None:
     del f_index
     dup = merge_groups(exact, near)
     leak = st.run("leakage", leakage, t_fidx, t_fsim, args.threshold)
-    score = st.run("outlier score (ours)", outlier_score, x_train, sim)
+    scorer = st.run("outliers: orientation view (fit rotation predictor)", OrientationScorer().fit, train)
+    orientation = st.run("outliers: orientation view (score every image)", scorer.score, train)
+    score = st.run("outlier score (ours)", outlier_score, x_train, sim, orientation=orientation)
     flagged = np.flatnonzero((dup >= 0) | (score >= np.quantile(score, 0.99)))
     rows, xy = st.run("map (UMAP, all rows)", project_2d, x_train, must_include=flagged, labels=y)
     st.table("Fashion-MNIST exploration stages (added to the build)")
@@ -203,12 +209,18 @@ def fashion(args) -> None:
               f"{gap(other, f_idx[other, 0]):.1f} grey levels per pixel (injected noise copies: "
               f"{gap(truth['copies'][truth['copy_kind'] == 2], truth['sources'][truth['copy_kind'] == 2]):.1f})")
 
-    print("\n### Outliers: injected strays (1%: inverted, rotated, uniform noise)\n")
+    print(f"\n### Outliers: {len(truth['strays'])} injected strays ({len(truth['strays']) / len(train):.1%}: inverted, "
+          "rotated, uniform noise)\n")
+    view_seconds = sum(r[1] for r in st.rows if r[0].startswith("outliers: orientation view"))
+    print(f"orientation view: {len(scorer.train_rows_)} training images, {scorer.steps_} steps, final loss "
+          f"{scorer.final_loss_:.3f}; its {view_seconds:.1f} s (wall) are counted in the rows that use it\n")
     print("| method | seconds | average precision | recall in top 1% | AP inverted / rotated / noise |\n"
           "|---|---|---|---|---|")
     from sklearn.ensemble import IsolationForest
 
-    methods = [("coreclean outlier_score", lambda: outlier_score(x_train, sim)),
+    methods = [("coreclean outlier_score", lambda: outlier_score(x_train, sim, orientation=orientation)),
+               ("embedding views only (the score before the orientation view)", lambda: outlier_score(x_train, sim)),
+               ("orientation view only (rotation predictor)", lambda: orientation),
                ("kNN distance (k=10, cosine)", lambda: knn_distance(sim)),
                ("IsolationForest (sklearn default)",
                 lambda: -IsolationForest(random_state=0).fit(x_train).score_samples(x_train)),
@@ -216,7 +228,7 @@ def fashion(args) -> None:
     for name, fn in methods:
         started = time.perf_counter()
         values = fn()
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started + (view_seconds if name.startswith(("coreclean", "orientation")) else 0)
         ap, rec, per_kind = outlier_quality(values, truth, len(x_train))
         print(f"| {name} | {seconds:.1f} | {ap:.3f} | {rec:.3f} | {' / '.join(f'{p:.3f}' for p in per_kind)} |")
     print(f"\nmap: {len(rows)} points, 10-NN label accuracy on the map {map_quality(xy, y[rows]):.3f}")
@@ -316,6 +328,7 @@ def main(argv=None) -> int:
                         help="near-duplicate similarity (default: 0.997 on pixel fingerprints, 0.98 on embeddings)")
     parser.add_argument("--map-points", type=int, default=None, help="map size (default 100000; 10000 compared)")
     parser.add_argument("--recall-queries", type=int, default=1000)
+    parser.add_argument("--strays", type=int, default=600, help="stray images injected into Fashion-MNIST's 60k")
     args = parser.parse_args(argv)
     if args.threshold is None:
         args.threshold = 0.98 if args.imagenet else 0.997

@@ -5,7 +5,8 @@ training set) is computed once and stored; duplicate groups are recomputed from 
 search (:func:`duplicate_groups`). In-memory images (digits, Fashion-MNIST) are compared as image fingerprints with
 a small shift search, which tells copies from look-alikes far better than their PCA features; file and
 embedding sources use the embedding's cosine similarity. Exact copies are found by content hash (file bytes or
-pixel rows) and merged in.
+pixel rows) and merged in. The outlier score has a third view, from the images themselves, when they are in memory
+(:mod:`coreclean.orientation`: images not recognized as upright; see :mod:`coreclean.outliers`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 from .duplicates import (candidate_vectors, exact_duplicate_groups, hash_files, hash_rows, image_fingerprints,
                          leakage, merge_groups, near_duplicate_groups, shift_similarity)
 from .neighbors import NeighborIndex
+from .orientation import OrientationScorer
 from .outliers import outlier_score
 from .projection import project_2d
 from .recall import measure_recall
@@ -25,6 +27,8 @@ K = 10
 # fingerprints found 97% of injected shifted/noised/darker copies of Fashion-MNIST with few other rows flagged)
 DEFAULT_THRESHOLD = {"fingerprint": 0.997, "embedding": 0.98}
 MAP_POINTS = 100_000
+# fewest images the orientation view of the outlier score learns from (digits' 1,437 suffice: test_orientation.py)
+ORIENTATION_MIN_IMAGES = 1000
 
 
 @dataclass
@@ -89,7 +93,16 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
                                 "exact": "file bytes" if files_train is not None else
                                 ("pixels" if pixels_train is not None else None)})
     report("explore", 3, steps)
-    score = outlier_score(x_train, sim)
+    orientation = None
+    if pixels_train is not None and len(pixels_train) >= ORIENTATION_MIN_IMAGES:
+        scorer = OrientationScorer().fit(pixels_train)
+        orientation = scorer.score(pixels_train)
+        out.meta["outliers"] = {"views": ["mahalanobis", "knn", "orientation"], "units": "nats",
+                                "orientation": {"side": scorer.side_, "train_images": int(len(scorer.train_rows_)),
+                                                "steps": scorer.steps_, "final_loss": round(scorer.final_loss_, 4)}}
+    else:  # embeddings, file sources (a second decode of every image for this view: not done yet) and tiny sets
+        out.meta["outliers"] = {"views": ["mahalanobis", "knn"], "units": "robust z"}
+    score = outlier_score(x_train, sim, orientation=orientation)
     out.arrays["outlier_train"] = score
     report("explore", 4, steps)
     flagged = np.flatnonzero((out.arrays["duplicate_of_train"] >= 0) | (score >= np.quantile(score, 0.99))

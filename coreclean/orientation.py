@@ -1,0 +1,154 @@
+"""Orientation view of the outlier score: does an image look upright, judged from the dataset's own images?
+
+A small CNN learns, label-blind, to tell the four rotations (0, 90, 180, 270 degrees) of the dataset's own images
+apart (the self-supervised rotation task of Gidaris et al. 2018, used to detect outliers by Golan & El-Yaniv 2018
+and Hendrycks et al. 2019). An image stored rotated (or otherwise unlike the rest in its up-down layout) is then
+not recognized as upright: its score is ``-logit p(upright | image)``. Embedding features miss these strays: a
+rotated garment still looks like a garment in pixel-PCA space (bench/explore.py; docs/benchmarks.md).
+
+Images are converted to grayscale and resized to ``size`` x ``size`` (non-square ones squashed), so any in-memory
+source works; training uses at most ``max_train`` randomly chosen images for at most ``steps`` steps, which bounds
+the cost whatever the dataset size (docs/benchmarks.md, Exploration). Runs on the CPU with one torch thread by
+default: the network's operations are tiny, and on a busy 2-core machine two threads spent most of their time
+waiting for each other (Fashion-MNIST 60k at load average 4: fit and score took 169 s with 2 threads, 21 s with 1).
+Seeded, and with a fixed thread count, so a build is reproducible.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BATCH = 128        # images per training step (each seen in all 4 rotations: 512 rows)
+SCORE_BATCH = 4096
+
+
+def _network(width: int, size: int):
+    import torch.nn as nn
+
+    def block(c_in, c_out):  # stride-2 convolutions: cheap on small images, and BatchNorm makes training quick
+        return [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+    side = size
+    for _ in range(3):
+        side = (side + 1) // 2
+    # flatten, not global pooling: where a part sits (collar on top, sole at the bottom) is the signal
+    return nn.Sequential(*block(1, width), *block(width, 2 * width), *block(2 * width, 4 * width), nn.Flatten(),
+                         nn.Linear(4 * width * side * side, 64), nn.ReLU(), nn.Linear(64, 4))
+
+
+def _check_images(images) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3, 4)):
+        raise ValueError(f"images: expected (n, H, W) grayscale or (n, H, W, C) with C in 1, 3, 4; got shape "
+                         f"{images.shape}.")
+    if len(images) == 0 or min(images.shape[1:3]) < 4:
+        raise ValueError(f"images: need at least one image of at least 4x4 pixels; got shape {images.shape}.")
+    if not np.issubdtype(images.dtype, np.number) or np.issubdtype(images.dtype, np.complexfloating):
+        raise ValueError(f"images: expected real numeric pixels (uint8 or float), got dtype {images.dtype}.")
+    if images.dtype.kind == "f" and not np.isfinite(images).all():
+        raise ValueError("images: contain NaN or inf pixels; fix or drop those images first.")
+    return images
+
+
+class OrientationScorer:
+    """Self-supervised rotation predictor; ``score`` is higher for images that do not look upright.
+
+    Parameters
+    ----------
+    size : side in pixels the images are resized to.  width : channels of the first convolution (then x2, x4).
+    steps : at most this many training steps of ``BATCH`` images x 4 rotations; fewer on small datasets:
+        ``epochs`` passes over the training images, but at least ``min_steps`` (many passes over a few images would
+        let the network memorize the rotated strays among them as upright).  max_train : images sampled for training.
+    threads : torch CPU threads while fitting and scoring (restored afterwards).  random_state : seed.
+
+    Attributes after ``fit``: ``scale_`` (pixel value mapped to 1), ``side_`` (side of the square the images are
+    resized to: ``size``, or the smaller image side when that is less), ``model_`` (the torch network, eval mode),
+    ``train_rows_`` (indices of the images trained on), ``steps_`` (training steps taken), ``final_loss_``.
+    """
+
+    def __init__(self, *, size: int = 20, width: int = 16, steps: int = 470, epochs: float = 2.0,
+                 min_steps: int = 100, max_train: int = 30_000, lr: float = 3e-3, threads: int = 1,
+                 random_state: int = 0):
+        self.size, self.width, self.steps, self.epochs, self.min_steps = size, width, steps, epochs, min_steps
+        self.max_train = max_train
+        self.lr, self.threads, self.random_state = lr, threads, random_state
+
+    def _tensor(self, images: np.ndarray):
+        """(n, 1, side_, side_) float32 tensor of a batch of checked images."""
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32) / self.scale_)
+        x = x.mean(dim=3) if x.ndim == 4 else x          # grayscale: orientation is in the shapes, not the colours
+        x = x.unsqueeze(1)
+        if x.shape[2:] != (self.side_, self.side_):
+            shrink = min(x.shape[2:]) > self.side_
+            x = F.interpolate(x, size=(self.side_, self.side_), mode="bilinear", align_corners=False,
+                              antialias=shrink)
+        return x
+
+    def fit(self, images) -> "OrientationScorer":
+        """Train on at most ``max_train`` of images (n, H, W[, C]) (uint8 0..255, or any numeric scale)."""
+        import torch
+        import torch.nn.functional as F
+
+        images = _check_images(images)
+        rng = np.random.default_rng(self.random_state)
+        rows = self.train_rows_ = np.sort(rng.choice(len(images), min(len(images), self.max_train), replace=False))
+        chunks = [rows[start:start + SCORE_BATCH] for start in range(0, len(rows), SCORE_BATCH)]
+        self.scale_ = 255.0 if images.dtype == np.uint8 else max(float(np.abs(images[c]).max()) for c in chunks) or 1.0
+        self.side_ = min(self.size, *images.shape[1:3])   # small images (8x8 digits) are not enlarged
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.random.fork_rng(devices=[]):   # seeds the weights without touching the caller's generator
+                torch.manual_seed(self.random_state)
+                model = _network(self.width, self.side_)
+            x = torch.cat([self._tensor(images[c]) for c in chunks])   # resized chunk by chunk: large images fit
+            optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
+            self.steps_ = min(self.steps, max(self.min_steps, int(np.ceil(self.epochs * len(x) / BATCH))))
+            schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, self.lr, total_steps=self.steps_)
+            targets = torch.arange(4).repeat_interleave(min(BATCH, len(x)))
+            order, start = rng.permutation(len(x)), 0
+            model.train()
+            for _ in range(self.steps_):
+                if start + BATCH > len(x) and start:   # next pass over the sample, in a new order
+                    order, start = rng.permutation(len(x)), 0
+                batch = x[torch.from_numpy(order[start:start + BATCH])]
+                start += BATCH
+                rotated = torch.cat([torch.rot90(batch, k, (2, 3)) for k in range(4)])
+                loss = F.cross_entropy(model(rotated), targets)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+            self.final_loss_ = float(loss.detach())
+        finally:
+            torch.set_num_threads(previous)
+        self.model_ = model.eval()
+        return self
+
+    def score(self, images) -> np.ndarray:
+        """(n,) float32 ``log p(not upright) - log p(upright)`` of images (n, H, W[, C]) as stored: below 0 when
+        the image is recognized as upright, large when it looks rotated."""
+        import torch
+
+        if not hasattr(self, "model_"):
+            raise RuntimeError("OrientationScorer: call fit(images) before score(images).")
+        images = _check_images(images)
+        out = np.empty(len(images), dtype=np.float32)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(images), SCORE_BATCH):
+                    log_p = torch.log_softmax(self.model_(self._tensor(images[start:start + SCORE_BATCH])), 1)
+                    upright, turned = log_p[:, 0], torch.logsumexp(log_p[:, 1:], 1)
+                    out[start:start + len(log_p)] = (turned - upright).numpy()
+        finally:
+            torch.set_num_threads(previous)
+        return out
+
+
+def orientation_score(images, **params) -> np.ndarray:
+    """(n,) float32 orientation score of images (n, H, W[, C]): fit on the images themselves, then score them."""
+    return OrientationScorer(**params).fit(images).score(images)
