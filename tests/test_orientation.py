@@ -27,7 +27,7 @@ def test_rotated_images_score_highest(digits_with_rotated):
     assert score.shape == (len(images),) and score.dtype == np.float32 and np.isfinite(score).all()
     assert scorer.side_ == 8 and scorer.steps_ == 100   # small images are not enlarged; few steps on few images
     top = np.argsort(-score)[:30]
-    assert len(set(top) & set(rotated)) >= 20          # measured 26-27 of 30
+    assert len(set(top) & set(rotated)) >= 20          # measured 27-28 of 30 (seeds 0, 1, 2)
     normal = np.setdiff1d(np.arange(len(images)), rotated)
     assert np.median(score[rotated]) > np.quantile(score[normal], 0.95)
 
