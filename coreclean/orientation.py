@@ -8,12 +8,12 @@ all four rotations and the score averages ``-logit p(t | image turned by t)`` ov
 upright only, ranked Fashion-MNIST's rotated strays a little worse: bench/explore.py). Embedding features miss
 these strays: a rotated garment still looks like a garment in pixel-PCA space (docs/benchmarks.md).
 
-Images are converted to grayscale and resized to ``size`` x ``size`` (non-square ones squashed), so any in-memory
-source works; training uses at most ``max_train`` randomly chosen images for at most ``steps`` steps, which bounds
-the cost whatever the dataset size (docs/benchmarks.md, Exploration). Runs on the CPU with one torch thread by
-default: the network's operations are tiny, and on a busy 2-core machine two threads spent most of their time
-waiting for each other (Fashion-MNIST 60k at load average 4: fit and score took 169 s with 2 threads, 21 s with 1).
-Seeded, and with a fixed thread count, so a build is reproducible.
+Images are converted to grayscale and resized to ``size`` x ``size`` (smaller ones to their shorter side; non-square
+ones squashed), so any in-memory source works; training uses at most ``max_train`` randomly chosen images for at
+most ``steps`` steps, which bounds the cost whatever the dataset size (docs/benchmarks.md, Exploration). Runs on the
+CPU with one torch thread by default: the network's operations are tiny, and on a busy 2-core machine two threads
+spent most of their time waiting for each other (Fashion-MNIST 60k at load average 4: the fit and an upright-only
+scoring took 169 s with 2 threads, 21 s with 1). Seeded, and with a fixed thread count, so a build is reproducible.
 """
 from __future__ import annotations
 

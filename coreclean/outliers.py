@@ -95,9 +95,10 @@ def mahalanobis_score(X, *, trim: float = 0.1, n_iter: int = 2, shrinkage: float
 
 
 def tail_surprise(score, *, lo: float = 0.9, hi: float = 0.99) -> np.ndarray:
-    """(n,) float64 -log(estimated share of rows scoring at least as high), in nats: ln(1 / (1 - lo)) up to the
-    ``lo`` quantile, then an exponential tail through the ``lo`` and ``hi`` quantiles (ln 100 = 4.6 at the 99th
-    percentile, extrapolated linearly beyond), so scores with different tails become comparable.
+    """(n,) float64 -log(estimated share of rows scoring at least as high), in nats: the observed share up to the
+    ``lo`` quantile (0 for the lowest row, ln(1 / (1 - lo)) = 2.3 at the 90th percentile), then an exponential tail
+    through the ``lo`` and ``hi`` quantiles (ln 100 = 4.6 at the 99th percentile, extrapolated linearly beyond), so
+    scores with different tails become comparable while far rows keep their distance.
 
     The ``hi`` quantile must fall among ordinary rows: when more than 1 - hi of the rows are extreme in this score,
     its tail looks wider than it is and the score weighs less against the other views (its own order is kept).
@@ -105,12 +106,15 @@ def tail_surprise(score, *, lo: float = 0.9, hi: float = 0.99) -> np.ndarray:
     score = np.asarray(score, dtype=np.float64)
     if not 0 < lo < hi < 1:
         raise ValueError(f"lo={lo!r}, hi={hi!r}: quantiles with 0 < lo < hi < 1.")
-    low, high = np.quantile(score, [lo, hi])
+    ordered = np.sort(score)
+    at_least = len(score) - np.searchsorted(ordered, score, side="left")  # rows scoring >= each row (itself too)
+    body = -np.log(at_least / len(score))
+    low, high = np.quantile(ordered, [lo, hi])
     decay = (high - low) / np.log((1 - lo) / (1 - hi))
-    base = np.log(1 / (1 - lo))
     if not decay > 0:  # over 1 - lo of the rows tie at the top: nothing stands out in this view
-        return np.full_like(score, base)
-    return base + np.maximum(score - low, 0) / decay
+        return np.minimum(body, np.log(1 / (1 - lo)))
+    return np.where(score <= low, np.minimum(body, np.log(1 / (1 - lo))),
+                    np.log(1 / (1 - lo)) + (score - low) / decay)
 
 
 def outlier_score(X, similarities, *, orientation=None, trim: float = 0.1, max_fit_rows: int = 50_000,
@@ -127,7 +131,7 @@ def outlier_score(X, similarities, *, orientation=None, trim: float = 0.1, max_f
 
     Without ``orientation``: robust_z(Mahalanobis distance from the bulk) + robust_z(cosine distance to the k-th
     neighbour), in units of typical spread, so ~0 is ordinary and values above ~5 are far outside the bulk.
-    With it: max(tail_surprise(that sum), tail_surprise(orientation)), in nats (2.3 up to the 90th percentile of a
+    With it: max(tail_surprise(that sum), tail_surprise(orientation)), in nats (2.3 at the 90th percentile of a
     view, 4.6 at its 99th, 6.9 where about 1 row in 1000 would be).
     """
     X = check_matrix(X)

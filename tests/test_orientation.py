@@ -74,10 +74,11 @@ def test_tail_surprise_is_monotone_and_calibrated():
     score = np.random.default_rng(2).exponential(size=10_000)
     surprise = tail_surprise(score)
     order = np.argsort(score)
-    assert (np.diff(surprise[order]) >= 0).all()
-    assert surprise.min() == pytest.approx(np.log(10))                         # everything up to the 90th percentile
+    assert (np.diff(surprise[order]) > 0).all()                               # no ties made: ordinary rows keep order
+    assert surprise[order[0]] == 0
+    assert surprise[order[8999]] == pytest.approx(np.log(10), abs=0.01)       # the 90th percentile
     assert surprise[order[9899]] == pytest.approx(np.log(100), abs=0.01)      # the 99th percentile
-    assert np.allclose(tail_surprise(np.ones(50)), np.log(10))                 # a constant view stands nothing out
+    assert np.allclose(tail_surprise(np.ones(50)), 0)                          # a constant view stands nothing out
     with pytest.raises(ValueError, match="quantiles"):
         tail_surprise(score, lo=0.99, hi=0.9)
 
@@ -103,4 +104,5 @@ def test_build_of_in_memory_images_uses_the_orientation_view(digits_analysis):
     assert info["views"] == ["mahalanobis", "knn", "orientation"] and info["units"] == "nats"
     assert info["orientation"]["side"] == 8 and info["orientation"]["train_images"] == len(digits_analysis.y_train)
     score = digits_analysis.stack("outlier_train")
-    assert score.shape == (len(digits_analysis.y_train),) and score.min() >= np.log(10) - 1e-6
+    assert score.shape == (len(digits_analysis.y_train),) and score.min() >= 0
+    assert len(np.unique(score)) > 0.5 * len(score)  # ordinary rows stay ordered, not all tied at ln 10 (1,104 values)
