@@ -64,7 +64,7 @@ def test_box_in_the_link_reopens_the_selection_and_its_grid_page(a, run_app):
     sel = "box:" + ",".join(f"{v:g}" for v in box)
     at = run_app({"sel": sel, "mpage": "2", "colour": "label"}, "pages/map.py")
     assert at.text_input(key="sel").value == sel and at.number_input(key="mpage").value == 2
-    assert tile_ids(at) == [int(i) for i in expected[12:24]]
+    assert tile_ids(at) == [int(i) for i in expected[8:16]]  # 4 x 2 tiles a page by default
     assert any(s.value.startswith(f"{len(expected):,} samples in the selection") for s in at.subheader)
     (shape,) = chart_spec(at)["layout"]["shapes"]
     assert shape["type"] == "rect" and [shape["x0"], shape["x1"], shape["y0"], shape["y1"]] == list(box)
@@ -79,7 +79,7 @@ def test_image_drawing_from_the_link_keeps_selection_and_grid(a, run_app):
     spec = chart_spec(at)
     assert spec["layout"]["images"][0]["source"].startswith("data:image/png;base64,")
     assert "scattergl" not in {t["type"] for t in spec["data"]}
-    assert spec["layout"]["shapes"][0]["type"] == "rect" and tile_ids(at) == [int(i) for i in expected[:12]]
+    assert spec["layout"]["shapes"][0]["type"] == "rect" and tile_ids(at) == [int(i) for i in expected[:8]]
     at.radio(key="draw").set_value("points").run()
     assert "scattergl" in {t["type"] for t in chart_spec(at)["data"]} and not chart_spec(at)["layout"].get("images")
     bad = run_app({"draw": "svg"}, "pages/map.py")
@@ -91,7 +91,11 @@ def test_lasso_and_near_links_select_their_samples(a, run_app):
     lasso = f"lasso:{x0},{y0},{x1},{y0},{x0},{y1}"  # a triangle
     at = run_app({"sel": lasso}, "pages/map.py")
     expected = q.samples_in_polygon(a, [x0, x1, x0], [y0, y0, y1])
-    assert 0 < len(expected) and tile_ids(at) == [int(i) for i in expected[:12]]
+    assert 0 < len(expected) and tile_ids(at) == [int(i) for i in expected[:8]]
+    three_rows = run_app({"sel": lasso, "mrows": "3"}, "pages/map.py")
+    assert tile_ids(three_rows) == [int(i) for i in expected[:12]]
+    three_rows.number_input(key="mrows").set_value(1).run()
+    assert tile_ids(three_rows) == [int(i) for i in expected[:4]]
     assert chart_spec(at)["layout"]["shapes"][0]["type"] == "path"
     near = run_app({"sel": "near:7"}, "pages/map.py")
     assert tile_ids(near) == [7, *q.neighbors_of(a, 7)[0]]
