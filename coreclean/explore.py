@@ -29,6 +29,9 @@ DEFAULT_THRESHOLD = {"fingerprint": 0.997, "embedding": 0.98}
 MAP_POINTS = 100_000
 # fewest images the orientation view of the outlier score learns from (digits' 1,437 suffice: test_orientation.py)
 ORIENTATION_MIN_IMAGES = 1000
+# held-out rotation accuracy (chance 0.25) below which a dataset is taken to have no upright and the view is left out
+# (test_orientation.py: digits 0.93, Fashion-MNIST 0.98; Fashion-MNIST turned at random 0.25, noise images 0.24)
+ORIENTATION_MIN_ACCURACY = 0.5
 
 
 @dataclass
@@ -93,15 +96,21 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
                                 "exact": "file bytes" if files_train is not None else
                                 ("pixels" if pixels_train is not None else None)})
     report("explore", 3, steps)
-    orientation = None
+    orientation, learned = None, None
     if pixels_train is not None and len(pixels_train) >= ORIENTATION_MIN_IMAGES:
         scorer = OrientationScorer().fit(pixels_train)
-        orientation = scorer.score(pixels_train)
+        learned = {"side": scorer.side_, "train_images": int(len(scorer.train_rows_)), "steps": scorer.steps_,
+                   "final_loss": round(scorer.final_loss_, 4),
+                   "rotation_accuracy": round(scorer.rotation_accuracy_, 4)}
+        if scorer.rotation_accuracy_ >= ORIENTATION_MIN_ACCURACY:
+            orientation = scorer.score(pixels_train)
+    if orientation is not None:
         out.meta["outliers"] = {"views": ["mahalanobis", "knn", "orientation"], "units": "nats",
-                                "orientation": {"side": scorer.side_, "train_images": int(len(scorer.train_rows_)),
-                                                "steps": scorer.steps_, "final_loss": round(scorer.final_loss_, 4)}}
-    else:  # embeddings, file sources (a second decode of every image for this view: not done yet) and tiny sets
-        out.meta["outliers"] = {"views": ["mahalanobis", "knn"], "units": "robust z"}
+                                "orientation": learned}
+    else:  # embeddings, file sources (a second decode of every image for this view: not done yet), tiny sets, and
+        # sets with no upright (satellite or microscope images): there the view would only add noise to the ranking
+        out.meta["outliers"] = {"views": ["mahalanobis", "knn"], "units": "robust z",
+                                **({"orientation_skipped": learned} if learned else {})}
     score = outlier_score(x_train, sim, orientation=orientation)
     out.arrays["outlier_train"] = score
     report("explore", 4, steps)

@@ -21,6 +21,7 @@ import numpy as np
 
 BATCH = 128        # images per training step (each seen in all 4 rotations: 512 rows)
 SCORE_BATCH = 4096
+HELD_OUT = 2048    # images the rotation accuracy is measured on
 
 
 def _network(width: int, size: int):
@@ -64,7 +65,8 @@ class OrientationScorer:
 
     Attributes after ``fit``: ``scale_`` (pixel value mapped to 1), ``side_`` (side of the square the images are
     resized to: ``size``, or the smaller image side when that is less), ``model_`` (the torch network, eval mode),
-    ``train_rows_`` (indices of the images trained on), ``steps_`` (training steps taken), ``final_loss_``.
+    ``train_rows_`` (indices of the images trained on), ``steps_`` (training steps taken), ``final_loss_``,
+    ``rotation_accuracy_`` (rotations named right on images not trained on; 0.25 is chance).
     """
 
     def __init__(self, *, size: int = 20, width: int = 16, steps: int = 470, epochs: float = 2.0,
@@ -95,7 +97,9 @@ class OrientationScorer:
 
         images = _check_images(images)
         rng = np.random.default_rng(self.random_state)
-        rows = self.train_rows_ = np.sort(rng.choice(len(images), min(len(images), self.max_train), replace=False))
+        held_out = min(HELD_OUT, len(images) // 5)  # kept out of training: the rotation accuracy is measured on them
+        rows = self.train_rows_ = np.sort(rng.choice(len(images), min(len(images) - held_out, self.max_train),
+                                                     replace=False))
         chunks = [rows[start:start + SCORE_BATCH] for start in range(0, len(rows), SCORE_BATCH)]
         self.scale_ = 255.0 if images.dtype == np.uint8 else max(float(np.abs(images[c]).max()) for c in chunks) or 1.0
         self.side_ = min(self.size, *images.shape[1:3])   # small images (8x8 digits) are not enlarged
@@ -127,7 +131,27 @@ class OrientationScorer:
         finally:
             torch.set_num_threads(previous)
         self.model_ = model.eval()
+        self.rotation_accuracy_ = self._rotation_accuracy(images, rng)
         return self
+
+    def _rotation_accuracy(self, images: np.ndarray, rng: np.random.Generator) -> float:
+        """Share of the four rotations of up to ``HELD_OUT`` images not trained on that the network names right:
+        0.25 is chance, i.e. the dataset has no upright to learn (nan for fewer than 5 images)."""
+        import torch
+
+        unseen = np.setdiff1d(np.arange(len(images)), self.train_rows_)
+        if not len(unseen):
+            return float("nan")
+        rows = np.sort(rng.choice(unseen, min(len(unseen), HELD_OUT), replace=False))
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                x = self._tensor(images[rows])
+                right = sum(int((self.model_(torch.rot90(x, t, (2, 3))).argmax(1) == t).sum()) for t in range(4))
+        finally:
+            torch.set_num_threads(previous)
+        return right / (4 * len(rows))
 
     def score(self, images) -> np.ndarray:
         """(n,) float32 mean over t in (0, 90, 180, 270 degrees) of ``log p(not t) - log p(t)`` for the image

@@ -48,7 +48,7 @@ def test_colour_float_and_non_square_images_are_accepted():
     rng = np.random.default_rng(1)
     colour = rng.random((64, 30, 24, 3)).astype(np.float32)    # float pixels in [0, 1], H != W
     scorer = OrientationScorer(min_steps=5).fit(colour)
-    assert scorer.side_ == 20 and scorer.scale_ == pytest.approx(float(colour.max()))
+    assert scorer.side_ == 20 and scorer.scale_ == pytest.approx(float(colour[scorer.train_rows_].max()))
     assert scorer.score(colour[:7]).shape == (7,)
 
 
@@ -102,7 +102,27 @@ def test_outlier_score_with_orientation_ranks_both_kinds_of_strays_first():
 def test_build_of_in_memory_images_uses_the_orientation_view(digits_analysis):
     info = digits_analysis.meta["outliers"]
     assert info["views"] == ["mahalanobis", "knn", "orientation"] and info["units"] == "nats"
-    assert info["orientation"]["side"] == 8 and info["orientation"]["train_images"] == len(digits_analysis.y_train)
+    n = len(digits_analysis.y_train)
+    assert info["orientation"]["side"] == 8 and info["orientation"]["train_images"] == n - n // 5  # 1/5 held out
+    assert info["orientation"]["rotation_accuracy"] > 0.8
     score = digits_analysis.stack("outlier_train")
     assert score.shape == (len(digits_analysis.y_train),) and score.min() >= 0
     assert len(np.unique(score)) > 0.5 * len(score)  # ordinary rows stay ordered, not all tied at ln 10 (1,104 values)
+
+
+def test_images_with_no_upright_leave_the_view_out():
+    """Images stored in any orientation (satellite, microscopy) give the rotation task nothing to learn: chance
+    accuracy on held-out images, and the build's outlier score stays the embedding views alone."""
+    from coreclean.explore import ORIENTATION_MIN_ACCURACY, explore_stage
+
+    images = load_source("digits").images("train")
+    rng = np.random.default_rng(0)
+    turned = np.stack([np.rot90(image, k) for image, k in zip(images, rng.integers(0, 4, len(images)))])
+    scorer = OrientationScorer().fit(turned)
+    assert scorer.rotation_accuracy_ < ORIENTATION_MIN_ACCURACY <= OrientationScorer().fit(images).rotation_accuracy_
+    x = turned.reshape(len(turned), -1).astype(np.float32)
+    explored = explore_stage(x, x[:0], np.zeros(len(x), np.int64), np.zeros(len(x)), pixels_train=turned,
+                             pixels_test=turned[:0])
+    info = explored.meta["outliers"]
+    assert info["views"] == ["mahalanobis", "knn"] and info["orientation_skipped"]["rotation_accuracy"] < 0.5
+    assert np.allclose(explored.arrays["outlier_train"], outlier_score(x, explored.arrays["neighbor_sim_train"]))
