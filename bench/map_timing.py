@@ -63,9 +63,13 @@ def server_side(directory: Path, analysis, repeat: int) -> list[tuple[str, float
 
     from coreclean import explore_queries as q
 
+    from ui.map_figures import default_draw
+
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=300)
     at.query_params.update({"source": f"cache:{directory.name}"})
     at.run()
+    print(f"(server rows: the default draw mode for {len(q.map_points(analysis)[0]):,} points, "
+          f"{default_draw(len(q.map_points(analysis)[0]))})")
     rows = []
     start = time.perf_counter()
     at.switch_page("pages/map.py").run()
@@ -91,7 +95,7 @@ def server_side(directory: Path, analysis, repeat: int) -> list[tuple[str, float
     def select(k):
         at.text_input(key="sel").input(sel(chosen[k])).run()
         sizes.append(int(at.subheader[0].value.split(" ")[0].replace(",", "")))
-    rows.append(("server: select a box → its grid (8 tiles)", *timed(select, repeat)))
+    rows.append(("server: select a box → its grid (4 × 2 tiles)", *timed(select, repeat)))
     rows.append(("server: next page of the selection's grid", *timed(
         lambda k: at.number_input(key="mpage").increment().run(), min(repeat, 2))))
     assert not at.exception, at.exception

@@ -17,6 +17,7 @@ import numpy as np
 def map_extent(xy: np.ndarray, margin: float = 0.03) -> tuple[float, float, float, float]:
     """(x0, x1, y0, y1) bounding the points xy (p, 2) with ``margin`` of each span added on every side."""
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    xy = xy[np.isfinite(xy).all(axis=1)]
     if not len(xy):
         return -1.0, 1.0, -1.0, 1.0
     low, high = xy.min(axis=0), xy.max(axis=0)
@@ -25,7 +26,7 @@ def map_extent(xy: np.ndarray, margin: float = 0.03) -> tuple[float, float, floa
 
 
 def _disc(radius: int) -> np.ndarray:
-    """(m, 2) integer (row, column) offsets of a filled disc; radius 0 is one pixel."""
+    """(m, 2) integer (row, column) offsets of a filled disc; radius 0 is one pixel, 1 a 3 x 3 square."""
     span = np.arange(-radius, radius + 1)
     dy, dx = np.meshgrid(span, span, indexing="ij")
     inside = dy ** 2 + dx ** 2 <= radius ** 2 + radius  # + radius: rounder small discs than a strict circle
@@ -38,7 +39,7 @@ def paint_points(xy: np.ndarray, rgb: np.ndarray, *, extent: tuple[float, float,
     """(height, width, 3) uint8 image of the points xy (p, 2), each a disc of ``radius`` pixels in its colour
     rgb (p, 3) uint8, with ``extent`` (x0, x1, y0, y1) mapped onto the image (y up). Points are painted in
     ``order`` (p,) (default: as given); where discs overlap the later point shows, so callers put what matters
-    (high scores, decisions) last. Points outside the extent are clipped at the border.
+    (high scores, decisions) last. Points outside the extent are clipped at the border; non-finite ones skipped.
     """
     xy = np.asarray(xy, dtype=np.float64)
     rgb = np.asarray(rgb, dtype=np.uint8)
@@ -51,8 +52,11 @@ def paint_points(xy: np.ndarray, rgb: np.ndarray, *, extent: tuple[float, float,
         raise ValueError(f"extent={extent}: expected x0 < x1 and y0 < y1.")
     if order is not None:
         xy, rgb = xy[order], rgb[order]
-    column = np.rint((xy[:, 0] - x0) / (x1 - x0) * (width - 1)).astype(np.int64)
-    row = np.rint((y1 - xy[:, 1]) / (y1 - y0) * (height - 1)).astype(np.int64)
+    finite = np.isfinite(xy).all(axis=1)  # a point without coordinates has no place on the map
+    xy, rgb = xy[finite], rgb[finite]
+    # pixel k covers [x0 + k w, x0 + (k + 1) w) with w = span / width; the right and top edges go to the last one
+    column = np.clip(np.floor((xy[:, 0] - x0) / (x1 - x0) * width), 0, width - 1).astype(np.int64)
+    row = np.clip(np.floor((y1 - xy[:, 1]) / (y1 - y0) * height), 0, height - 1).astype(np.int64)
     offsets = _disc(radius)
     rows = np.clip(row[:, None] + offsets[None, :, 0], 0, height - 1)
     columns = np.clip(column[:, None] + offsets[None, :, 1], 0, width - 1)

@@ -20,7 +20,14 @@ from __future__ import annotations
 import numpy as np
 
 BATCH = 128        # images per training step (each seen in all 4 rotations: 512 rows)
-SCORE_BATCH = 4096
+SCORE_BATCH = 4096  # images converted at a time, fewer for large images (see _batch_rows)
+BATCH_VALUES = 2 ** 26  # pixel values converted to float32 at a time: 256 MB
+
+
+def _batch_rows(images: np.ndarray) -> int:
+    """Images per conversion batch: :data:`SCORE_BATCH`, or fewer so a batch of full-size images (converted to
+    float32 before resizing) stays under :data:`BATCH_VALUES` values."""
+    return int(max(1, min(SCORE_BATCH, BATCH_VALUES // max(1, int(np.prod(images.shape[1:]))))))
 HELD_OUT = 2048    # images the rotation accuracy is measured on
 
 
@@ -100,7 +107,8 @@ class OrientationScorer:
         held_out = min(HELD_OUT, len(images) // 5)  # kept out of training: the rotation accuracy is measured on them
         rows = self.train_rows_ = np.sort(rng.choice(len(images), min(len(images) - held_out, self.max_train),
                                                      replace=False))
-        chunks = [rows[start:start + SCORE_BATCH] for start in range(0, len(rows), SCORE_BATCH)]
+        step = _batch_rows(images)
+        chunks = [rows[start:start + step] for start in range(0, len(rows), step)]
         self.scale_ = 255.0 if images.dtype == np.uint8 else max(float(np.abs(images[c]).max()) for c in chunks) or 1.0
         self.side_ = min(self.size, *images.shape[1:3])   # small images (8x8 digits) are not enlarged
         previous = torch.get_num_threads()
@@ -147,8 +155,10 @@ class OrientationScorer:
         torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
-                x = self._tensor(images[rows])
-                right = sum(int((self.model_(torch.rot90(x, t, (2, 3))).argmax(1) == t).sum()) for t in range(4))
+                right, step = 0, _batch_rows(images)
+                for start in range(0, len(rows), step):
+                    x = self._tensor(images[rows[start:start + step]])
+                    right += sum(int((self.model_(torch.rot90(x, t, (2, 3))).argmax(1) == t).sum()) for t in range(4))
         finally:
             torch.set_num_threads(previous)
         return right / (4 * len(rows))
@@ -167,8 +177,9 @@ class OrientationScorer:
         torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
-                for start in range(0, len(images), SCORE_BATCH):
-                    x = self._tensor(images[start:start + SCORE_BATCH])
+                step = _batch_rows(images)
+                for start in range(0, len(images), step):
+                    x = self._tensor(images[start:start + step])
                     total = torch.zeros(len(x))
                     for t in range(4):
                         log_p = torch.log_softmax(self.model_(torch.rot90(x, t, (2, 3))), 1)

@@ -22,7 +22,8 @@ The embedding views' sum and the orientation score have very different tails (no
 in the first, ~6 in the second), so a plain sum lets the embedding's tail drown the orientation view. With the
 orientation view each part is first mapped to its *tail surprise* (:func:`tail_surprise`, -log of the estimated
 share of rows at least as extreme, in nats) and the score is the larger of the two: a sample is atypical when
-either view finds it rare. Without images the score stays the robust-z sum.
+either view finds it rare. Without images the score is the tail surprise of the robust-z sum (the same order as
+the sum; one unit, nats, for every source).
 """
 from __future__ import annotations
 
@@ -129,10 +130,10 @@ def outlier_score(X, similarities, *, orientation=None, trim: float = 0.1, max_f
         (:func:`coreclean.orientation.orientation_score`); None when the images are not at hand.
     trim, max_fit_rows, random_state : see :func:`mahalanobis_score`.
 
-    Without ``orientation``: robust_z(Mahalanobis distance from the bulk) + robust_z(cosine distance to the k-th
-    neighbour), in units of typical spread, so ~0 is ordinary and values above ~5 are far outside the bulk.
-    With it: max(tail_surprise(that sum), tail_surprise(orientation)), in nats (2.3 at the 90th percentile of a
-    view, 4.6 at its 99th, 6.9 where about 1 row in 1000 would be).
+    Returns tail_surprise(robust_z(Mahalanobis distance from the bulk) + robust_z(cosine distance to the k-th
+    neighbour)), and with ``orientation`` the larger of that and tail_surprise(orientation): in nats whichever views
+    were used (2.3 at the 90th percentile of a view, 4.6 at its 99th, 6.9 where about 1 row in 1000 would be), so
+    the ``outlier`` column of ``rank`` and ``export`` reads the same for every source.
     """
     X = check_matrix(X)
     local = knn_distance(similarities)
@@ -145,7 +146,7 @@ def outlier_score(X, similarities, *, orientation=None, trim: float = 0.1, max_f
                              f"{orientation.shape}; pass orientation_score(images) of the same rows.")
     glob = mahalanobis_score(X, trim=trim, max_fit_rows=max_fit_rows, block_rows=block_rows,
                              random_state=random_state)
-    embedding = robust_z(glob) + robust_z(local)
+    embedding = tail_surprise(robust_z(glob) + robust_z(local))
     if orientation is None:
         return embedding.astype(np.float32)
-    return np.maximum(tail_surprise(embedding), tail_surprise(orientation)).astype(np.float32)
+    return np.maximum(embedding, tail_surprise(orientation)).astype(np.float32)

@@ -146,8 +146,8 @@ def test_image_mode_paints_high_scores_and_decisions_on_top():
     assert not steps  # the scale has no per-step traces in image mode, only its colour bar
     picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(fig.layout.images[0].source.split(",", 1)[1]))))
     x0, x1, y0, y1 = map_extent(xy)
-    row = round((y1 - 0) / (y1 - y0) * (map_figures.IMAGE_SIZE[1] - 1))
-    col = round((0 - x0) / (x1 - x0) * (map_figures.IMAGE_SIZE[0] - 1))
+    row = int((y1 - 0) / (y1 - y0) * map_figures.IMAGE_SIZE[1])
+    col = int((0 - x0) / (x1 - x0) * map_figures.IMAGE_SIZE[0])
     top = sample_colorscale("Viridis", [(map_figures.COLOUR_LEVELS - 0.5) / map_figures.COLOUR_LEVELS])[0]
     assert tuple(picture[row, col, :3]) == map_figures._rgb(top)  # the highest value at (0, 0) is on top
     decided = map_figures.map_figure(np.zeros((4, 2)), np.arange(4), np.array([2, 0, 0, 0]), DECISION_KINDS,
@@ -178,3 +178,19 @@ def test_a_selection_marks_a_copy_of_the_cached_plain_map():
     assert not plain.layout.shapes and len(plain.data) == 2  # the cached figure is left as it was
     assert marked.layout.shapes[0].type == "rect" and marked.data[-1].name == "selected"
     assert isinstance(marked.data[-1], go.Scatter) and marked.layout.images[0].source == plain.layout.images[0].source
+
+
+def test_image_mode_interleaves_classes_and_skips_points_without_coordinates():
+    rng = np.random.default_rng(0)
+    xy = rng.normal(size=(30_000, 2)).astype(np.float32)  # ten classes in one blob: none may hide the others
+    codes = np.arange(len(xy)) % 10
+    fig = map_figures.map_figure(xy, np.arange(len(xy)), codes, [f"c{i}" for i in range(10)], "label", draw="image")
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(fig.layout.images[0].source.split(",", 1)[1]))))
+    palette = [map_figures._rgb(t.marker.color) for t in fig.data if t.showlegend]
+    won = [int((picture[..., :3] == colour).all(axis=-1).sum()) for colour in palette]
+    assert max(won) < 1.3 * min(won), won  # before the fix class 9 won 6x the pixels of class 0
+    with_nan = np.vstack([xy[:100], [[np.nan, 0.0]]])
+    x0, x1, y0, y1 = map_extent(with_nan)
+    assert np.isfinite([x0, x1, y0, y1]).all()
+    nan_fig = map_figures.map_figure(with_nan, np.arange(101), np.zeros(101), None, "importance", draw="image")
+    assert nan_fig.layout.images[0].source.startswith("data:image/png")

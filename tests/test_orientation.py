@@ -126,3 +126,13 @@ def test_images_with_no_upright_leave_the_view_out():
     info = explored.meta["outliers"]
     assert info["views"] == ["mahalanobis", "knn"] and info["orientation_skipped"]["rotation_accuracy"] < 0.5
     assert np.allclose(explored.arrays["outlier_train"], outlier_score(x, explored.arrays["neighbor_sim_train"]))
+    stripes = np.repeat(rng.integers(0, 256, (1500, 12, 1), dtype=np.uint8), 12, axis=2)  # lying vs standing only
+    assert OrientationScorer().fit(stripes).rotation_accuracy_ < ORIENTATION_MIN_ACCURACY
+
+
+def test_large_images_are_converted_in_small_batches():
+    from coreclean.orientation import BATCH_VALUES, SCORE_BATCH, _batch_rows
+
+    assert _batch_rows(np.zeros((2, 28, 28), np.uint8)) == SCORE_BATCH
+    rows = _batch_rows(np.zeros((2, 224, 224, 3), np.uint8))
+    assert rows * 224 * 224 * 3 <= BATCH_VALUES < (rows + 1) * 224 * 224 * 3

@@ -43,7 +43,8 @@ def _colour_groups(values: np.ndarray, categories: Sequence[str] | None, title: 
     (or None when the categories have a legend): the one colouring both draw modes share."""
     if categories is not None and len(categories) <= MAX_LEGEND_CATEGORIES:
         palette = _qualitative(len(categories))
-        groups = [(np.flatnonzero(values == code), str(name), KIND_COLOURS.get(str(name), palette[code]),
+        fixed = KIND_COLOURS if _are_kinds(categories) else {}  # a class that happens to be called "ok" is a class
+        groups = [(np.flatnonzero(values == code), str(name), fixed.get(str(name), palette[code]),
                    f"{title}: {name}", True) for code, name in enumerate(categories)]
         return [g for g in groups if len(g[0])], None
     numeric = categories is None
@@ -95,8 +96,8 @@ def map_figure(xy: np.ndarray, rows: np.ndarray, values: np.ndarray, categories:
                 x=xy[members, 0], y=xy[members, 1], customdata=rows[members], mode="markers", name=name,
                 showlegend=legend, marker=dict(size=size, color=colour, line=dict(width=0)),
                 hovertemplate=f"#%{{customdata}}<br>{_escape(hover)}<extra></extra>"))
-    else:
-        _add_image(fig, xy, groups, size)
+    else:  # numbers and decision/duplicate kinds are ordered (what matters on top); classes are not
+        _add_image(fig, xy, groups, size, ordered=categories is None or _are_kinds(categories))
     if bar is not None:
         fig.add_trace(bar)
     fig.update_layout(
@@ -134,19 +135,26 @@ def _mark(fig: go.Figure, selection, highlight, n_points: int, draw: str) -> go.
     return fig
 
 
-def _add_image(fig: go.Figure, xy: np.ndarray, groups, size: int) -> None:
+def _are_kinds(categories: Sequence[str]) -> bool:
+    """Whether ``categories`` are the decision or duplicate kinds (fixed colours, drawn in order), not classes."""
+    return all(str(name) in KIND_COLOURS for name in categories)
+
+
+def _add_image(fig: go.Figure, xy: np.ndarray, groups, size: int, *, ordered: bool) -> None:
     """The points as one PNG stretched over fixed axis ranges, legend entries as point-less traces, and two
-    invisible SVG points that give plotly something to select, so box and lasso drags still send their shape."""
+    invisible SVG points that give plotly something to select, so box and lasso drags still send their shape.
+    ``ordered``: groups are painted in their order (a scale's high end, decisions over undecided, on top);
+    otherwise (classes) all points are painted in one fixed random order, so no class hides another."""
     rgb = np.zeros((len(xy), 3), np.uint8)
     rank = np.zeros(len(xy), np.int64)
     for position, (members, name, colour, _hover, legend) in enumerate(groups):
         rgb[members] = _rgb(colour)
-        # muted kinds (undecided, no duplicate) underneath, then in scale order: the high end shows on top
-        rank[members] = -1 if colour == MUTED else position
+        if ordered:  # muted kinds (undecided, no duplicate) underneath, then in scale order
+            rank[members] = -1 if colour == MUTED else position
         if legend:
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, showlegend=True,
                                      marker=dict(size=size + 4, color=colour), hoverinfo="skip"))
-    shuffle = np.random.default_rng(0).permutation(len(xy))  # same-rank points (classes) overlap fairly
+    shuffle = np.random.default_rng(0).permutation(len(xy))
     order = shuffle[np.argsort(rank[shuffle], kind="stable")]
     x0, x1, y0, y1 = map_extent(xy)
     width, height = IMAGE_SIZE

@@ -19,8 +19,13 @@ def tile_image(analysis: Analysis, index: int, split: str = "train", px: int = T
     """Sample ``index``'s ``px`` x ``px`` tile as a ``data:`` URI, sent inside the page itself: ``st.image`` of
     pixels would store each tile on the server for the browser to fetch one by one afterwards, which made a
     12-tile grid appear 0.15-0.2 s after the page's run had finished (bench/map_timing.py). Small and flat images
-    stay lossless PNG; photos become JPEG. Raises :class:`ImageUnavailable`."""
-    picture = tile(image_for(analysis, index, split), px)
+    stay lossless PNG; photos become JPEG. Encoded once per server (cached). Raises :class:`ImageUnavailable`."""
+    return _tile_uri(str(analysis.directory), int(index), split, int(px), analysis)
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _tile_uri(directory: str, index: int, split: str, px: int, _analysis: Analysis) -> str:
+    picture = tile(image_for(_analysis, index, split), px)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG", compress_level=1)
     kind = "png"
