@@ -20,7 +20,7 @@ def test_deep_link_reopens_review_grid(server, browser, analysis, tmp_path):
     caption = page.get_by_text("Showing 5–10 of", exact=False)
     caption.wait_for(timeout=120000)
     assert "labelled 3" in caption.inner_text() and "least → most" in caption.inner_text()
-    page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 6", timeout=30000)
+    page.wait_for_function("document.querySelectorAll('[data-testid=stImageCaption]').length >= 6", timeout=30000)
     expected = analysis.ranked(3, descending=False)[4:10]
     captions = page.locator("[data-testid=stImageCaption]").all_inner_texts()
     assert [c.split(" ·")[0] for c in captions] == [f"#{i}" for i in expected]

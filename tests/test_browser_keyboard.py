@@ -31,7 +31,11 @@ def open_grid(browser, url: str):
     return page
 
 
-def shown_samples(page) -> list[int]:
+def shown_samples(page, count: int = 6) -> list[int]:
+    """The grid's sample indices once ``count`` tiles show (a caption appears when its image is decoded, which can
+    be just after the run has finished)."""
+    page.wait_for_function("(n) => document.querySelectorAll('[data-testid=stImageCaption]').length >= n", arg=count,
+                           timeout=30000)
     return [int(c.split(" ·")[0].lstrip("#")) for c in page.locator("[data-testid=stImageCaption]").all_inner_texts()]
 
 
@@ -98,7 +102,7 @@ def test_all_classes_queue_mixes_classes_in_importance_order(server, browser, an
     queue = review_queue.all_classes(analysis.class_importance, analysis.removed_train)
     page = open_grid(browser, f"{server}/review?cls={quote('All classes')}&rows=3&cols=4")
     page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 12", timeout=30000)
-    shown = shown_samples(page)
+    shown = shown_samples(page, 12)
     assert shown == queue[:12].tolist()
     assert len({int(analysis.y_train[i]) for i in shown}) >= 3
     scores = [float(analysis.class_importance[i]) for i in shown]
