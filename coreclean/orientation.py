@@ -17,11 +17,26 @@ scoring took 169 s with 2 threads, 21 s with 1). Seeded, and with a fixed thread
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 BATCH = 128        # images per training step (each seen in all 4 rotations: 512 rows)
 SCORE_BATCH = 4096  # images converted at a time, fewer for large images (see _batch_rows)
 BATCH_VALUES = 2 ** 26  # pixel values converted to float32 at a time: 256 MB
+
+
+@contextmanager
+def _torch_threads(n: int):
+    """torch uses ``n`` CPU threads inside the block, the caller's count again after it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _batch_rows(images: np.ndarray) -> int:
@@ -111,9 +126,7 @@ class OrientationScorer:
         chunks = [rows[start:start + step] for start in range(0, len(rows), step)]
         self.scale_ = 255.0 if images.dtype == np.uint8 else max(float(np.abs(images[c]).max()) for c in chunks) or 1.0
         self.side_ = min(self.size, *images.shape[1:3])   # small images (8x8 digits) are not enlarged
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
+        with _torch_threads(self.threads):
             with torch.random.fork_rng(devices=[]):   # seeds the weights without touching the caller's generator
                 torch.manual_seed(self.random_state)
                 model = _network(self.width, self.side_)
@@ -136,31 +149,30 @@ class OrientationScorer:
                 optimizer.step()
                 schedule.step()
             self.final_loss_ = float(loss.detach())
-        finally:
-            torch.set_num_threads(previous)
         self.model_ = model.eval()
         self.rotation_accuracy_ = self._rotation_accuracy(images, rng)
         return self
 
+    def _log_probs(self, images: np.ndarray, rows: np.ndarray):
+        """Yield (batch rows, [log p(rotation) of the batch turned by t, (b, 4), for t in 0..3]) over ``rows``."""
+        import torch
+
+        step = _batch_rows(images)
+        with _torch_threads(self.threads), torch.inference_mode():
+            for start in range(0, len(rows), step):
+                batch = rows[start:start + step]
+                x = self._tensor(images[batch])
+                yield batch, [torch.log_softmax(self.model_(torch.rot90(x, t, (2, 3))), 1) for t in range(4)]
+
     def _rotation_accuracy(self, images: np.ndarray, rng: np.random.Generator) -> float:
         """Share of the four rotations of up to ``HELD_OUT`` images not trained on that the network names right:
         0.25 is chance, i.e. the dataset has no upright to learn (nan for fewer than 5 images)."""
-        import torch
-
         unseen = np.setdiff1d(np.arange(len(images)), self.train_rows_)
         if not len(unseen):
             return float("nan")
         rows = np.sort(rng.choice(unseen, min(len(unseen), HELD_OUT), replace=False))
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                right, step = 0, _batch_rows(images)
-                for start in range(0, len(rows), step):
-                    x = self._tensor(images[rows[start:start + step]])
-                    right += sum(int((self.model_(torch.rot90(x, t, (2, 3))).argmax(1) == t).sum()) for t in range(4))
-        finally:
-            torch.set_num_threads(previous)
+        right = sum(int((log_p.argmax(1) == t).sum()) for _, turned in self._log_probs(images, rows)
+                    for t, log_p in enumerate(turned))
         return right / (4 * len(rows))
 
     def score(self, images) -> np.ndarray:
@@ -173,21 +185,10 @@ class OrientationScorer:
             raise RuntimeError("OrientationScorer: call fit(images) before score(images).")
         images = _check_images(images)
         out = np.empty(len(images), dtype=np.float32)
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                step = _batch_rows(images)
-                for start in range(0, len(images), step):
-                    x = self._tensor(images[start:start + step])
-                    total = torch.zeros(len(x))
-                    for t in range(4):
-                        log_p = torch.log_softmax(self.model_(torch.rot90(x, t, (2, 3))), 1)
-                        others = [c for c in range(4) if c != t]
-                        total += torch.logsumexp(log_p[:, others], 1) - log_p[:, t]
-                    out[start:start + len(x)] = (total / 4).numpy()
-        finally:
-            torch.set_num_threads(previous)
+        for batch, turned in self._log_probs(images, np.arange(len(images))):
+            total = sum(torch.logsumexp(log_p[:, [c for c in range(4) if c != t]], 1) - log_p[:, t]
+                        for t, log_p in enumerate(turned))
+            out[batch] = (total / 4).numpy()
         return out
 
 
