@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from coreclean import load_source
-from coreclean.embed import pixel_features
+from coreclean.embedding.embed import pixel_features
 
 # Confusable pairs (source -> target) used for "pair" noise.
 PAIRS = {

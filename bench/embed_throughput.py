@@ -4,7 +4,7 @@
 
 Writes ``--images`` JPEGs (500x375, ImageNet's typical size) into a temporary ImageFolder, then times
 (a) a bare loop — PIL decode, the weights' transforms, batched ``model(x)`` under ``inference_mode`` — and
-(b) ``coreclean.embed.embed_split`` on the same files, and reports images/s next to the compute bound
+(b) ``coreclean.embedding.embed.embed_split`` on the same files, and reports images/s next to the compute bound
 (ResNet18's 1.82 GFLOPs per 224x224 image over this machine's measured matmul GFLOP/s).
 """
 from __future__ import annotations
@@ -64,7 +64,7 @@ def bare_loop(paths: list[Path], device: str, batch: int = 64) -> float:
 
 
 def coreclean_loop(root: Path, out: Path, device: str) -> float:
-    from coreclean.embed import embed_split
+    from coreclean.embedding.embed import embed_split
     from coreclean import load_source
 
     dataset = load_source(str(root))

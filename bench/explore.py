@@ -30,13 +30,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from coreclean.duplicates import (candidate_vectors, exact_duplicate_groups, hash_rows, image_fingerprints, leakage,
+from coreclean.exploration.duplicates import (candidate_vectors, exact_duplicate_groups, hash_rows, image_fingerprints, leakage,
                                   merge_groups, near_duplicate_groups, shift_similarity)
-from coreclean.neighbors import NeighborIndex, nearest_neighbors
-from coreclean.recall import measure_recall
-from coreclean.orientation import OrientationScorer
-from coreclean.outliers import knn_distance, mahalanobis_score, outlier_score
-from coreclean.projection import project_2d
+from coreclean.exploration.neighbors import NeighborIndex, nearest_neighbors
+from coreclean.exploration.recall import measure_recall
+from coreclean.exploration.orientation import OrientationScorer
+from coreclean.exploration.outliers import knn_distance, mahalanobis_score, outlier_score
+from coreclean.exploration.projection import project_2d
 
 
 
@@ -143,7 +143,7 @@ def map_quality(xy, labels, n=20000, seed=0):
 
 
 def fashion(args) -> None:
-    from coreclean.embed import pixel_features
+    from coreclean.embedding.embed import pixel_features
 
     root = Path(args.fashion_dir)
     train, y = idx_array(root / "train-images-idx3-ubyte.gz"), idx_array(root / "train-labels-idx1-ubyte.gz")
@@ -235,7 +235,7 @@ def fashion(args) -> None:
 
 
 def compare_maps(args) -> None:
-    from coreclean.embed import pixel_features
+    from coreclean.embedding.embed import pixel_features
 
     root = Path(args.fashion_dir)
     train, y = idx_array(root / "train-images-idx3-ubyte.gz"), idx_array(root / "train-labels-idx1-ubyte.gz")

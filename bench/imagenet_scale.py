@@ -207,7 +207,7 @@ def run_method(args, data: Path) -> dict:
 
     from bench.methods import old_coreset_fit
     from coreclean import CoresetSensitivity
-    from coreclean.importance import label_statistics
+    from coreclean.importance.sensitivity import label_statistics
 
     x_train = np.load(data / "x_train.npy", mmap_mode="r")
     y_train = np.load(data / "y_train.npy")

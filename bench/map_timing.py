@@ -45,7 +45,7 @@ def timed(fn, repeat: int) -> tuple[float, float]:
 
 def boxes(analysis, n: int) -> list[tuple[float, float, float, float]]:
     """``n`` boxes around map points, each holding a few hundred samples (a typical drag)."""
-    from coreclean import explore_queries as q
+    from coreclean.analysis import explore_queries as q
     import numpy as np
 
     rows, xy = q.map_points(analysis)
@@ -61,7 +61,7 @@ def boxes(analysis, n: int) -> list[tuple[float, float, float, float]]:
 def server_side(directory: Path, analysis, repeat: int) -> list[tuple[str, float, float]]:
     from streamlit.testing.v1 import AppTest
 
-    from coreclean import explore_queries as q
+    from coreclean.analysis import explore_queries as q
 
     from ui.map_figures import default_draw
 
@@ -136,7 +136,7 @@ def browser_side(cache: Path, directory: Path, analysis, repeat: int,
 
 def browser_map(page, base: str, draw: str, analysis, repeat: int) -> list[tuple[str, float, float]]:
     """Open ``base`` (the Map page in one draw mode) with each colour field, then drag boxes on it."""
-    from coreclean import explore_queries as q
+    from coreclean.analysis import explore_queries as q
 
     rows = []
 
@@ -157,7 +157,7 @@ def browser_map(page, base: str, draw: str, analysis, repeat: int) -> list[tuple
 
 def browser_drag(page, url: str, draw: str, grid_rows: int, analysis, repeat: int) -> tuple[str, float, float]:
     """Drag boxes on the Map page at ``url`` until each selection's first tile is shown and the run is done."""
-    from coreclean import explore_queries as q
+    from coreclean.analysis import explore_queries as q
     from ui.selection import parse_map_selection
 
     page.goto(url)
@@ -199,7 +199,7 @@ def plot_only(analysis, repeat: int) -> list[tuple[str, float, float]]:
     import plotly
     from playwright.sync_api import sync_playwright
 
-    from coreclean import explore_queries as q
+    from coreclean.analysis import explore_queries as q
     from ui import map_figures
 
     rows_, xy = q.map_points(analysis)
@@ -232,7 +232,7 @@ def plot_only(analysis, repeat: int) -> list[tuple[str, float, float]]:
 
 def figure_sizes(analysis, draw: str) -> dict[str, float]:
     """KiB of the map's figure JSON (what ``st.plotly_chart`` sends to the browser) for each colour field."""
-    from coreclean import explore_queries as q
+    from coreclean.analysis import explore_queries as q
     from ui import map_figures
 
     rows, xy = q.map_points(analysis)

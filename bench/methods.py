@@ -66,9 +66,9 @@ def old_coreset_fit(X, y, n_classes: int, *, C: float = 1.0, trim: float = 0.15,
     is set by a budget of ``budget`` multiply-adds per pass; a gradient-norm sensitivity coreset; an L-BFGS fit
     (at most ``max_iter`` iterations), a trimmed refit on the coreset, statistics for every row.
     ``mark(stage)`` is called as each stage starts. Returns coef, importance and the coreset rows."""
-    from coreclean.importance import _lowest, label_statistics
-    from coreclean.model import fit_logreg
-    from coreclean.sampling import sensitivity_sample
+    from coreclean.importance.sensitivity import _lowest, label_statistics
+    from coreclean.classifier.model import fit_logreg
+    from coreclean.importance.sampling import sensitivity_sample
 
     n, d = X.shape
     K = n_classes

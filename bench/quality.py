@@ -14,7 +14,7 @@
 (c) Times decode + ImageNet preprocessing + ResNet18 forward (random weights, CPU unless --device, batch 32) on
     500x375 JPEGs (photo crops) with and without ``image_scores`` on each decoded image: both variants on every
     batch in alternating order, plus the time spent inside ``image_scores`` and in decode + preprocess alone.
-(d) Times the build's own loop (``coreclean.embed.embed_split``) on other 500x375 JPEGs: quality on / off, and one
+(d) Times the build's own loop (``coreclean.embedding.embed.embed_split``) on other 500x375 JPEGs: quality on / off, and one
     torch thread while preprocessing (as built) / torch's default threads (as before).
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from coreclean.quality import ISSUE_NAMES, dataset_scores, flags, image_scores  # noqa: E402
+from coreclean.quality.thresholds import ISSUE_NAMES, dataset_scores, flags, image_scores  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 KINDS = ("dark", "light", "blurry", "odd_size", "odd_aspect_ratio", "low_information", "grayscale")
@@ -333,14 +333,14 @@ def overhead(count: int, repeats: int, root: Path, device: str, batch: int = 32)
             f"{100 * scoring / prepare:.1f}% of decode + preprocess alone (a loop whose forward costs nothing)")
 
 def build_loop(count: int, repeats: int, root: Path, device: str, batch: int = 32) -> str:
-    """(d) The build's own loop, ``coreclean.embed.embed_split`` (decode -> image_scores -> preprocess -> forward,
+    """(d) The build's own loop, ``coreclean.embedding.embed.embed_split`` (decode -> image_scores -> preprocess -> forward,
     chunk files written), on ``count`` 500x375 JPEGs in batches: quality on vs off, and with torch's default
     threads while preprocessing (``PREPROCESS_THREADS = None``, as before) vs one thread (as built)."""
     import functools
 
     import torch
 
-    from coreclean import embed
+    from coreclean.embedding import embed
     from coreclean.data.dataset import Dataset
 
     rng = np.random.default_rng(2)
@@ -390,7 +390,7 @@ def build_loop(count: int, repeats: int, root: Path, device: str, batch: int = 3
     rows = [{"embed_split": name, "s": total, "ms/image": 1e3 * total / n} for name, total in totals.items()]
     on, off, default = totals.values()
     where = f"{device} ({torch.get_num_threads()} CPU threads)" if device == "cpu" else torch.cuda.get_device_name()
-    return (f"### (d) the build's loop: coreclean.embed.embed_split on {count} JPEGs 500x375, batch {batch}, "
+    return (f"### (d) the build's loop: coreclean.embedding.embed.embed_split on {count} JPEGs 500x375, batch {batch}, "
             f"{where}, {repeats} repeat(s)\n\n" + table(rows, list(rows[0]))
             + f"\n\ntime inside image_scores (both 'quality on' variants): {inside[0]:.2f} s, "
             f"{1e3 * inside[0] / (2 * n):.2f} ms/image = {100 * inside[0] / (on + default):.1f}% of their loop time "

@@ -14,8 +14,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from coreclean import Analysis  # noqa: E402
-from coreclean.retrain import retrain  # noqa: E402
-from coreclean.review import ReviewLog  # noqa: E402
+from coreclean.build.retrain import retrain  # noqa: E402
+from coreclean.review.log import ReviewLog  # noqa: E402
 
 
 def main(argv=None) -> int:

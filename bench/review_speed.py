@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
 
     from coreclean import Analysis
-    from coreclean.review import ReviewLog
+    from coreclean.review.log import ReviewLog
 
     analysis = Analysis.build(args.source, cache_dir=cache)
     log = ReviewLog(analysis.directory, len(analysis.y_train), analysis.n_classes)

@@ -4,7 +4,7 @@
 
 Measures on this machine (numbers in docs/scale-out.md):
 (a) embedding: ResNet18 (random init, the same compute as ImageNet weights) over ``--images`` 500x375 JPEGs,
-    shards on the workers (``coreclean.dask_embed``), images/s per worker;
+    shards on the workers (``coreclean.embedding.dask_embed``), images/s per worker;
 (b) the row passes over a shared (rows, dim) float32 file with ``classes`` labels: one moments pass (Gram and
     class sums), one loss-and-gradient pass, one label-statistics pass, each as Dask tasks per chunk, rows/s per
     worker, and the same passes in this process for reference;
@@ -26,12 +26,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.embed_throughput import write_jpegs  # noqa: E402
-from coreclean import dask_passes  # noqa: E402
-from coreclean.cluster import open_cluster, parse_cluster  # noqa: E402
-from coreclean.dask_embed import embed_split_on  # noqa: E402
+from coreclean.classifier import dask_passes  # noqa: E402
+from coreclean.build.cluster import open_cluster, parse_cluster  # noqa: E402
+from coreclean.embedding.dask_embed import embed_split_on  # noqa: E402
 from coreclean.data import load_source  # noqa: E402
-from coreclean.model import label_statistics  # noqa: E402
-from coreclean.row_passes import StandardizedRows, loss_and_gradient, moments, row_passes_on  # noqa: E402
+from coreclean.classifier.model import label_statistics  # noqa: E402
+from coreclean.classifier.row_passes import StandardizedRows, loss_and_gradient, moments, row_passes_on  # noqa: E402
 
 
 def timed(function, repeat: int = 1) -> float:

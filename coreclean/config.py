@@ -35,6 +35,6 @@ CLUSTER_ENV = "CORECLEAN_CLUSTER"
 
 def cluster_address(override: str | None = None) -> str | None:
     """Where builds run: ``override`` if given, else ``$CORECLEAN_CLUSTER``; None (or empty): in this process.
-    Parsed by :func:`coreclean.cluster.parse_cluster` (``local:N`` or ``tcp://HOST:PORT``)."""
+    Parsed by :func:`coreclean.build.cluster.parse_cluster` (``local:N`` or ``tcp://HOST:PORT``)."""
     value = override if override is not None else os.environ.get(CLUSTER_ENV, "")
     return value.strip() or None

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from coreclean.labels import visible_classes
+from coreclean.analysis.labels import visible_classes
 from ui import figures, selection, state, widgets
 
 analysis = state.current()

@@ -1,7 +1,10 @@
 import streamlit as st
 
-from coreclean import export, review, rounds, tables
-from coreclean.retrain import retrain
+from coreclean.review import export
+from coreclean.review import log as review
+from coreclean.build import rounds
+from ui import tables
+from coreclean.build.retrain import retrain
 from ui import figures, review_grid, state
 
 analysis = state.current()

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from coreclean import explore_queries as explore
+from coreclean.analysis import explore_queries as explore
 from ui import explore_grid, selection, state, widgets
 
 analysis = state.current()

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from coreclean import tables
+from ui import tables
 from ui import figures, selection, state, widgets
 
 analysis = state.current()

@@ -1,7 +1,7 @@
 import streamlit as st
 
-from coreclean import explore_queries as explore
-from coreclean import review
+from coreclean.analysis import explore_queries as explore
+from coreclean.review import log as review
 from ui import map_figures, review_grid, selection, state, widgets
 
 analysis = state.current()

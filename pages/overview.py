@@ -1,6 +1,10 @@
 import streamlit as st
 
-from coreclean import explore_queries, export, issues, quality, tables
+from coreclean.analysis import explore_queries
+from coreclean.review import export
+from coreclean.quality import issues
+from coreclean.quality import thresholds as quality
+from ui import tables
 from ui import explore_grid, state
 
 analysis = state.current()

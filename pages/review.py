@@ -1,6 +1,6 @@
 import streamlit as st
 
-from coreclean import review
+from coreclean.review import log as review
 from ui import review_grid, selection, state, widgets
 
 analysis = state.current()

@@ -1,7 +1,7 @@
 import streamlit as st
 
-from coreclean import explore_queries as explore
-from coreclean.images import ImageUnavailable
+from coreclean.analysis import explore_queries as explore
+from coreclean.data.images import ImageUnavailable
 from ui import explore_grid, figures, review_grid, selection, state, widgets
 
 analysis = state.current()

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from coreclean import Analysis
-from coreclean.cli import main
-from coreclean.embed import CHUNK, embed_split
-from coreclean.images import ImageUnavailable, image_for
+from coreclean.cli.main import main
+from coreclean.embedding.embed import CHUNK, embed_split
+from coreclean.data.images import ImageUnavailable, image_for
 from coreclean import load_source
 
 
@@ -78,12 +78,12 @@ def test_resnet18_image_folder_with_weights_file(tmp_path, weights_file, make_im
 
 def test_resnet18_chunks_resume(tmp_path, weights_file, monkeypatch, make_image_folder):
     ds = load_source(str(make_image_folder(tmp_path / "pets", per_class=5)))
-    monkeypatch.setattr("coreclean.embed.CHUNK", 3)
+    monkeypatch.setattr("coreclean.embedding.embed.CHUNK", 3)
     out = tmp_path / "chunks"
     first, _ = embed_split(ds, "train", out, weights=str(weights_file))
     assert len(list(out.glob("chunk_*.npy"))) == -(-len(ds.y_train) // 3)
     calls = []
-    monkeypatch.setattr("coreclean.embed.resnet18_backbone", lambda *a, **k: calls.append(1) or 1 / 0)
+    monkeypatch.setattr("coreclean.embedding.embed.resnet18_backbone", lambda *a, **k: calls.append(1) or 1 / 0)
     again, _ = embed_split(ds, "train", out, weights=str(weights_file))
     assert not calls  # every chunk came from disk
     np.testing.assert_array_equal(first, again)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from coreclean import Analysis
-from coreclean.labels import unique_labels
+from coreclean.analysis.labels import unique_labels
 from ui.selection import pair_label
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_several_sessions_at_once(server, browser, analysis):
 
 
 def test_decision_made_in_browser_survives_restart(browser, analysis, module_cache, serve_dashboard, tmp_path):
-    from coreclean.review import ReviewLog
+    from coreclean.review.log import ReviewLog
 
     log = ReviewLog(analysis.directory, len(analysis.y_train))
     target = int(analysis.ranked(9)[0])

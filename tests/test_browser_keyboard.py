@@ -4,8 +4,9 @@ from urllib.parse import quote
 
 import pytest
 
-from coreclean import Analysis, review_queue
-from coreclean.review import ReviewLog
+from coreclean import Analysis
+from coreclean.review import queue as review_queue
+from coreclean.review.log import ReviewLog
 
 @pytest.fixture(scope="module")
 def analysis(module_cache):

@@ -5,8 +5,8 @@ import time
 import pytest
 
 from coreclean import Analysis
-from coreclean import explore_queries as q
-from coreclean.review import ReviewLog
+from coreclean.analysis import explore_queries as q
+from coreclean.review.log import ReviewLog
 from ui.selection import parse_map_selection
 
 APP_IDLE = "document.querySelector('[data-testid=stApp]').getAttribute('data-test-script-state') === 'notRunning'"

@@ -4,8 +4,8 @@ from urllib.parse import parse_qs, quote
 import pytest
 
 from coreclean import Analysis
-from coreclean.review import ReviewLog, reviewable
-from coreclean.rounds import list_rounds
+from coreclean.review.log import ReviewLog, reviewable
+from coreclean.build.rounds import list_rounds
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,10 @@ from scipy.stats import spearmanr
 pytest.importorskip("distributed")
 
 from coreclean import Analysis, cli  # noqa: E402
-from coreclean import cluster as cluster_module  # noqa: E402
-from coreclean import dask_embed, dask_passes  # noqa: E402
-from coreclean.cluster import ClusterSpec, open_cluster, parse_cluster  # noqa: E402
+from coreclean.build import cluster as cluster_module  # noqa: E402
+from coreclean.embedding import dask_embed  # noqa: E402
+from coreclean.classifier import dask_passes  # noqa: E402
+from coreclean.build.cluster import ClusterSpec, open_cluster, parse_cluster  # noqa: E402
 from coreclean.config import cluster_address  # noqa: E402
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from coreclean import Analysis
-from coreclean import explore_queries as q
-from coreclean.review import ReviewLog
+from coreclean.analysis import explore_queries as q
+from coreclean.review.log import ReviewLog
 
 
 @pytest.fixture(scope="module")

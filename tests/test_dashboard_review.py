@@ -2,8 +2,8 @@
 import pytest
 
 from coreclean import Analysis
-from coreclean.review import ReviewLog
-from coreclean.rounds import find_round
+from coreclean.review.log import ReviewLog
+from coreclean.build.rounds import find_round
 
 
 @pytest.fixture

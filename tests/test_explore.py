@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from coreclean.duplicates import (candidate_vectors, content_hash, exact_duplicate_groups, group_members,
+from coreclean.exploration.duplicates import (candidate_vectors, content_hash, exact_duplicate_groups, group_members,
                                   hash_leakage, hash_rows, image_fingerprints, leakage, merge_groups,
                                   near_duplicate_groups, shift_similarity)
-from coreclean.neighbors import NeighborIndex, nearest_neighbors
-from coreclean.recall import measure_recall, recall_at_k
-from coreclean.outliers import knn_distance, outlier_score
-from coreclean.projection import project_2d, sample_rows
+from coreclean.exploration.neighbors import NeighborIndex, nearest_neighbors
+from coreclean.exploration.recall import measure_recall, recall_at_k
+from coreclean.exploration.outliers import knn_distance, outlier_score
+from coreclean.exploration.projection import project_2d, sample_rows
 
 
 def clusters(n=3000, d=32, k=20, seed=0):

@@ -5,8 +5,8 @@ import csv
 import numpy as np
 
 from coreclean import Analysis
-from coreclean.cli import main
-from coreclean.explore import duplicate_groups
+from coreclean.cli.main import main
+from coreclean.exploration.stage import duplicate_groups
 
 
 def test_build_stores_every_exploration_signal(digits_analysis):

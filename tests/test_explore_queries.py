@@ -1,4 +1,4 @@
-"""coreclean.explore_queries (issue 14): the questions the Map, Sample and Duplicates pages ask, checked against
+"""coreclean.analysis.explore_queries (issue 14): the questions the Map, Sample and Duplicates pages ask, checked against
 numpy on the stored exploration arrays of one digits build (read-only; tests that change files use a copy)."""
 import shutil
 
@@ -7,8 +7,8 @@ import pytest
 from matplotlib.path import Path as PolygonPath
 
 from coreclean import Analysis
-from coreclean import explore_queries as q
-from coreclean.duplicates import group_members
+from coreclean.analysis import explore_queries as q
+from coreclean.exploration.duplicates import group_members
 
 
 @pytest.fixture(scope="module")

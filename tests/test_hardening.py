@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from coreclean import Analysis, load_source
-from coreclean.cli import main
-from coreclean.decode import tile, to_rgb
-from coreclean.review import ReviewLog, ReviewLogError
+from coreclean.cli.main import main
+from coreclean.data.decode import tile, to_rgb
+from coreclean.review.log import ReviewLog, ReviewLogError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,7 +211,7 @@ def test_reversed_range_in_a_link_is_reordered_with_a_notice(run_app):
 
 
 def test_image_refusal_does_not_reveal_server_paths(tmp_path, write_embeddings):
-    from coreclean.images import ImageUnavailable, image_for
+    from coreclean.data.images import ImageUnavailable, image_for
 
     d = write_embeddings(tmp_path / "emb")
     (d / "img_train.txt").write_text("\n".join(["../../etc/passwd"] * 60))

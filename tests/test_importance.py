@@ -4,7 +4,7 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import average_precision_score
 
 from coreclean import CoresetSensitivity, coreset, importance, normalize_per_class
-from coreclean.model import confusion_matrix, confusion_pairs, fit_logreg, predict_proba
+from coreclean.classifier.model import confusion_matrix, confusion_pairs, fit_logreg, predict_proba
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +137,10 @@ def test_fit_rejects_wrong_n_classes_and_coef_shapes(noisy_digits):
 def test_coreset_validates_arrays_once(noisy_digits, monkeypatch):
     from importlib import import_module
 
-    from coreclean.validation import check_features_labels
+    from coreclean.data.validation import check_features_labels
 
-    coreset_module = import_module("coreclean.coreset")  # the package re-exports a function of that name
-    importance_module = import_module("coreclean.importance")
+    coreset_module = import_module("coreclean.importance.coreset")  # the package re-exports a function of that name
+    importance_module = import_module("coreclean.importance.sensitivity")
 
     calls = []
 
@@ -156,7 +156,7 @@ def test_coreset_validates_arrays_once(noisy_digits, monkeypatch):
 
 
 def test_coreset_and_coreset_fit_draw_with_the_one_sampler(noisy_digits):
-    from coreclean.sampling import sensitivity_sample
+    from coreclean.importance.sampling import sensitivity_sample
 
     X, y, _, _ = noisy_digits
     est = CoresetSensitivity(trim=0.0).fit(X, y)
@@ -197,7 +197,7 @@ def test_huge_label_fails_fast_with_a_clear_message(label):
 def test_wide_features_use_memory_proportional_to_the_input():
     import tracemalloc
 
-    from coreclean.leverage import leverage
+    from coreclean.importance.leverage import leverage
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 15000)).astype(np.float32)  # 3 MB; a (d, d) Gram would be 1.8 GB
@@ -222,14 +222,14 @@ def test_wide_features_use_memory_proportional_to_the_input():
     (np.ones((2, 2)), np.array(["a", "b"]), "y_test: dtype <U1 is not an integer label type"),
 ])
 def test_check_test_arrays_names_the_input(X, y, message):
-    from coreclean.validation import check_test_arrays
+    from coreclean.data.validation import check_test_arrays
 
     with pytest.raises(ValueError, match=message):
         check_test_arrays(X, y, n_features=2, n_classes=3)
 
 
 def test_check_test_arrays_accepts_valid_and_empty_splits():
-    from coreclean.validation import check_test_arrays
+    from coreclean.data.validation import check_test_arrays
 
     X, y = check_test_arrays(np.ones((2, 2), np.float64), np.array([0.0, 2.0]), n_features=2, n_classes=3)
     assert X.dtype == np.float32 and y.dtype == np.int64 and y.tolist() == [0, 2]

@@ -7,13 +7,13 @@ import pytest
 from PIL import Image, ImageFilter
 
 from coreclean import Analysis, load_source
-from coreclean.cli import main
-from coreclean.embed import embed_split
-from coreclean.export import issues_csv, issues_table, logged_decisions
-from coreclean.issues import flagged_samples, issue_counts, parse_thresholds, thresholds_from_params
-from coreclean.quality import ISSUE_NAMES, RAW_COLUMNS, flags, issue_names
-from coreclean.quality_pass import quality_split
-from coreclean.review import ReviewLog
+from coreclean.cli.main import main
+from coreclean.embedding.embed import embed_split
+from coreclean.review.export import issues_csv, issues_table, logged_decisions
+from coreclean.quality.issues import flagged_samples, issue_counts, parse_thresholds, thresholds_from_params
+from coreclean.quality.thresholds import ISSUE_NAMES, RAW_COLUMNS, flags, issue_names
+from coreclean.embedding.quality_pass import quality_split
+from coreclean.review.log import ReviewLog
 
 INJECT = {  # issue -> how a normal image is made to show it
     "dark": lambda im: Image.fromarray((np.asarray(im) * 0.15).astype(np.uint8)),
@@ -87,14 +87,14 @@ def test_each_injected_issue_is_flagged_and_normal_images_are_not(issues_build):
 def test_quality_rows_from_the_loop_equal_a_separate_decode_and_resume(tmp_path, weights_file, monkeypatch):
     issue_folder(tmp_path / "pets", normal_per_class=2)
     dataset = load_source(str(tmp_path / "pets"))
-    monkeypatch.setattr("coreclean.embed.CHUNK", 4)
+    monkeypatch.setattr("coreclean.embedding.embed.CHUNK", 4)
     out = tmp_path / "work"
     embed_split(dataset, "train", out, weights=str(weights_file))
     written = sorted(out.glob("quality_*.npy"))
     assert len(written) == -(-len(dataset.y_train) // 4)
     from_loop = quality_split(dataset, "train", out)
     written[1].unlink()  # a chunk embedded by an older run, or lost: only its quality is recomputed
-    monkeypatch.setattr("coreclean.embed.resnet18_backbone", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("coreclean.embedding.embed.resnet18_backbone", lambda *a, **k: 1 / 0)
     again = quality_split(dataset, "train", out)
     np.testing.assert_array_equal(from_loop, again)
     fresh = quality_split(dataset, "train", tmp_path / "decode-only")  # no embedding at all: decodes each file
@@ -206,7 +206,7 @@ def test_export_bad_arguments_fail_before_any_work(tmp_path, cache, capsys, args
 
 
 def test_export_of_a_retrain_revision(digits_analysis, tmp_path):
-    from coreclean.retrain import retrain
+    from coreclean.build.retrain import retrain
 
     log = ReviewLog(digits_analysis.directory, len(digits_analysis.y_train), digits_analysis.n_classes)
     log.record(5, int(digits_analysis.y_train[5]), "remove")

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 from plotly.colors import sample_colorscale
 
-from coreclean.map_image import map_extent, paint_points
+from ui.map_image import map_extent, paint_points
 
-from coreclean.explore_queries import DECISION_KINDS
+from coreclean.analysis.explore_queries import DECISION_KINDS
 from ui import figures, map_figures, selection
 
 

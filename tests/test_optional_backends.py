@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from coreclean import Analysis
-from coreclean.cli import main
-from coreclean.dataheroes_adapter import DataHeroesUnavailable, dataheroes_importance, importance_from_result
+from coreclean.cli.main import main
+from coreclean.importance.dataheroes_adapter import DataHeroesUnavailable, dataheroes_importance, importance_from_result
 from coreclean.data.gdrive import load_gdrive, safe_extract
 
 

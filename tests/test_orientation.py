@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from coreclean.data import load_source
-from coreclean.neighbors import nearest_neighbors
-from coreclean.orientation import OrientationScorer, orientation_score
-from coreclean.outliers import outlier_score, tail_surprise
+from coreclean.exploration.neighbors import nearest_neighbors
+from coreclean.exploration.orientation import OrientationScorer, orientation_score
+from coreclean.exploration.outliers import outlier_score, tail_surprise
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_build_of_in_memory_images_uses_the_orientation_view(digits_analysis):
 def test_images_with_no_upright_leave_the_view_out():
     """Images stored in any orientation (satellite, microscopy) give the rotation task nothing to learn: chance
     accuracy on held-out images, and the build's outlier score stays the embedding views alone."""
-    from coreclean.explore import ORIENTATION_MIN_ACCURACY, explore_stage
+    from coreclean.exploration.stage import ORIENTATION_MIN_ACCURACY, explore_stage
 
     images = load_source("digits").images("train")
     rng = np.random.default_rng(0)
@@ -131,7 +131,7 @@ def test_images_with_no_upright_leave_the_view_out():
 
 
 def test_large_images_are_converted_in_small_batches():
-    from coreclean.orientation import BATCH_VALUES, SCORE_BATCH, _batch_rows
+    from coreclean.exploration.orientation import BATCH_VALUES, SCORE_BATCH, _batch_rows
 
     assert _batch_rows(np.zeros((2, 28, 28), np.uint8)) == SCORE_BATCH
     rows = _batch_rows(np.zeros((2, 224, 224, 3), np.uint8))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from coreclean.quality import (
+from coreclean.quality.thresholds import (
     ISSUE_NAMES, ISSUES, RAW_COLUMNS, array_scores, dataset_scores, flags, image_scores, issue_names, table_columns,
     threshold_values,
 )

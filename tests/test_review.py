@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from coreclean import Analysis, CoresetSensitivity
-from coreclean.model import predict_proba
-from coreclean.retrain import retrain
-from coreclean.export import cleaned_labels_csv, cleaned_labels_npy, corrections_csv
-from coreclean.review import ReviewLog, apply_corrections
+from coreclean.classifier.model import predict_proba
+from coreclean.build.retrain import retrain
+from coreclean.review.export import cleaned_labels_csv, cleaned_labels_npy, corrections_csv
+from coreclean.review.log import ReviewLog, apply_corrections
 
 
 def test_decisions_round_trip_and_undo(tmp_path):
@@ -81,7 +81,7 @@ def test_concurrent_processes_lose_nothing(tmp_path):
 
 def test_killed_writer_leaves_consistent_database(tmp_path):
     ReviewLog(tmp_path)
-    code = ("import sys; from coreclean.review import ReviewLog; log = ReviewLog(sys.argv[1])\n"
+    code = ("import sys; from coreclean.review.log import ReviewLog; log = ReviewLog(sys.argv[1])\n"
             "i = 0\nwhile True:\n    log.record(i, 0, 'remove'); i += 1\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)])
     deadline = time.time() + 30

@@ -3,9 +3,11 @@ errors left (unit tests), and the Review/Decisions pages' keyboard controls and 
 import numpy as np
 import pytest
 
-from coreclean import explain, review_queue, review_stats
-from coreclean.importance import CoresetSensitivity
-from coreclean.review import Decision, ReviewLog
+from coreclean.importance import explain
+from coreclean.review import queue as review_queue
+from coreclean.review import stats as review_stats
+from coreclean.importance.sensitivity import CoresetSensitivity
+from coreclean.review.log import Decision, ReviewLog
 
 
 # --- queues ----------------------------------------------------------------------------------------------------
@@ -235,7 +237,7 @@ def test_issue_link_feeds_the_grid_with_flagged_samples(tmp_path, make_image_fol
                                                         monkeypatch):
     from PIL import Image
 
-    from coreclean import issues
+    from coreclean.quality import issues
 
     root = make_image_folder(tmp_path / "pets", per_class=8, size=24)
     for name in ("cat_0.png", "cat_1.png", "cat_2.png"):  # near-black images: the "dark" issue

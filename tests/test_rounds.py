@@ -3,9 +3,9 @@ dashboard, rounds of rounds, and switching back loses nothing."""
 import pytest
 
 from coreclean import Analysis
-from coreclean.cli import main
-from coreclean.review import ReviewLog
-from coreclean.rounds import find_round, list_rounds, round_id, rounds_table
+from coreclean.cli.main import main
+from coreclean.review.log import ReviewLog
+from coreclean.build.rounds import find_round, list_rounds, round_id, rounds_table
 
 
 def _mark_top(analysis, log, label, k=3):

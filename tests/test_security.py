@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from coreclean import Analysis
-from coreclean.images import ImageUnavailable, image_for
+from coreclean.data.images import ImageUnavailable, image_for
 
 PAGES = ["pages/overview.py", "pages/confusion.py", "pages/importance.py", "pages/review.py", "pages/decisions.py"]
 HOSTILE = {

@@ -4,8 +4,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from coreclean import CoresetSensitivity
-from coreclean.row_passes import StandardizedRows, moments
-from coreclean.solver import fit_softmax, lda_start
+from coreclean.classifier.row_passes import StandardizedRows, moments
+from coreclean.classifier.solver import fit_softmax, lda_start
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_early_stopping_keeps_the_best_validation_iterate(blobs):
 
 
 def test_latest_within_noise_prefers_later_iterates_unless_clearly_worse():
-    from coreclean.solver import latest_within_noise
+    from coreclean.classifier.solver import latest_within_noise
 
     assert latest_within_noise([0.30, 0.20, 0.201, 0.205, 0.40], 10000) == 2  # 0.205 is 1.25 SE above 0.20
     assert latest_within_noise([0.20, 0.25, 0.26], 10000) == 0

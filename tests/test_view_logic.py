@@ -1,7 +1,7 @@
 """Pure view logic: class labels, chart-selection helpers and figure builders (no browser needed)."""
 import numpy as np
 
-from coreclean.labels import unique_labels, visible_classes
+from coreclean.analysis.labels import unique_labels, visible_classes
 from ui import figures, selection
 
 

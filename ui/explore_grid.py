@@ -7,7 +7,7 @@ from typing import Sequence
 import streamlit as st
 
 from coreclean import Analysis
-from coreclean.review import ReviewLog
+from coreclean.review.log import ReviewLog
 
 from .widgets import LINK_PARAMS
 

@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from coreclean.model import normalize_confusion
+from coreclean.classifier.model import normalize_confusion
 
 
 def confusion_figure(counts: np.ndarray, labels: Sequence[str], visible: np.ndarray,

@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, sample_colorscale, unlabel_rgb
 
-from coreclean.map_image import map_extent, paint_points, png_data_uri
+from ui.map_image import map_extent, paint_points, png_data_uri
 
 MUTED = "#cfcfcf"
 KIND_COLOURS = {"no duplicate": MUTED, "first of its group": "#1f77b4", "copy": "#ff7f0e",
@@ -78,7 +78,7 @@ def map_figure(xy: np.ndarray, rows: np.ndarray, values: np.ndarray, categories:
 
     ``draw="points"``: WebGL scatter (``go.Scattergl``), one trace per colour, each marker's customdata its sample
     index (hover names it). ``draw="image"``: the points painted into one PNG behind the axes
-    (:mod:`coreclean.map_image`; high scores and decisions painted last, on top), no per-point hover; selections
+    (:mod:`ui.map_image`; high scores and decisions painted last, on top), no per-point hover; selections
     come back as box/lasso geometry either way. ``selection`` (kind, numbers) from
     :func:`ui.selection.parse_map_selection` is outlined (box or lasso); ``highlight`` (h, 2) points are ringed.
     """

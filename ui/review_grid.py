@@ -11,9 +11,13 @@ from typing import Sequence
 
 import streamlit as st
 
-from coreclean import Analysis, explain, issues, review_queue, review_stats
-from coreclean.review import DECISIONS_SHOWN, ReviewLog
-from coreclean.images import ImageUnavailable
+from coreclean import Analysis
+from coreclean.importance import explain
+from coreclean.quality import issues
+from coreclean.review import queue as review_queue
+from coreclean.review import stats as review_stats
+from coreclean.review.log import DECISIONS_SHOWN, ReviewLog
+from coreclean.data.images import ImageUnavailable
 
 from .selection import pair_label, parse_pair
 from .widgets import TILE_PX, details_link, tile_image

@@ -10,10 +10,10 @@ from pathlib import Path
 import streamlit as st
 
 from coreclean import Analysis, config
-from coreclean.backends import IMPORTANCE_BACKENDS, IMPORTANCE_HELP
-from coreclean.labels import unique_labels
-from coreclean.review import ReviewLog, ReviewLogError
-from coreclean.rounds import list_rounds
+from coreclean.importance.backends import IMPORTANCE_BACKENDS, IMPORTANCE_HELP
+from coreclean.analysis.labels import unique_labels
+from coreclean.review.log import ReviewLog, ReviewLogError
+from coreclean.build.rounds import list_rounds
 
 from .widgets import notice_invalid
 

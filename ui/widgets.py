@@ -8,8 +8,8 @@ from typing import Callable, Sequence
 import streamlit as st
 
 from coreclean import Analysis
-from coreclean.decode import tile
-from coreclean.images import ImageUnavailable, image_for
+from coreclean.data.decode import tile
+from coreclean.data.images import ImageUnavailable, image_for
 
 TILE_PX = 180
 PNG_LIMIT = 24_000  # bytes: a tile whose PNG is larger (a photo) is sent as JPEG instead

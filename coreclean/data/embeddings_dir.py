@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import files_fingerprint, load_npy as _load_npy
-from ..validation import check_features_labels, check_test_arrays
+from .files import files_fingerprint, load_npy as _load_npy
+from .validation import check_features_labels, check_test_arrays
 from .dataset import Dataset
 
 REQUIRED = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")

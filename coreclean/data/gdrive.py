@@ -11,7 +11,7 @@ import socket
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from .._io import inside
+from .files import inside
 from .dataset import Dataset
 from .embeddings_dir import REQUIRED, load_embeddings_dir, load_npy
 

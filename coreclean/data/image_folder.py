@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
 
-from .._io import files_fingerprint, inside
-from ..decode import UnreadableImage, check_image
+from .files import files_fingerprint, inside
+from .decode import UnreadableImage, check_image
 from .dataset import Dataset
 
 

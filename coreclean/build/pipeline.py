@@ -1,0 +1,225 @@
+"""The build, as the pipeline it is: source → embeddings → classifier → evaluation → store.
+
+Each stage is a function of the previous stage's arrays; :func:`build_analysis` chains them and hands the result to
+the one writer (:mod:`coreclean.build.store`). :mod:`coreclean.build.retrain` reuses the fit and evaluate stages.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import store
+from ..importance.backends import IMPORTANCE_BACKENDS, check_backend
+from .cluster import open_cluster, parse_cluster
+from ..config import cluster_address, writable_cache_dir
+from ..data import Dataset, load_source
+from ..exploration.stage import explore_stage
+from ..embedding.embed import check_backbone, default_backbone, embed, weights_identity
+from ..importance.sensitivity import CoresetSensitivity, label_statistics
+from ..classifier.model import confusion_matrix
+from ..embedding.quality_pass import raw_quality, source_kind, split_scores
+from ..classifier.row_passes import row_passes_on
+
+StageProgress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Embedded:
+    """Features of the rows that could be embedded, and which input rows those are."""
+
+    x_train: np.ndarray  # (n, d) float32, possibly a memmap
+    x_test: np.ndarray  # (m, d)
+    y_train: np.ndarray  # (n,) int64
+    y_test: np.ndarray  # (m,)
+    keep_train: np.ndarray  # (n_input,) bool: input rows that were embedded
+    keep_test: np.ndarray
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file or row, reason)
+    quality_kind: str | None = None  # 'file' | 'memory': which quality issues apply; None: no images, no quality
+    quality: dict[str, np.ndarray] = field(default_factory=dict)  # quality[_raw]_{train,test} of the kept rows
+
+
+@dataclass
+class Fitted:
+    coef: np.ndarray  # (d + 1, K) float32
+    importance: np.ndarray  # (n,) float64
+    pred_train: np.ndarray  # (n,) int64
+    p_label_train: np.ndarray  # (n,) float32
+    leverage_train: np.ndarray  # (n,) float64, the leverage term of the importance bound ("why flagged")
+    fit_samples: int
+
+
+@dataclass
+class Evaluated:
+    pred_test: np.ndarray  # (m,) int64
+    p_pred_test: np.ndarray  # (m,) float32
+    confusion: np.ndarray  # (K, K) int64
+    accuracy: float
+
+
+def embed_stage(dataset: Dataset, backbone: str, work_dir: Path, *, weights=None, pca: int | None = 128,
+                progress: StageProgress | None = None, client=None) -> Embedded:
+    """Embed both splits and score image quality (:mod:`coreclean.embedding.quality_pass`); rows whose image failed to
+    decode are dropped and listed by file name. With a ``distributed.Client``, ResNet embedding runs per shard
+    of images on its workers (:mod:`coreclean.embedding.dask_embed`)."""
+    report = progress or (lambda stage, done, total: None)
+    total = len(dataset.y_train) + len(dataset.y_test)
+    report("embed", 0, total)
+    embedder = embed
+    if client is not None and backbone == "resnet18":
+        from ..embedding.dask_embed import embed_on
+        embedder = partial(embed_on, client)
+    x_train, x_test, failures = embedder(dataset, backbone, work_dir, weights=weights, pca=pca,
+                                         progress=lambda done, _total: report("embed", done, total))
+    report("embed", total, total)
+    raw = raw_quality(dataset, work_dir, progress=lambda done, _total: report("quality", done, total))
+    keep = {}
+    for split, x in (("train", x_train), ("test", x_test)):
+        keep[split] = np.ones(len(x), dtype=bool)
+        keep[split][[i for s, i, _ in failures if s == split]] = False
+    skipped = list(dataset.skipped)
+    for split, i, reason in failures:
+        paths = dataset.paths(split)
+        skipped.append((paths[i] if paths is not None else f"{split} row {i}", reason))
+    quality = {}
+    if raw is not None:  # severities of the rows that stay: odd size/aspect are relative to the analysed images
+        raw = (raw[0][keep["train"]], raw[1][keep["test"]])
+        scores = split_scores(*raw, source_kind(dataset))
+        quality = {"quality_raw_train": raw[0], "quality_raw_test": raw[1],
+                   "quality_train": scores[0], "quality_test": scores[1]}
+    return Embedded(
+        x_train=x_train if keep["train"].all() else np.asarray(x_train[keep["train"]], np.float32),
+        x_test=x_test if keep["test"].all() else np.asarray(x_test[keep["test"]], np.float32),
+        y_train=np.asarray(dataset.y_train)[keep["train"]], y_test=np.asarray(dataset.y_test)[keep["test"]],
+        keep_train=keep["train"], keep_test=keep["test"], skipped=skipped,
+        quality_kind=source_kind(dataset) if quality else None, quality=quality,
+    )
+
+
+def fit_stage(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, *, C: float = 1.0,
+              importance: str = "coreclean", max_fit_samples: int | str | None = "auto",
+              progress: StageProgress | None = None) -> Fitted:
+    """Fit the classifier and score every training sample."""
+    report = progress or (lambda stage, done, total: None)
+    report("fit", 0, 1)
+    est = CoresetSensitivity(C=C, max_fit_samples=max_fit_samples).fit(x_train, y_train, n_classes=n_classes)
+    scores = est.importance_
+    replacement = IMPORTANCE_BACKENDS[check_backend(importance)]
+    if replacement is not None:
+        scores = replacement(x_train, y_train)
+    report("fit", 1, 1)
+    return Fitted(coef=est.coef_, importance=scores, pred_train=est.stats_["pred"],
+                  p_label_train=est.stats_["p_label"].astype(np.float32), leverage_train=est.leverage_,
+                  fit_samples=int(len(est.fit_indices_)))
+
+
+def evaluate_stage(x_test: np.ndarray, y_test: np.ndarray, coef: np.ndarray, n_classes: int, *,
+                   progress: StageProgress | None = None) -> Evaluated:
+    """Predictions, confusion counts and accuracy on the test split."""
+    report = progress or (lambda stage, done, total: None)
+    report("evaluate", 0, 1)
+    stats = label_statistics(x_test, y_test, coef)
+    report("evaluate", 1, 1)
+    return Evaluated(pred_test=stats["pred"], p_pred_test=stats["p_pred"].astype(np.float32),
+                     confusion=confusion_matrix(y_test, stats["pred"], n_classes),
+                     accuracy=float(np.mean(stats["pred"] == y_test)) if len(y_test) else float("nan"))
+
+
+def cache_key(dataset: Dataset, params: dict) -> str:
+    blob = json.dumps({"data": dataset.fingerprint, "params": params, "v": store.FORMAT_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_analysis(
+    source: str | Dataset, *, cache_dir: str | Path | None = None, backbone: str | None = None, weights=None,
+    pca: int | None = 128, C: float = 1.0, importance: str = "coreclean",
+    max_fit_samples: int | str | None = "auto", progress: StageProgress | None = None, cluster: str | None = None,
+) -> Path:
+    """Build (or reuse) the analysis of ``source``; returns its directory.
+
+    ``cluster``: ``local:N`` or ``tcp://HOST:PORT`` (default ``$CORECLEAN_CLUSTER``; none: this process) runs the
+    embedding and the row passes of the fit and evaluation on Dask (:mod:`coreclean.build.cluster`); the cache must then
+    be on a path every worker can read. The result (and its cache key) is that of the single-process build.
+    """
+    check_backend(importance)
+    address = cluster_address(cluster)
+    spec = parse_cluster(address) if address else None
+    cache = writable_cache_dir(cache_dir)
+    dataset = load_source(source, cache_dir=cache) if isinstance(source, str) else source
+    backbone = check_backbone(dataset, backbone or default_backbone(dataset))
+    params = {"backbone": backbone, "weights": weights_identity(weights) if backbone == "resnet18" else None,
+              "pca": pca if backbone == "pixels" else None, "C": C}
+    if importance != "coreclean":
+        params["importance"] = importance
+    if max_fit_samples != "auto":
+        params["max_fit_samples"] = max_fit_samples
+    directory = cache / f"{_slug(dataset.name)}-{cache_key(dataset, params)}"
+    if store.is_complete(directory):
+        return directory
+    report = progress or (lambda stage, done, total: None)
+    started = time.time()
+    K = len(dataset.classes)
+    with open_cluster(spec) if spec else nullcontext() as client:
+        work = store.partial_dir(directory)
+        work.mkdir(parents=True, exist_ok=True)
+        embedded = embed_stage(dataset, backbone, work, weights=weights, pca=pca, progress=report, client=client)
+        passes = None
+        if client is not None:  # the features as files the workers read; the passes as tasks over their rows
+            from ..classifier.dask_passes import DaskRowPasses, share
+            passes = DaskRowPasses(client)
+            embedded.x_train = passes.register(share(embedded.x_train, work / "x_train.npy"))
+            embedded.x_test = passes.register(share(embedded.x_test, work / "x_test.npy"))
+        with row_passes_on(passes):
+            fitted = fit_stage(embedded.x_train, embedded.y_train, K, C=C, importance=importance,
+                               max_fit_samples=max_fit_samples, progress=report)
+            evaluated = evaluate_stage(embedded.x_test, embedded.y_test, fitted.coef, K, progress=report)
+        cluster_meta = None if client is None else {"spec": spec.spec, "workers": len(
+            client.scheduler_info()["workers"]), "tasks": dict(passes.tasks_)}
+    explored = explore_stage(embedded.x_train, embedded.x_test, embedded.y_train, fitted.importance,
+                             **_images_for_explore(dataset, embedded), progress=report)
+    report("store", 0, 1)
+    arrays = {"y_train": embedded.y_train, "y_test": embedded.y_test, "coef": fitted.coef,
+              "importance": fitted.importance, "pred_train": fitted.pred_train, "p_label_train": fitted.p_label_train,
+              "leverage_train": fitted.leverage_train,
+              "pred_test": evaluated.pred_test, "p_pred_test": evaluated.p_pred_test, "confusion": evaluated.confusion,
+              **embedded.quality, **explored.arrays}
+    for split, keep in (("train", embedded.keep_train), ("test", embedded.keep_test)):
+        pixels, paths = dataset.images(split), dataset.paths(split)
+        if pixels is not None:
+            arrays[f"images_{split}"] = np.asarray(pixels)[keep]
+        elif paths is not None:
+            arrays[f"paths_{split}"] = np.asarray(paths, dtype=str)[keep]
+    meta = {
+        "source": source if isinstance(source, str) else dataset.name, "name": dataset.name, "kind": dataset.kind,
+        "classes": list(dataset.classes), **params, "importance": importance,
+        "root": str(dataset.root) if dataset.root else None, "n_train": int(len(embedded.y_train)),
+        "n_test": int(len(embedded.y_test)), "n_features": int(embedded.x_train.shape[1]),
+        "accuracy": evaluated.accuracy, "classifier_fit_samples": fitted.fit_samples,
+        "skipped": [list(s) for s in embedded.skipped], "quality": embedded.quality_kind, **explored.meta,
+        "lineage": None, **({"cluster": cluster_meta} if cluster_meta else {}),
+        "build_seconds": round(time.time() - started, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    store.write_analysis(directory, arrays, meta, features={"x_train": embedded.x_train, "x_test": embedded.x_test})
+    report("store", 1, 1)
+    return directory
+
+
+def _images_for_explore(dataset: Dataset, embedded: Embedded) -> dict:
+    """What the exploration stage compares for duplicates: in-memory pixels, or the image files of a folder."""
+    keep = {"train": embedded.keep_train, "test": embedded.keep_test}
+    if dataset.kind == "pixels":
+        return {f"pixels_{s}": np.asarray(dataset.images(s))[keep[s]] for s in keep}
+    if dataset.kind == "files":
+        return {f"files_{s}": [dataset.root / p for p, kept in zip(dataset.paths(s), keep[s]) if kept] for s in keep}
+    return {}
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)[:40] or "dataset"

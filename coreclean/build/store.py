@@ -1,0 +1,134 @@
+"""The one writer (and the low-level reader) of analysis directories.
+
+Layout of an analysis directory (``.npy`` + JSON only, never pickle)::
+
+    meta.json            source, parameters, class names, accuracy, skipped files, lineage
+    x_train.npy x_test.npy      embeddings (float32)        y_train.npy y_test.npy  labels
+    coef.npy             classifier (d + 1, K)              confusion.npy  test confusion counts (K, K)
+    importance.npy       per-sample sensitivity (train)     pred_*.npy p_pred_test.npy p_label_train.npy
+    removed_train.npy    (revisions) samples dropped by review decisions
+    images_*.npy | paths_*.npy  what the UI shows for a sample
+    quality_raw_*.npy    (optional) per-image quality rows (n, 7) in ``coreclean.quality.thresholds.RAW_COLUMNS`` order
+    quality_*.npy        (optional) issue severities (n, 7) in ``ISSUE_NAMES`` order, NaN = failed / not applicable;
+                         meta["quality"] is the source kind they were scored for ('file' | 'memory'); older
+                         analyses and embeddings without images have neither
+    reviews.sqlite       the review log (written by :mod:`coreclean.review.log`, never by the store)
+
+A directory is written whole into ``<name>.partial`` and renamed into place, so a reader sees either nothing or a
+complete analysis. A revision (``<analysis>/revisions/<stamp>``) stores only what changed and names its parent in
+``meta["lineage"]``; arrays it lacks (embeddings, test labels, images) are read from the parent.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..data.files import load_npy, save_npy, write_json
+
+FORMAT_VERSION = 4  # 4: revisions are analyses (lineage in meta); atomic directory writes
+REQUIRED_META = ("format", "name", "kind", "classes", "n_train", "n_test", "accuracy", "backbone")
+
+
+def partial_dir(directory: Path) -> Path:
+    """Where ``directory`` is assembled before it is renamed into place (also the embedding work dir)."""
+    return directory.with_name(directory.name + ".partial")
+
+
+def write_analysis(directory: Path, arrays: dict[str, np.ndarray], meta: dict, *,
+                   features: dict[str, np.ndarray] | None = None) -> Path:
+    """Write ``arrays`` (name -> array) and ``meta`` as the analysis at ``directory``, atomically.
+
+    ``features`` (``x_train``/``x_test``) are copied in row blocks, or file to file when they are whole float32
+    ``.npy`` memmaps, so large embeddings never sit in memory. Work files left in the partial directory by the
+    embedding stage (``embed-*``) are removed once the features are stored.
+    """
+    directory = Path(directory)
+    staging = partial_dir(directory)
+    staging.mkdir(parents=True, exist_ok=True)
+    for name, x in (features or {}).items():
+        _copy_features(staging / f"{name}.npy", x)
+    for name, value in arrays.items():
+        save_npy(staging / f"{name}.npy", value)
+    missing = [key for key in REQUIRED_META if key not in meta and key != "format"]
+    if missing:
+        raise ValueError(f"store: meta lacks {missing}")  # a programming error, caught by the tests
+    write_json(staging / "meta.json", {**meta, "format": FORMAT_VERSION})
+    for work in staging.glob("embed-*"):
+        shutil.rmtree(work, ignore_errors=True)
+    if directory.exists():  # a damaged analysis: keep it aside, never delete what a user saved (reviews)
+        aside = directory.with_name(f"{directory.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        directory.rename(aside)
+        if (aside / "reviews.sqlite").exists():
+            shutil.copy2(aside / "reviews.sqlite", staging / "reviews.sqlite")
+    staging.rename(directory)
+    return directory
+
+
+def read_meta(directory: Path) -> dict:
+    """``meta.json`` of an analysis, validated; ``ValueError`` naming the file and what to do."""
+    meta_file = Path(directory) / "meta.json"
+    if not meta_file.exists():
+        raise ValueError(f"{directory}: not a built analysis (no meta.json); run 'python -m coreclean build'.")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{meta_file}: damaged ({err}); rebuild with 'python -m coreclean build' "
+                         "(the review log next to it is kept).") from err
+    missing = [key for key in REQUIRED_META if not isinstance(meta, dict) or key not in meta]
+    if missing or not isinstance(meta.get("classes"), list):
+        raise ValueError(f"{meta_file}: damaged or from another tool (missing {missing or ['classes']}); "
+                         "rebuild with 'python -m coreclean build' (the review log next to it is kept).")
+    if meta["format"] != FORMAT_VERSION:
+        raise ValueError(f"{meta_file}: format {meta['format']}, this coreclean reads {FORMAT_VERSION}; rebuild it "
+                         "with 'python -m coreclean build'.")
+    return meta
+
+
+def is_complete(directory: Path) -> bool:
+    """True when ``directory`` holds a readable analysis of the current format."""
+    try:
+        read_meta(directory)
+    except ValueError:
+        return False
+    return True
+
+
+def lineage(directory: Path, meta: dict) -> list[Path]:
+    """``directory`` followed by its ancestors (a revision's parents), nearest first."""
+    chain = [Path(directory)]
+    parent = (meta.get("lineage") or {}).get("parent")
+    while parent:
+        here = (chain[-1] / parent).resolve()
+        if here in chain or not (here / "meta.json").exists():
+            break
+        chain.append(here)
+        parent = (read_meta(here).get("lineage") or {}).get("parent")
+    return chain
+
+
+def load_array(chain: list[Path], name: str, *, mmap: bool = False) -> np.ndarray | None:
+    """Array ``name`` from the first directory of ``chain`` that has it (``None`` if none does)."""
+    for directory in chain:
+        path = directory / f"{name}.npy"
+        if path.exists():
+            return load_npy(path, mmap=mmap)
+    return None
+
+
+def _copy_features(path: Path, x: np.ndarray, batch: int = 65536) -> None:
+    source = getattr(x, "filename", None)
+    if source and Path(source).resolve() == path.resolve():  # already in place (a cluster build shares it there)
+        return
+    if source and str(source).endswith(".npy") and x.dtype == np.float32 and x.flags.c_contiguous \
+            and x.shape == np.load(source, mmap_mode="r", allow_pickle=False).shape:  # the whole file, as is
+        shutil.copyfile(source, path)
+        return
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=x.shape)
+    for start in range(0, len(x), batch):
+        out[start:start + batch] = x[start:start + batch]
+    out.flush()
+    del out

@@ -1,0 +1,234 @@
+"""Command line: ``python -m coreclean build SOURCE`` and ``python -m coreclean rank``."""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..data.files import load_npy
+from ..importance.backends import IMPORTANCE_BACKENDS
+from ..embedding.embed import BACKBONES
+
+
+RANK_COLUMNS = ["index", "label", "importance", "predicted", "p_label", "duplicate_of", "outlier"]
+
+
+def check_output_path(out: str, *, inputs: tuple[str, ...] = ()) -> Path:
+    """Fail before any work when ``out`` cannot be written, or would overwrite an input."""
+    path = Path(out)
+    resolved = path.resolve()
+    for given in inputs:
+        if Path(given).resolve() == resolved:
+            raise ValueError(f"--out {out}: is also an input file; choose another output path.")
+    if path.is_dir():
+        raise ValueError(f"--out {out}: is a directory; give a file path such as {path / 'ranking.csv'}.")
+    if not path.parent.is_dir():
+        raise ValueError(f"--out {out}: folder {path.parent} does not exist; create it first.")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"--out {out}: not a regular file; give a file path.")
+    try:
+        if path.exists():
+            open(path, "ab").close()  # appends nothing; fails for read-only and immutable files
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".coreclean-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"--out {out}: not writable ({err.strerror or err}); choose a path you can write to.") from err
+    return path
+
+
+def write_csv(path: Path, header: list[str], rows) -> None:
+    """Write a CSV next to ``path`` and rename it into place: a failed write never leaves half a file."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".coreclean-", suffix=".csv", newline="",
+                                     delete=False) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(handle.name, path)
+
+
+def _build(args) -> int:
+    from ..analysis.reader import Analysis
+    from .progress import StageBars
+
+    bars = StageBars()
+    try:
+        analysis = Analysis.build(args.source, cache_dir=args.cache, backbone=args.backbone, weights=args.weights,
+                                  pca=args.pca, importance=args.importance, progress=bars, cluster=args.cluster)
+    finally:
+        bars.close()
+    meta = analysis.meta
+    print(f"{meta['name']}: {meta['n_train']} train / {meta['n_test']} test, {len(analysis.classes)} classes, "
+          f"backbone {meta['backbone']}, test accuracy {analysis.accuracy:.4f}")
+    for file, reason in meta["skipped"][:20]:
+        print(f"skipped {file}: {reason}", file=sys.stderr)
+    if len(meta["skipped"]) > 20:
+        print(f"... and {len(meta['skipped']) - 20} more skipped (see meta.json)", file=sys.stderr)
+    print(f"cache: {analysis.directory}")
+    return 0
+
+
+def _retrain(args) -> int:
+    from ..analysis.reader import Analysis
+    from .progress import StageBars
+    from ..build.retrain import retrain
+    from ..review.log import ReviewLog
+
+    analysis = Analysis.load(args.directory)
+    decided = ReviewLog(analysis.root_analysis, len(analysis.y_train), analysis.n_classes).current()
+    if not any(d.decision != "ok" for d in decided.values()):
+        raise ValueError(f"{analysis.root_analysis / 'reviews.sqlite'}: no 'mislabeled' or 'remove' decisions to "
+                         "apply; review first (dashboard Review page).")
+    bars = StageBars()
+    try:
+        result = retrain(analysis, decided, progress=bars)
+    finally:
+        bars.close()
+    revision = Analysis.load(result.directory)
+    print(f"round {revision.meta['lineage']['round']}: applied "
+          f"{len(decided)} decisions ({result.relabelled} relabelled, {result.removed} removed); test accuracy "
+          f"{result.accuracy_before:.4f} -> {result.accuracy_after:.4f}")
+    print(f"revision: {result.directory}")
+    return 0
+
+
+def _rank_analysis(args) -> int:
+    from ..analysis.reader import Analysis
+
+    out = check_output_path(args.out)
+    analysis = Analysis.load(args.analysis)
+    order = [i for i in np.argsort(-analysis.importance, kind="stable") if not analysis.removed_train[i]]
+    duplicate_of, outlier = analysis.stack("duplicate_of_train"), analysis.stack("outlier_train")
+    if duplicate_of is None or outlier is None:
+        raise ValueError(f"{analysis.directory}: built before the exploration signals; rebuild it with "
+                         "'python -m coreclean build'.")
+    write_csv(out, RANK_COLUMNS,
+              ([int(i), int(analysis.y_train[i]), f"{analysis.importance[i]:.6g}", int(analysis.pred_train[i]),
+                f"{analysis.p_label_train[i]:.6g}", int(duplicate_of[i]), f"{outlier[i]:.4g}"] for i in order))
+    print(f"wrote {len(order)} rows to {out}")
+    return 0
+
+
+def _rank(args) -> int:
+    from ..exploration.stage import feature_signals
+    from ..importance.sensitivity import CoresetSensitivity
+    from ..data.validation import check_features_labels
+
+    if args.analysis:
+        if args.features or args.labels:
+            raise ValueError("give either an analysis directory or --features/--labels, not both.")
+        return _rank_analysis(args)
+    if not (args.features and args.labels):
+        raise ValueError("rank needs an analysis directory (from build or retrain) or --features X.npy --labels y.npy.")
+    out = check_output_path(args.out, inputs=(args.features, args.labels))
+    X = load_npy(Path(args.features), mmap=True)
+    y = load_npy(Path(args.labels))
+    X, y = check_features_labels(X, y, x_name=args.features, y_name=args.labels)
+    est = CoresetSensitivity().fit(X, y)
+    stats = est.stats_  # already computed under the classifier; no second pass, no (n, K) matrix
+    order = np.argsort(-est.importance_, kind="stable")
+    duplicate_of, outlier = feature_signals(X)
+    write_csv(out, RANK_COLUMNS,
+              ([int(i), int(y[i]), f"{est.importance_[i]:.6g}", int(stats["pred"][i]), f"{stats['p_label'][i]:.6g}",
+                int(duplicate_of[i]), f"{outlier[i]:.4g}"] for i in order))
+    print(f"wrote {len(order)} rows to {out}")
+    return 0
+
+
+def _restore_log(args) -> int:
+    from ..review.backup import restore
+
+    used, rows = restore(args.directory)
+    print(f"restored {rows} decision rows from {used} into {Path(args.directory) / 'reviews.sqlite'} "
+          "(the damaged file is kept next to it as reviews.sqlite.damaged-*)")
+    return 0
+
+
+def _export(args) -> int:
+    from ..analysis.reader import Analysis
+    from ..review.export import issues_table, logged_decisions, table_rows
+    from ..quality.issues import parse_thresholds
+    from .progress import StageBars
+
+    out = check_output_path(args.out)
+    thresholds = parse_thresholds(args.threshold)
+    if (Path(args.source) / "meta.json").is_file():  # an analysis directory (a build or a retrain revision)
+        analysis = Analysis.load(args.source)
+    else:
+        bars = StageBars()
+        try:
+            analysis = Analysis.build(args.source, cache_dir=args.cache, backbone=args.backbone,
+                                      weights=args.weights, pca=args.pca, progress=bars)
+        finally:
+            bars.close()
+    table = issues_table(analysis, logged_decisions(analysis), thresholds)
+    write_csv(out, list(table.columns), table_rows(table))
+    print(f"wrote {len(table)} rows to {out} (analysis {analysis.directory})")
+    flagged = [f"{c[3:-6]} {int(table[c].sum())}" for c in table.columns if c.startswith("is_") and c.endswith("_issue")]
+    print("flagged: " + ", ".join(flagged) if flagged else
+          "no image-quality scores in this analysis (embeddings without images, or built before quality "
+          "scoring: delete the analysis directory and build again to add them)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="coreclean", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="embed, classify and score a dataset; cache the analysis")
+    build.add_argument("source", nargs="?", default="digits",
+                       help="digits | fashion-mnist[:DIR] | ImageFolder DIR | embeddings DIR (default: digits)")
+    build.add_argument("--cache", type=Path, default=None,
+                       help="cache directory (default: $CORECLEAN_CACHE or .coreclean-cache)")
+    build.add_argument("--backbone", choices=list(BACKBONES), default=None,
+                       help="default: pixels for digits/fashion-mnist, resnet18 for image folders")
+    build.add_argument("--weights", default="imagenet",
+                       help="'imagenet' (torchvision download), a state_dict FILE for offline use, or 'none'")
+    build.add_argument("--pca", type=int, default=128, help="PCA dimensions for the pixels backbone (0 = off)")
+    build.add_argument("--importance", choices=list(IMPORTANCE_BACKENDS), default="coreclean",
+                       help="importance backend; 'dataheroes' needs the optional package, an account and internet")
+    build.add_argument("--cluster", default=None, metavar="SPEC",
+                       help="run on Dask: local:N (N worker processes here) or tcp://HOST:PORT (a running "
+                            "scheduler; the cache must be on a path the workers share); default $CORECLEAN_CLUSTER, "
+                            "else this process (docs/scale-out.md)")
+    build.set_defaults(run=_build)
+    rank = sub.add_parser("rank", help="rank an analysis (or your own embeddings) by importance into a CSV")
+    rank.add_argument("analysis", nargs="?", help="an analysis directory (a build or a retrain revision)")
+    rank.add_argument("--features", help="X.npy (n, d), instead of an analysis")
+    rank.add_argument("--labels", help="y.npy (n,), with --features")
+    rank.add_argument("--out", required=True, help="output CSV path")
+    rank.set_defaults(run=_rank)
+    again = sub.add_parser("retrain", help="apply an analysis's review decisions, refit, write the next round")
+    again.add_argument("directory", help="the analysis directory (a build or a retrain revision)")
+    again.set_defaults(run=_retrain)
+    restore = sub.add_parser("restore-log", help="replace a damaged review log by its newest intact backup")
+    restore.add_argument("directory", help="the analysis directory holding reviews.sqlite")
+    restore.set_defaults(run=_restore_log)
+    export = sub.add_parser("export", help="one CSV row per training sample with every signal, quality issues "
+                                           "and the current review decision")
+    export.add_argument("source", help="an analysis directory (build or retrain revision), or a SOURCE as for "
+                                       "build (built or reused first)")
+    export.add_argument("--out", required=True, help="output CSV path, e.g. issues.csv")
+    export.add_argument("--threshold", action="append", metavar="ISSUE=VALUE",
+                        help="override an issue's flag threshold (score in [0, 1], flagged above it); repeatable, "
+                             "e.g. --threshold dark=0.8 --threshold blurry=0.6")
+    export.add_argument("--cache", type=Path, default=None, help="cache directory when building (as for build)")
+    export.add_argument("--backbone", choices=list(BACKBONES), default=None, help="as for build")
+    export.add_argument("--weights", default="imagenet", help="as for build")
+    export.add_argument("--pca", type=int, default=128, help="as for build")
+    export.set_defaults(run=_export)
+    args = parser.parse_args(argv)
+    if getattr(args, "weights", None) == "none":
+        args.weights = None
+    try:
+        return args.run(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a path the user gave that the system refuses (permissions, /proc, disk full)
+        print(f"error: {getattr(err, 'filename', None) or ''}: {err.strerror or err}; check the path and "
+              "permissions.", file=sys.stderr)
+        return 2

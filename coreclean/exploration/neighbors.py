@@ -1,0 +1,300 @@
+"""Nearest neighbours on cosine similarity: exact blocked search for small sets, an inverted-file join above that.
+
+Cosine similarity because embeddings (ResNet penultimate features, standardized-pixel PCA) carry "what" in their
+direction and "how much" (contrast, activation energy) in their norm; the norm is handled by the outlier score.
+
+Every entry point accepts a read-only ``np.memmap`` and reads it in row blocks, so a 1.28M x 512 set is never
+loaded as a second float64 copy. The approximate path ("ivf") keeps one float32 unit-norm copy in memory,
+ordered by coarse cluster, and turns the search into one matrix product per cluster (queries probing the cluster x
+its members): faiss's own ``IndexIVFFlat`` scans lists one query at a time, which is memory-bound when every
+training sample is also a query.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK_ROWS = 32768          # rows read from X per block (32768 x 512 float32 = 64 MB)
+EXACT_MAX_WORK = 1e11       # n * n * d at or below which "auto" searches exactly (~2 s on 2 cores)
+
+
+def check_matrix(X, name: str = "X", *, min_rows: int = 2) -> np.ndarray:
+    """Validate a (n, d) real matrix without reading it (a memmap stays a memmap); finiteness is checked per block."""
+    if not isinstance(X, np.ndarray):  # keeps np.memmap as is
+        X = np.asarray(X)
+    if X.dtype == object:
+        raise ValueError(f"{name}: holds Python objects; pass a numeric (n, d) array.")
+    if X.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (n_samples, n_features), got shape {X.shape}.")
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise ValueError(f"{name}: dtype {X.dtype} is not real numeric; convert with .astype(np.float32).")
+    if len(X) < min_rows or X.shape[1] < 1:
+        raise ValueError(f"{name}: needs at least {min_rows} rows and 1 column, got shape {X.shape}.")
+    return X
+
+
+def unit_rows(block: np.ndarray, *, name: str = "X", offset: int = 0) -> np.ndarray:
+    """float32 copy of ``block`` (b, d) with each row scaled to unit L2 norm; all-zero rows stay zero.
+
+    Raises ValueError naming the first row (``offset`` + position) holding NaN or inf.
+    """
+    out = np.array(block, dtype=np.float32, order="C", copy=True)
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{name}: row {offset + int(np.argmax(bad))} contains NaN or inf; drop or impute it first.")
+    norms = np.sqrt(np.einsum("ij,ij->i", out, out))
+    out /= np.maximum(norms, 1e-12)[:, None]
+    return out
+
+
+def _check_k(k: int, n_rows: int, exclude_self: bool) -> int:
+    limit = n_rows - 1 if exclude_self else n_rows
+    if not isinstance(k, (int, np.integer)) or k < 1 or k > limit:
+        raise ValueError(f"k={k!r}: must be an integer in 1..{limit} for {n_rows} rows"
+                         f"{' (self excluded)' if exclude_self else ''}; lower k.")
+    return int(k)
+
+
+def _top_k(sim: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k largest similarities (descending) of candidate arrays (m, c), c >= k."""
+    if sim.shape[1] > k:
+        part = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        sim, idx = np.take_along_axis(sim, part, 1), np.take_along_axis(idx, part, 1)
+    order = np.argsort(-sim, axis=1, kind="stable")
+    return np.take_along_axis(sim, order, 1), np.take_along_axis(idx, order, 1)
+
+
+def _drop_self(sim: np.ndarray, idx: np.ndarray, query_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each row's own index from sorted (m, k + 1) results; where absent (ties among >k exact copies), the
+    last entry goes, so every row keeps k neighbours."""
+    mask = idx == query_ids[:, None]
+    absent = ~mask.any(axis=1)
+    mask[absent, -1] = True
+    m, width = idx.shape
+    return sim[~mask].reshape(m, width - 1), idx[~mask].reshape(m, width - 1)
+
+
+def exact_search(X, queries: np.ndarray, k: int, *, exclude_ids: np.ndarray | None = None,
+                 block_rows: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """Exact cosine top-k of unit-norm ``queries`` (m, d) among the rows of ``X`` (n, d), streaming X in blocks.
+
+    ``exclude_ids`` (m,): each query's own row in X, removed from its result. Returns (indices (m, k) int64,
+    similarities (m, k) float32), most similar first.
+    """
+    import faiss
+
+    want = k + (exclude_ids is not None)
+    best_sim = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    best_idx = np.zeros((len(queries), 0), dtype=np.int64)
+    for start in range(0, len(X), block_rows):
+        block = unit_rows(X[start:start + block_rows], offset=start)
+        sim, idx = faiss.knn(queries, block, int(min(want, len(block))), metric=faiss.METRIC_INNER_PRODUCT)
+        best_sim = np.concatenate([best_sim, sim], axis=1)
+        best_idx = np.concatenate([best_idx, idx + start], axis=1)
+        best_sim, best_idx = _top_k(best_sim, best_idx, min(want, best_sim.shape[1]))
+    if exclude_ids is not None:
+        best_sim, best_idx = _drop_self(best_sim, best_idx, np.asarray(exclude_ids))
+    return best_idx.astype(np.int64), best_sim.astype(np.float32)
+
+
+def _in_threads(fn, items, n_jobs: int) -> list:
+    """Map ``fn`` over ``items`` in ``n_jobs`` threads, each running faiss single-threaded: faiss releases the GIL,
+    and OpenMP's spinning worker threads waste whole time slices when the cores are shared."""
+    import faiss
+
+    def run(item):
+        faiss.omp_set_num_threads(1)
+        return fn(item)
+    if n_jobs <= 1:
+        previous = faiss.omp_get_max_threads()
+        try:
+            return [run(item) for item in items]
+        finally:
+            faiss.omp_set_num_threads(previous)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n_jobs) as pool:
+        return list(pool.map(run, items))
+
+
+def default_ivf_params(n_rows: int) -> tuple[int, int]:
+    """(n_lists, n_probe) for the inverted-file join: ~2 sqrt(n) lists (at most 2048, and at least 40 rows each so
+    k-means has enough points), 8 probed per query (recall@10 measured in bench/explore.py)."""
+    n_lists = int(np.clip(min(2 * np.sqrt(n_rows), n_rows // 40), 1, 2048))
+    return n_lists, min(8, n_lists)
+
+
+class NeighborIndex:
+    """Cosine k-nearest-neighbour search over the rows of X, built once, queried for X itself and for new rows.
+
+    Parameters
+    ----------
+    k : neighbours per query.
+    method : "exact" (blocked matrix products over X, no copy), "ivf" (approximate: spherical k-means lists,
+        each query searched in its ``n_probe`` nearest lists; measure with
+        :func:`coreclean.exploration.recall.measure_recall`), or "auto":
+        exact when n * n * d <= EXACT_MAX_WORK, else ivf.
+    n_lists, n_probe : ivf lists and lists searched per query (default: :func:`default_ivf_params`).
+    block_rows : rows of X read and normalized at a time.
+    n_jobs : threads (default: all cores).
+    random_state : seed of the k-means sample and initialization.
+
+    Attributes
+    ----------
+    method_ : "exact" or "ivf".  n_rows_ : n.  n_lists_, n_probe_ : ivf parameters used (None for exact).
+    order_ : (n,) int64, rows of X in list order (ivf).  list_offsets_ : (n_lists + 1,) int64 (ivf).
+    """
+
+    def __init__(self, k: int = 10, *, method: str = "auto", n_lists: int | None = None,
+                 n_probe: int | None = None, block_rows: int = BLOCK_ROWS, n_jobs: int | None = None,
+                 random_state: int = 0):
+        self.k = k
+        self.method = method
+        self.n_lists = n_lists
+        self.n_probe = n_probe
+        self.block_rows = block_rows
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def fit(self, X) -> "NeighborIndex":
+        """Index X (n, d); for ivf this keeps a float32 unit-norm copy (n * d * 4 bytes) until the index is deleted."""
+        import os
+
+        X = check_matrix(X)
+        n, d = X.shape
+        _check_k(self.k, n, True)
+        choices = ("auto", "exact", "ivf")
+        if self.method not in choices:
+            raise ValueError(f"method={self.method!r}: choose one of {choices}.")
+        if not isinstance(self.block_rows, (int, np.integer)) or self.block_rows < 1:
+            raise ValueError(f"block_rows={self.block_rows!r}: must be a positive integer.")
+        self.n_jobs_ = int(self.n_jobs or os.cpu_count() or 1)
+        self.method_ = self.method
+        if self.method == "auto":
+            self.method_ = "exact" if float(n) * n * d <= EXACT_MAX_WORK else "ivf"
+        self.X_, self.n_rows_ = X, n
+        self.n_lists_ = self.n_probe_ = None
+        if self.method_ == "ivf":
+            self._fit_ivf(X)
+        return self
+
+    def _fit_ivf(self, X) -> None:
+        import faiss
+
+        n, d = X.shape
+        default_lists, default_probe = default_ivf_params(n)
+        self.n_lists_ = int(self.n_lists or default_lists)
+        self.n_probe_ = int(self.n_probe or min(default_probe, self.n_lists_))
+        if not 1 <= self.n_probe_ <= self.n_lists_ <= n:
+            raise ValueError(f"n_probe={self.n_probe_}, n_lists={self.n_lists_}: need 1 <= n_probe <= n_lists <= "
+                             f"n_rows ({n}).")
+        rng = np.random.default_rng(self.random_state)
+        sample_rows = np.sort(rng.choice(n, min(n, 40 * self.n_lists_), replace=False))
+        sample = unit_rows(X[sample_rows])
+        kmeans = faiss.Kmeans(d, self.n_lists_, niter=10, spherical=True, seed=self.random_state,
+                              max_points_per_centroid=40)
+        kmeans.train(sample)
+        del sample
+        self.quantizer_ = faiss.IndexFlatIP(d)
+        self.quantizer_.add(kmeans.centroids)
+        starts = range(0, n, self.block_rows)
+        probes = _in_threads(lambda s: self.quantizer_.search(unit_rows(X[s:s + self.block_rows], offset=s),
+                                                               self.n_probe_)[1].astype(np.int32), starts, self.n_jobs_)
+        self.probes_ = np.concatenate(probes)
+        # Each row is stored once, in its nearest list, so candidates from different lists never repeat.
+        self.order_ = np.argsort(self.probes_[:, 0], kind="stable")
+        self.position_ = np.empty(n, dtype=np.int64)
+        self.position_[self.order_] = np.arange(n)
+        self.list_offsets_ = np.concatenate([[0], np.cumsum(np.bincount(self.probes_[:, 0],
+                                                                        minlength=self.n_lists_))])
+        self.stored_ = np.empty((n, d), dtype=np.float32)
+        for s in starts:
+            self.stored_[self.position_[s:s + self.block_rows]] = unit_rows(X[s:s + self.block_rows], offset=s)
+
+    def kneighbors(self, queries=None) -> tuple[np.ndarray, np.ndarray]:
+        """(indices (m, k) int64 into X, cosine similarities (m, k) float32), most similar first, for ``queries``
+        (m, d) or, when None, for every row of X with itself excluded (m = n)."""
+        if not hasattr(self, "method_"):
+            raise ValueError("NeighborIndex: call fit(X) before kneighbors().")
+        if queries is not None:
+            queries = check_matrix(queries, "queries", min_rows=1)
+            if queries.shape[1] != self.X_.shape[1]:
+                raise ValueError(f"queries: has {queries.shape[1]} features but X has {self.X_.shape[1]}; "
+                                 "embed both the same way.")
+        k = _check_k(self.k, self.n_rows_, queries is None)
+        if self.method_ == "exact":
+            return self._exact(k, queries)
+        return self._ivf(k, queries)
+
+    def _exact(self, k, queries):
+        X, b = self.X_, self.block_rows
+        if queries is None:
+            parts = [exact_search(X, unit_rows(X[s:s + b], offset=s), k, exclude_ids=np.arange(s, min(s + b, len(X))),
+                                  block_rows=b) for s in range(0, len(X), b)]
+        else:
+            parts = [exact_search(X, unit_rows(queries[s:s + b], name="queries", offset=s), k, block_rows=b)
+                     for s in range(0, len(queries), b)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _ivf(self, k, queries):
+        import faiss
+
+        n, b, n_probe = self.n_rows_, self.block_rows, self.n_probe_
+        if queries is None:
+            qvec, qpos, qprobes, want = self.stored_, self.position_, self.probes_, k + 1
+        else:
+            qvec = np.concatenate([unit_rows(queries[s:s + b], name="queries", offset=s)
+                                   for s in range(0, len(queries), b)])
+            qpos, want = np.arange(len(qvec)), k
+            qprobes = np.concatenate(_in_threads(lambda s: self.quantizer_.search(qvec[s:s + b], n_probe)[1],
+                                                 range(0, len(qvec), b), self.n_jobs_)).astype(np.int32)
+        m = len(qprobes)
+        cand_sim = np.full((m, n_probe, want), -np.inf, dtype=np.float32)
+        cand_idx = np.full((m, n_probe, want), -1, dtype=np.int32 if n < 2**31 else np.int64)
+        flat = qprobes.ravel()
+        pairs = np.argsort(flat, kind="stable")
+        bounds = np.searchsorted(flat[pairs], np.arange(self.n_lists_ + 1))
+        offsets, order, stored = self.list_offsets_, self.order_, self.stored_
+
+        def search_list(c):
+            lo, hi = int(offsets[c]), int(offsets[c + 1])
+            chosen = pairs[bounds[c]:bounds[c + 1]]
+            if hi == lo or len(chosen) == 0:
+                return
+            q, slot = chosen // n_probe, chosen % n_probe
+            width = int(min(want, hi - lo))
+            sim, idx = faiss.knn(qvec[qpos[q]], stored[lo:hi], width, metric=faiss.METRIC_INNER_PRODUCT)
+            cand_sim[q, slot, :width] = sim   # (q, slot) pairs are distinct, so threads never write the same cell
+            cand_idx[q, slot, :width] = order[idx + lo]
+
+        # Largest lists first, so the threads finish together.
+        sizes = np.diff(offsets) * np.diff(bounds)
+        _in_threads(search_list, np.argsort(-sizes, kind="stable"), self.n_jobs_)
+        cand_sim, cand_idx = cand_sim.reshape(m, -1), cand_idx.reshape(m, -1)
+        out_idx = np.empty((m, k), dtype=np.int64)
+        out_sim = np.empty((m, k), dtype=np.float32)
+        for s in range(0, m, b):
+            sim, idx = _top_k(cand_sim[s:s + b], cand_idx[s:s + b], want)
+            if queries is None:
+                sim, idx = _drop_self(sim, idx, np.arange(s, s + len(sim)))
+            out_sim[s:s + b], out_idx[s:s + b] = sim, idx
+        short = np.flatnonzero((out_idx < 0).any(axis=1))
+        if len(short):  # probed lists held fewer than k rows: search those queries exactly
+            vectors = qvec[qpos[short]]
+            out_idx[short], out_sim[short] = exact_search(self.X_, vectors, k, block_rows=b,
+                                                          exclude_ids=short if queries is None else None)
+        return out_idx, out_sim
+
+
+def nearest_neighbors(X, *, k: int = 10, queries=None, method: str = "auto", n_lists: int | None = None,
+                      n_probe: int | None = None, block_rows: int = BLOCK_ROWS, n_jobs: int | None = None,
+                      random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """k most cosine-similar rows of ``X`` (n, d; array or read-only memmap) for every row of X (self excluded)
+    or for each row of ``queries`` (m, d). One-shot form of ``NeighborIndex(...).fit(X).kneighbors(queries)``
+    (see there for the parameters); to search X and queries with one index, use the class.
+
+    Returns (indices (m, k) int64 into X, similarities (m, k) float32 cosine, descending per row); m = n when
+    queries is None.
+    """
+    index = NeighborIndex(k, method=method, n_lists=n_lists, n_probe=n_probe, block_rows=block_rows,
+                          n_jobs=n_jobs, random_state=random_state)
+    return index.fit(X).kneighbors(queries)

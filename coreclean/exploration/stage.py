@@ -1,0 +1,148 @@
+"""The exploration stage of the build: neighbours, duplicates, train/test leakage, outliers and the 2-D map.
+
+One neighbour structure (k = 10 cosine neighbours of every training sample, and of every test sample among the
+training set) is computed once and stored; duplicate groups are recomputed from it for any threshold without a new
+search (:func:`duplicate_groups`). In-memory images (digits, Fashion-MNIST) are compared as image fingerprints with
+a small shift search, which tells copies from look-alikes far better than their PCA features; file and
+embedding sources use the embedding's cosine similarity. Exact copies are found by content hash (file bytes or
+pixel rows) and merged in. The outlier score has a third view, from the images themselves, when they are in memory
+(:mod:`coreclean.exploration.orientation`: images not recognized as upright; see :mod:`coreclean.exploration.outliers`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .duplicates import (candidate_vectors, exact_duplicate_groups, hash_files, hash_rows, image_fingerprints,
+                         leakage, merge_groups, near_duplicate_groups, shift_similarity)
+from .neighbors import NeighborIndex
+from .orientation import OrientationScorer
+from .outliers import outlier_score
+from .projection import project_2d
+from .recall import measure_recall
+
+K = 10
+# cosine similarity at or above which two samples are near-duplicates (bench/explore.py: 0.997 on pixel
+# fingerprints found 97% of injected shifted/noised/darker copies of Fashion-MNIST with few other rows flagged)
+DEFAULT_THRESHOLD = {"fingerprint": 0.997, "embedding": 0.98}
+MAP_POINTS = 100_000
+# fewest images the orientation view of the outlier score learns from (digits' 1,437 suffice: test_orientation.py)
+ORIENTATION_MIN_IMAGES = 1000
+# held-out rotation accuracy (chance 0.25) below which a dataset is taken to have no upright and the view is left out
+# (digits 0.93, Fashion-MNIST 0.98; Fashion-MNIST turned at random 0.25, noise 0.24; images with an axis but no up,
+# like horizontal stripes, 0.5: lying vs standing is told apart, a 180-degree turn is not)
+ORIENTATION_MIN_ACCURACY = 0.65
+
+
+@dataclass
+class Explored:
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+
+def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, importance: np.ndarray, *,
+                  pixels_train: np.ndarray | None = None, pixels_test: np.ndarray | None = None,
+                  files_train: list | None = None, files_test: list | None = None,
+                  progress=None) -> Explored:
+    """Neighbours, duplicates, leakage, outliers and the map for one analysis.
+
+    x_train (n, d), x_test (m, d): embeddings (memmaps welcome).  y_train, importance: (n,).
+    pixels_*: in-memory images (n, H, W[, C]) when the source has them; files_*: absolute image paths otherwise.
+    Returns the arrays to store (``neighbors_*``, ``neighbor_sim_*``, ``dup_neighbors_*``/``dup_sim_*``,
+    ``exact_dup_train``, ``duplicate_of_train``, ``leak_of_test``, ``outlier_train``, ``map_rows``, ``map_xy``)
+    and the metadata (method, recall@10, thresholds).
+    """
+    report = progress or (lambda stage, done, total: None)
+    steps, out = 5, Explored()
+    report("explore", 0, steps)
+    k = min(K, len(x_train) - 1)
+    index = NeighborIndex(k).fit(x_train)
+    idx, sim = index.kneighbors()
+    no_test = (np.zeros((0, k), np.int64), np.zeros((0, k), np.float32))
+    t_idx, t_sim = index.kneighbors(x_test) if len(x_test) else no_test
+    recall, _ = measure_recall(x_train, idx, n_samples=1000)
+    out.arrays.update(neighbors_train=idx, neighbor_sim_train=sim, neighbors_test=t_idx, neighbor_sim_test=t_sim)
+    out.meta.update(neighbors={"k": k, "method": index.method_, "recall_at_10": round(float(recall), 4),
+                               "recall_queries": int(min(1000, len(x_train)))})
+    report("explore", 1, steps)
+    if pixels_train is not None:
+        fp, fp_test = image_fingerprints(pixels_train), image_fingerprints(pixels_test)
+        f_index = NeighborIndex(k).fit(candidate_vectors(fp))
+        d_idx, _ = f_index.kneighbors()
+        d_sim = shift_similarity(fp, d_idx)
+        dt_idx, _ = f_index.kneighbors(candidate_vectors(fp_test)) if len(fp_test) else (t_idx, None)
+        dt_sim = shift_similarity(fp, dt_idx, queries=fp_test) if len(fp_test) else t_sim
+        space = "fingerprint"
+        hashes, test_hashes = hash_rows(pixels_train), hash_rows(pixels_test) if len(pixels_test) else None
+    else:
+        d_idx, d_sim, dt_idx, dt_sim, space = idx, sim, t_idx, t_sim, "embedding"
+        hashes = hash_files(files_train) if files_train is not None else None
+        test_hashes = hash_files(files_test) if files_test is not None and len(files_test) else None
+    if space == "fingerprint":
+        out.arrays.update(dup_neighbors_train=d_idx, dup_sim_train=d_sim, dup_neighbors_test=dt_idx,
+                          dup_sim_test=dt_sim)
+    report("explore", 2, steps)
+    threshold = DEFAULT_THRESHOLD[space]
+    exact = exact_duplicate_groups(hashes) if hashes is not None else np.full(len(y_train), -1, np.int64)
+    out.arrays["exact_dup_train"] = exact
+    out.arrays["duplicate_of_train"] = merge_groups(exact, near_duplicate_groups(d_idx, d_sim, threshold))
+    leak = leakage(dt_idx, dt_sim, threshold) if len(dt_idx) else np.zeros(0, np.int64)
+    if test_hashes is not None:  # an exact copy across the split is a leak whatever its neighbours say
+        first = {h: i for i, h in reversed(list(enumerate(hashes)))}
+        exact_leak = np.array([first.get(h, -1) for h in test_hashes], dtype=np.int64)
+        leak = np.where(exact_leak >= 0, exact_leak, leak)
+    out.arrays["leak_of_test"] = leak
+    out.meta.update(duplicates={"space": space, "threshold": threshold,
+                                "exact": "file bytes" if files_train is not None else
+                                ("pixels" if pixels_train is not None else None)})
+    report("explore", 3, steps)
+    orientation, learned = None, None
+    if pixels_train is not None and len(pixels_train) >= ORIENTATION_MIN_IMAGES:
+        scorer = OrientationScorer().fit(pixels_train)
+        learned = {"side": scorer.side_, "train_images": int(len(scorer.train_rows_)), "steps": scorer.steps_,
+                   "final_loss": round(scorer.final_loss_, 4),
+                   "rotation_accuracy": round(scorer.rotation_accuracy_, 4)}
+        if scorer.rotation_accuracy_ >= ORIENTATION_MIN_ACCURACY:
+            orientation = scorer.score(pixels_train)
+    if orientation is not None:
+        out.meta["outliers"] = {"views": ["mahalanobis", "knn", "orientation"], "units": "nats",
+                                "orientation": learned}
+    else:  # embeddings, file sources (a second decode of every image for this view: not done yet), tiny sets, and
+        # sets with no upright (satellite or microscope images): there the view would only add noise to the ranking
+        out.meta["outliers"] = {"views": ["mahalanobis", "knn"], "units": "nats",
+                                **({"orientation_skipped": learned} if learned else {})}
+    score = outlier_score(x_train, sim, orientation=orientation)
+    out.arrays["outlier_train"] = score
+    report("explore", 4, steps)
+    flagged = np.flatnonzero((out.arrays["duplicate_of_train"] >= 0) | (score >= np.quantile(score, 0.99))
+                             | (importance >= np.quantile(importance, 0.99)))
+    rows, xy = project_2d(x_train, max_points=MAP_POINTS, must_include=flagged, labels=y_train)
+    out.arrays.update(map_rows=rows, map_xy=xy)
+    out.meta["map"] = {"method": "umap", "points": int(len(rows)), "of": int(len(y_train))}
+    report("explore", 5, steps)
+    return out
+
+
+def duplicate_groups(analysis, threshold: float | None = None) -> np.ndarray:
+    """duplicate_of (n,) of ``analysis`` at ``threshold`` (default: the build's), regrouped from the stored
+    neighbours without a new search; exact copies always count."""
+    stored = analysis.stack("duplicate_of_train")
+    if stored is None:
+        raise ValueError(f"{analysis.directory}: built without the exploration stage; rebuild it.")
+    info = analysis.meta.get("duplicates") or {}
+    if threshold is None or threshold == info.get("threshold"):
+        return np.asarray(stored)
+    fingerprint = info.get("space") == "fingerprint"
+    idx = analysis.stack("dup_neighbors_train" if fingerprint else "neighbors_train")
+    sim = analysis.stack("dup_sim_train" if fingerprint else "neighbor_sim_train")
+    return merge_groups(np.asarray(analysis.stack("exact_dup_train")),
+                        near_duplicate_groups(np.asarray(idx), np.asarray(sim), threshold))
+
+
+def feature_signals(X: np.ndarray, *,
+                    threshold: float = DEFAULT_THRESHOLD["embedding"]) -> tuple[np.ndarray, np.ndarray]:
+    """(duplicate_of (n,) int64, outlier (n,) float32) of bare features X (n, d): near-duplicates by cosine
+    similarity of the features, outliers as in the build. For ``rank`` on a user's own embeddings."""
+    idx, sim = NeighborIndex(min(K, len(X) - 1)).fit(X).kneighbors()
+    return near_duplicate_groups(idx, sim, threshold), outlier_score(X, sim)

@@ -1,0 +1,113 @@
+"""What leaves coreclean: corrections and cleaned labels as CSV / ``.npy`` bytes, ready to download or write, and
+the table of every signal per training sample (:func:`issues_table`)."""
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pandas as pd
+
+from ..quality.issues import quality_scores
+from ..quality.thresholds import table_columns
+from .log import Decision, ReviewLog, apply_corrections
+
+
+def corrections_csv(decisions: dict[int, Decision], classes: list[str], ids: list[str] | None = None) -> str:
+    """CSV of every non-'ok' decision: index, id (path or index), old/new label and class names, decision."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["index", "id", "old_label", "new_label", "decision", "old_class", "new_class", "reviewer"])
+    for sample in sorted(decisions):
+        d = decisions[sample]
+        if d.decision == "ok":
+            continue
+        new = "" if d.new_label is None else d.new_label
+        writer.writerow([sample, ids[sample] if ids is not None else sample, d.old_label, new, d.decision,
+                         classes[d.old_label], classes[d.new_label] if d.new_label is not None else "",
+                         d.reviewer or ""])
+    return out.getvalue()
+
+
+def cleaned_labels_npy(y: np.ndarray, decisions: dict[int, Decision]) -> bytes:
+    """``y_train.npy`` bytes with corrections applied; removed samples get label -1 (rows stay aligned with x)."""
+    labels, keep = apply_corrections(y, decisions)
+    labels[~keep] = -1
+    buffer = io.BytesIO()
+    np.save(buffer, labels, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def cleaned_labels_csv(paths: list[str], y: np.ndarray, decisions: dict[int, Decision], classes: list[str]) -> str:
+    """ImageFolder mapping ``path,label,status`` (status keep|remove); image files are never moved."""
+    labels, keep = apply_corrections(y, decisions)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["path", "label", "status"])
+    for path, label, kept in zip(paths, labels, keep):
+        writer.writerow([path, classes[label], "keep" if kept else "remove"])
+    return out.getvalue()
+
+
+def logged_decisions(analysis) -> dict[int, Decision]:
+    """Current decisions of the analysis's review log (shared by its lineage); {} when no log was ever written
+    (reading never creates one, so a read-only cache works)."""
+    root = analysis.root_analysis
+    if not (root / "reviews.sqlite").exists():
+        return {}
+    return ReviewLog(root, len(analysis.y_train), analysis.n_classes).current()
+
+
+def issues_table(analysis, decided: dict[int, Decision] | None = None,
+                 thresholds: dict[str, float] | None = None) -> pd.DataFrame:
+    """Every signal per training sample, one row each (Datalab ``get_issues()`` style), in index order.
+
+    Columns: index, path (when the source has files), label, label_name, predicted, predicted_name, p_label,
+    importance; outlier and duplicate_of when the analysis stores them (``outlier_train`` /
+    ``duplicate_of_train``); removed (revisions); ``<issue>_score`` and ``is_<issue>_issue`` for each quality
+    issue that applies (:func:`coreclean.quality.thresholds.table_columns`, ``thresholds`` overriding the defaults);
+    decision ('' when undecided) and new_label (mislabeled decisions).
+    """
+    n = len(analysis.y_train)
+    names = np.asarray(analysis.classes, dtype=object)
+    columns: dict[str, object] = {"index": np.arange(n)}
+    paths = analysis.paths_train
+    if paths is not None:
+        columns["path"] = np.asarray(paths, dtype=str)
+    y, pred = np.asarray(analysis.y_train), np.asarray(analysis.pred_train)
+    columns.update(label=y, label_name=names[y], predicted=pred, predicted_name=names[pred],
+                   p_label=np.asarray(analysis.p_label_train), importance=np.asarray(analysis.importance))
+    for column, stored in (("outlier", "outlier_train"), ("duplicate_of", "duplicate_of_train")):
+        values = analysis.stack(stored)
+        if values is not None and len(values) == n:
+            columns[column] = np.asarray(values)
+    if analysis.is_revision:
+        columns["removed"] = np.asarray(analysis.removed_train, dtype=bool)
+    scores = quality_scores(analysis)
+    if scores is not None and analysis.meta.get("quality"):
+        columns.update(table_columns(np.asarray(scores), thresholds, analysis.meta["quality"]))
+    decisions, new_labels = [""] * n, [None] * n
+    for i, d in (decided or {}).items():
+        if 0 <= i < n:
+            decisions[i] = d.decision
+            new_labels[i] = d.new_label if d.decision == "mislabeled" else None
+    columns["decision"] = np.asarray(decisions, dtype=object)
+    columns["new_label"] = pd.array(new_labels, dtype="Int64")
+    return pd.DataFrame(columns)
+
+
+def table_rows(table: pd.DataFrame):
+    """The rows of ``table`` as CSV cells: floats to 6 significant digits, missing values empty."""
+    formats = [(lambda v: "" if v != v else f"{v:.6g}") if table[c].dtype.kind == "f" else
+               (lambda v: "" if v is pd.NA or v is None else v) for c in table.columns]
+    for row in table.itertuples(index=False, name=None):
+        yield [fmt(value) for fmt, value in zip(formats, row)]
+
+
+def issues_csv(table: pd.DataFrame) -> str:
+    """``table`` (from :func:`issues_table`) as CSV text, the same cells the ``export`` command writes."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(list(table.columns))
+    writer.writerows(table_rows(table))
+    return out.getvalue()
