@@ -4,7 +4,6 @@ from coreclean.review import export
 from coreclean.review import log as review
 from coreclean.build import rounds
 from ui import tables
-from coreclean.build.retrain import retrain
 from ui import figures, review_grid, state
 
 analysis = state.current()
@@ -58,10 +57,10 @@ st.subheader("Apply & retrain")
 st.caption("Relabels and drops as marked, refits the classifier on the corrected labels and recomputes importance. The "
            "result is a new cleaning round; every page continues on it, earlier rounds stay selectable in the sidebar "
            "and the review log is shared, so nothing is asked twice.")
-if st.button("Apply & retrain", type="primary", disabled=not any(d.decision != "ok" for d in decided.values())):
-    bar = st.progress(0.0, text="Refitting…")
-    result = retrain(analysis, decided, progress=lambda s, d, t: bar.progress(d / max(t, 1), text=f"{s} {d}/{t}"))
-    state.continue_on_round(rounds.round_id(analysis.root_analysis, result.directory))
+st.button("Apply & retrain", type="primary", on_click=lambda: state.start_retrain(analysis, log.current()),
+          disabled=state.retrain_running(analysis) or not any(d.decision != "ok" for d in decided.values()),
+          help="Runs in the background: other pages stay usable, and this page picks up the new round when done.")
+retrain_slot = st.empty()  # its progress bar, filled at the end of the page once everything else is shown
 if analysis.is_revision:
     parent = state.parent(analysis)
     lineage = analysis.meta["lineage"]
@@ -87,3 +86,9 @@ if len(history) > 1:
     table = rounds.rounds_table(history, rounds.worst_pairs(history, names))
     st.dataframe(table, hide_index=True, column_config={"test accuracy": st.column_config.NumberColumn(format="%.4f")})
     st.plotly_chart(figures.rounds_figure(table))
+
+revision, failure = state.retrain_outcome(analysis, retrain_slot)  # waits for a running retrain with its bar
+if revision is not None:
+    state.continue_on_round(rounds.round_id(analysis.root_analysis, revision.directory))
+elif failure:
+    retrain_slot.error(f"Apply & retrain failed: {failure}")

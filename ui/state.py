@@ -1,35 +1,35 @@
-"""Loading and session state: configuration, the shared build runner, cached loaders, the source picker."""
+"""Loading and session state: configuration, the shared background runner (builds, Apply & retrain), cached
+loaders, the source picker."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import streamlit as st
 
 from coreclean import Analysis, config
+from coreclean.build.params import BuildParams
 from coreclean.importance.backends import IMPORTANCE_BACKENDS, IMPORTANCE_HELP
 from coreclean.analysis.labels import unique_labels
-from coreclean.review.log import ReviewLog, ReviewLogError
+from coreclean.review.log import Decision, ReviewLog, ReviewLogError
+from coreclean.build.retrain import Revision, retrain
 from coreclean.build.rounds import list_rounds
 
 from .widgets import notice_invalid
 
 BUILTIN_SOURCES = ["digits", "fashion-mnist"]
+_log = logging.getLogger(__name__)
 
 
 def read_only() -> bool:
     """``CORECLEAN_READONLY=1``: viewers explore and review, but cannot point the server at paths or build."""
     return os.environ.get("CORECLEAN_READONLY", "") not in ("", "0", "false")
-
-
-def dashboard_weights() -> str | None:
-    """ResNet18 weights for image folders the dashboard builds: ``CORECLEAN_WEIGHTS`` (set by the operator to a
-    state_dict file for offline use), default the ImageNet enum — the same policy as the CLI."""
-    value = os.environ.get("CORECLEAN_WEIGHTS", "imagenet").strip()
-    return None if value == "none" else value
 
 
 def prebuilt_caches() -> list[str]:
@@ -41,10 +41,11 @@ def prebuilt_caches() -> list[str]:
 
 
 class Builds:
-    """Analyses built in a background thread shared by every session of this server.
+    """The background runner: analysis builds and Apply & retrain run in one worker thread shared by every session
+    of this server (one job at a time: two would compete for the same cores and memory).
 
-    A build outlives the browser tab that started it, runs once however many sessions ask for it, and its progress
-    is visible to all of them.
+    A job outlives the browser tab that started it, runs once however many sessions ask for it, and its progress
+    (``progress[key]``: stage, done, total) is visible to all of them.
     """
 
     def __init__(self):
@@ -53,18 +54,23 @@ class Builds:
         self.futures: dict[tuple, Future] = {}
         self.progress: dict[tuple, tuple[str, int, int]] = {}
 
-    def get(self, source: str, backend: str, directory: Path, weights: str | None) -> tuple[tuple, Future]:
-        key = (source, backend, str(directory), weights)
+    def start(self, key: tuple, task: Callable[..., Any], *args, again: bool = False, **kwargs) -> Future:
+        """Run ``task(*args, progress=report, **kwargs)`` as the job ``key``: once however many sessions ask for it
+        while it runs or after it succeeded; a failed job, or with ``again`` a finished one, runs anew."""
         with self.lock:
             future = self.futures.get(key)
-            if future is None or (future.done() and future.exception() is not None):  # retry failures
+            if future is None or (future.done() and (again or future.exception() is not None)):
                 def report(stage: str, done: int, total: int) -> None:
                     self.progress[key] = (stage, done, total)
 
-                future = self.pool.submit(Analysis.build, source, cache_dir=directory, importance=backend,
-                                          weights=weights, progress=report)
+                self.progress.pop(key, None)
+                future = self.pool.submit(task, *args, progress=report, **kwargs)
                 self.futures[key] = future
-            return key, future
+            return future
+
+    def get(self, source: str, params: BuildParams, directory: Path) -> tuple[tuple, Future]:
+        key = (source, params, str(directory))
+        return key, self.start(key, Analysis.build, source, params, cache_dir=directory)
 
 
 @st.cache_resource(show_spinner=False)
@@ -77,6 +83,23 @@ def _load(directory: str) -> Analysis:
     return Analysis.load(directory)
 
 
+def follow(key: tuple, future: Future, slot, doing: str) -> None:
+    """Show the progress of the runner's job ``key`` as a bar in ``slot`` (an ``st.empty()``) until it is done,
+    then clear it. A rerun (a click, another page) interrupts the wait, never the job."""
+    if future.done():
+        return
+    builds = _builder()
+    bar = slot.progress(0.0, text=f"{doing}…")
+    while not future.done():
+        if key in builds.progress:
+            stage, done, total = builds.progress[key]
+            bar.progress(min(done / max(total, 1), 1.0), text=f"{doing}: {stage} {done:,}/{total:,}")
+        elif not future.running():  # queued behind another session's build or retrain
+            bar.progress(0.0, text=f"{doing}: waiting for the job before it to finish…")
+        time.sleep(0.25)
+    slot.empty()
+
+
 def analysis_for(source: str, backend: str = "coreclean") -> Analysis:
     """The analysis of ``source``: a prebuilt cache, or built once per server (waiting with a progress bar)."""
     if source.startswith("cache:"):
@@ -85,14 +108,9 @@ def analysis_for(source: str, backend: str = "coreclean") -> Analysis:
             raise ValueError(f"{name!r} is not a built analysis in the cache")
         return _load(str(config.cache_dir() / name))
     builds = _builder()
-    key, future = builds.get(source, backend, config.cache_dir(), dashboard_weights())
-    if not future.done():
-        bar = st.progress(0.0, text="Preparing analysis…")
-        while not future.done():
-            stage, done, total = builds.progress.get(key, ("starting", 0, 1))
-            bar.progress(min(done / max(total, 1), 1.0), text=f"Building analysis: {stage} {done:,}/{total:,}")
-            time.sleep(0.25)
-        bar.empty()
+    # the weights follow the one policy (CORECLEAN_WEIGHTS, set by the operator for offline use, else imagenet)
+    key, future = builds.get(source, BuildParams(importance=backend), config.cache_dir())
+    follow(key, future, st.empty(), "Building analysis")
     try:
         return future.result()  # re-raises the build's ValueError for the caller to show
     except OSError as err:  # a user path the server cannot read: a notice, not a traceback
@@ -171,6 +189,55 @@ def continue_on_round(round_id: str) -> None:
 def parent(analysis: Analysis) -> Analysis:
     """The round ``analysis`` was retrained from."""
     return _load(str((analysis.directory / analysis.meta["lineage"]["parent"]).resolve()))
+
+
+@dataclass(frozen=True)
+class RetrainJob:
+    """This session's Apply & retrain: the runner's job ``key`` and ``future`` (a :class:`Revision`), for the
+    lineage of the original analysis ``root``."""
+
+    key: tuple
+    future: Future
+    root: str
+
+
+_RETRAIN_JOB, _RETRAIN_FAILED = "retrain_job", "retrain_failed"
+
+
+def start_retrain(analysis: Analysis, decisions: dict[int, Decision]) -> None:
+    """Apply & retrain ``analysis`` with ``decisions`` (the log's current ones) as a job of the background runner,
+    followed by this session (:func:`retrain_outcome`). The same round and decisions asked for again while the job
+    runs (another click, another session) join it instead of queueing a copy."""
+    key = ("retrain", str(analysis.directory), hash(tuple(sorted(d.id for d in decisions.values()))))
+    future = _builder().start(key, retrain, analysis, dict(decisions), again=True)
+    st.session_state[_RETRAIN_JOB] = RetrainJob(key, future, str(analysis.root_analysis))
+    st.session_state.pop(_RETRAIN_FAILED, None)
+
+
+def retrain_running(analysis: Analysis) -> bool:
+    """Whether this session's Apply & retrain of ``analysis``'s lineage is still running."""
+    job = st.session_state.get(_RETRAIN_JOB)
+    return job is not None and job.root == str(analysis.root_analysis) and not job.future.done()
+
+
+def retrain_outcome(analysis: Analysis, slot) -> tuple[Revision | None, str | None]:
+    """(revision, failure) of this session's Apply & retrain of ``analysis``'s lineage: waits for a running job
+    with a progress bar in ``slot``, then hands its revision over once; ``failure`` is a message for the page,
+    kept until the next Apply & retrain. (None, None) when there is neither."""
+    root = str(analysis.root_analysis)
+    job = st.session_state.get(_RETRAIN_JOB)
+    if job is not None and job.root == root:
+        follow(job.key, job.future, slot, "Apply & retrain")
+        del st.session_state[_RETRAIN_JOB]
+        error = job.future.exception()
+        if error is None:
+            return job.future.result(), None
+        if not isinstance(error, (ValueError, OSError)):  # a bug, not a refusal: the server log gets the traceback
+            _log.error("Apply & retrain failed", exc_info=error)
+        message = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+        st.session_state[_RETRAIN_FAILED] = (root, message)
+    failed = st.session_state.get(_RETRAIN_FAILED)
+    return None, failed[1] if failed and failed[0] == root else None
 
 
 def current() -> Analysis:
