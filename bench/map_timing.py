@@ -63,6 +63,7 @@ def server_side(directory: Path, analysis, repeat: int) -> list[tuple[str, float
 
     from coreclean.analysis import explore_queries as q
 
+    from ui import map_colours
     from ui.map_figures import default_draw
 
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=300)
@@ -82,7 +83,7 @@ def server_side(directory: Path, analysis, repeat: int) -> list[tuple[str, float
     start = time.perf_counter()
     fresh.switch_page("pages/map.py").run()
     rows.append(("server: map page, first render in a session", time.perf_counter() - start, float("nan")))
-    fields = list(q.COLOUR_FIELDS)
+    fields = list(map_colours.COLOUR_FIELDS)
     rows.append(("server: change the colour field", *timed(
         lambda k: at.selectbox(key="colour").select(fields[(k + 1) % len(fields)]).run(), repeat)))
     chosen = boxes(analysis, repeat + 1)
@@ -136,11 +137,11 @@ def browser_side(cache: Path, directory: Path, analysis, repeat: int,
 
 def browser_map(page, base: str, draw: str, analysis, repeat: int) -> list[tuple[str, float, float]]:
     """Open ``base`` (the Map page in one draw mode) with each colour field, then drag boxes on it."""
-    from coreclean.analysis import explore_queries as q
+    from ui import map_colours
 
     rows = []
 
-    def open_map(k, fields=q.COLOUR_FIELDS):
+    def open_map(k, fields=map_colours.COLOUR_FIELDS):
         page.goto(f"{base}&colour={fields[k % len(fields)]}")
         page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60000)
         settle(page)
@@ -200,10 +201,10 @@ def plot_only(analysis, repeat: int) -> list[tuple[str, float, float]]:
     from playwright.sync_api import sync_playwright
 
     from coreclean.analysis import explore_queries as q
-    from ui import map_figures
+    from ui import map_colours, map_figures
 
     rows_, xy = q.map_points(analysis)
-    colour = q.map_colour(analysis, "importance", rows_)
+    colour = map_colours.map_colour(analysis, "importance", rows_)
     webgl = map_figures.map_figure(xy, rows_, colour.values, colour.categories, colour.title)
     image = map_figures.map_figure(xy, rows_, colour.values, colour.categories, colour.title, draw="image")
     svg = json.loads(webgl.to_json())
@@ -233,12 +234,12 @@ def plot_only(analysis, repeat: int) -> list[tuple[str, float, float]]:
 def figure_sizes(analysis, draw: str) -> dict[str, float]:
     """KiB of the map's figure JSON (what ``st.plotly_chart`` sends to the browser) for each colour field."""
     from coreclean.analysis import explore_queries as q
-    from ui import map_figures
+    from ui import map_colours, map_figures
 
     rows, xy = q.map_points(analysis)
     sizes = {}
-    for field in q.COLOUR_FIELDS:
-        paint = q.map_colour(analysis, field, rows, {})
+    for field in map_colours.COLOUR_FIELDS:
+        paint = map_colours.map_colour(analysis, field, rows, {})
         figure = map_figures.map_figure(xy, rows, paint.values, paint.categories, paint.title, draw=draw)
         sizes[field] = len(figure.to_json()) / 1024
     return sizes

@@ -36,11 +36,8 @@ def keep_one(chosen: list[list[int]]) -> None:
     st.session_state["kept_note"] = f"{written} samples marked **remove** in the review log."
 
 
-pages = max(1, -(-len(groups) // GROUPS_PER_PAGE))
-if st.session_state.get("gpage", 1) > pages:
-    st.session_state["gpage"] = pages
 nav = st.columns([1, 3])
-page = nav[0].number_input("Page of groups", 1, pages, 1, key="gpage", bind="query-params", disabled=pages == 1)
+page = widgets.page_number(nav[0], "Page of groups", selection.page_count(len(groups), GROUPS_PER_PAGE), key="gpage")
 start, stop = selection.page_bounds(len(groups), (page - 1) * GROUPS_PER_PAGE, GROUPS_PER_PAGE)
 shown = [[int(i) for i in g] for g in groups[start:stop]]
 small = [g for g in shown if len(g) <= MAX_KEEP_ONE]
@@ -77,11 +74,7 @@ test, train = explore.leak_pairs(analysis)
 st.write(f"**{len(test):,}** test samples have a near or exact copy in the training set (at the build's "
          f"threshold {default:g}): their test accuracy is not a fair estimate.")
 if len(test):
-    leak_pages = max(1, -(-len(test) // PAIRS_PER_PAGE))
-    if st.session_state.get("lpage", 1) > leak_pages:
-        st.session_state["lpage"] = leak_pages
-    leak_page = st.number_input("Page of leaks", 1, leak_pages, 1, key="lpage", bind="query-params",
-                                disabled=leak_pages == 1)
+    leak_page = widgets.page_number(st, "Page of leaks", selection.page_count(len(test), PAIRS_PER_PAGE), key="lpage")
     lo, hi = selection.page_bounds(len(test), (leak_page - 1) * PAIRS_PER_PAGE, PAIRS_PER_PAGE)
     st.caption("Top row: test samples; below each, its copy in the training set.")
     widgets.image_grid(analysis, test[lo:hi], split="test", columns=PAIRS_PER_PAGE,

@@ -10,6 +10,7 @@ import pytest
 from coreclean import Analysis
 from coreclean.analysis import explore_queries as q
 from coreclean.review.log import ReviewLog
+from ui.map_colours import COLOUR_FIELDS
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_map_renders_every_colour_as_webgl_and_restores_the_colour_from_the_link
     spec = chart_spec(at)
     assert {t["type"] for t in spec["data"]} == {"scattergl", "scatter"}  # points, and the colour bar's trace
     assert "outlier" in json.dumps(spec["data"][0]) and at.radio(key="draw").value == "points"  # digits: 1,797
-    for field in q.COLOUR_FIELDS:
+    for field in COLOUR_FIELDS:
         at.selectbox(key="colour").select(field).run()
         assert not at.exception, field
         traces = chart_spec(at)["data"]

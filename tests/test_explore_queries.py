@@ -9,6 +9,7 @@ from matplotlib.path import Path as PolygonPath
 from coreclean import Analysis
 from coreclean.analysis import explore_queries as q
 from coreclean.exploration.duplicates import group_members
+from ui.map_colours import DECISION_KINDS, map_colour
 
 
 @pytest.fixture(scope="module")
@@ -69,22 +70,22 @@ def test_top_classes_are_the_classifier_probabilities_sorted(a):
 
 def test_map_colour_by_every_field(a):
     rows, _ = q.map_points(a)
-    label = q.map_colour(a, "label", rows)
+    label = map_colour(a, "label", rows)
     assert list(label.values) == list(a.y_train[rows]) and len(label.categories) == a.n_classes
-    assert list(q.map_colour(a, "prediction", rows).values) == list(a.pred_train[rows])
-    assert np.allclose(q.map_colour(a, "importance", rows).values, a.class_importance[rows])
-    outlier = q.map_colour(a, "outlier", rows).values
+    assert list(map_colour(a, "prediction", rows).values) == list(a.pred_train[rows])
+    assert np.allclose(map_colour(a, "importance", rows).values, a.class_importance[rows])
+    outlier = map_colour(a, "outlier", rows).values
     score = a.stack("outlier_train")[rows]
     assert outlier.min() == 0 and outlier.max() == 1 and outlier[np.argmax(score)] == 1
     assert np.all(np.diff(outlier[np.argsort(score, kind="stable")]) > 0)
-    dup = q.map_colour(a, "duplicate", rows).values
+    dup = map_colour(a, "duplicate", rows).values
     stored = a.stack("duplicate_of_train")[rows]
     assert list(dup == 0) == list(stored < 0) and list(dup == 1) == list(stored == rows)
-    decision = q.map_colour(a, "decision", rows, {int(rows[0]): "remove", int(rows[3]): "ok", 10**9: "ok"}).values
-    assert decision[0] == q.DECISION_KINDS.index("remove") and decision[3] == q.DECISION_KINDS.index("ok")
+    decision = map_colour(a, "decision", rows, {int(rows[0]): "remove", int(rows[3]): "ok", 10**9: "ok"}).values
+    assert decision[0] == DECISION_KINDS.index("remove") and decision[3] == DECISION_KINDS.index("ok")
     assert (decision != 0).sum() == 2
     with pytest.raises(ValueError, match="colour the map by one of"):
-        q.map_colour(a, "size", rows)
+        map_colour(a, "size", rows)
 
 
 def test_duplicate_groups_threshold_exact_only_and_leaks(a):

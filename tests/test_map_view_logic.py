@@ -10,7 +10,7 @@ from plotly.colors import sample_colorscale
 
 from ui.map_image import map_extent, paint_points
 
-from coreclean.analysis.explore_queries import DECISION_KINDS
+from ui.map_colours import DECISION_KINDS
 from ui import figures, map_figures, selection
 
 

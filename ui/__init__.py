@@ -1,9 +1,13 @@
 """Streamlit helpers for dashboard.py and pages/, split by job.
 
-* :mod:`ui.state` — configuration, the shared build runner, cached analysis/log loaders, the source picker and the
-  session's current analysis (including the one workaround for Streamlit's legacy pages/ mode).
+* :mod:`ui.state` — configuration, the shared background runner (builds, Apply & retrain), cached analysis/log
+  loaders, the source and round pickers and the session's current analysis (including the one workaround for
+  Streamlit's legacy pages/ mode).
 * :mod:`ui.access` — optional password / OIDC access control for hosting.
-* :mod:`ui.widgets` — the image grid, link-parameter notices.
+* :mod:`ui.widgets` — the image grid, a page number input, link-parameter notices.
 * :mod:`ui.figures` — plotly figure builders (pure functions).
 * :mod:`ui.selection` — chart-selection and URL-state logic (pure functions).
+* :mod:`ui.map_selection` — the Map page's selection state machine (pure functions over the session state).
+* :mod:`ui.map_figures`, :mod:`ui.map_colours`, :mod:`ui.map_image` — the map's figure (and its cached builder), how
+  each colour field paints it, and the points painted as one image.
 """

@@ -51,6 +51,11 @@ def range_from_selection(selection: dict[str, Any] | None) -> tuple[float, float
     return None
 
 
+def page_count(n_items: int, page_size: int) -> int:
+    """Pages of ``page_size`` items that ``n_items`` fill (at least one, shown empty)."""
+    return max(1, -(-int(n_items) // max(int(page_size), 1)))
+
+
 def page_bounds(n_items: int, position: int, page_size: int) -> tuple[int, int]:
     """[start, stop) of the grid page starting at ``position`` (0-based), clamped into range."""
     if n_items <= 0:

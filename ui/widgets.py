@@ -1,4 +1,5 @@
-"""Reusable Streamlit widgets: the image grid and notices for link parameters a widget ignores."""
+"""Reusable Streamlit widgets: the image grid, a page number input, and notices for link parameters a widget
+ignores."""
 from __future__ import annotations
 
 import base64
@@ -41,6 +42,15 @@ def notice_invalid(key: str, valid) -> None:
     raw = st.query_params.get(key)
     if raw is not None and raw != "" and raw not in valid:
         st.warning(f"Link parameter `{key}={raw}` is not valid here; showing the default instead.")
+
+
+def page_number(container, label: str, pages: int, key: str, **kwargs) -> int:
+    """A page number input (1..``pages``) in ``container``, kept in the URL as ``?key=``; a page past the end (the
+    list shrank, or the link named a longer one) becomes the last."""
+    if st.session_state.get(key, 1) > pages:
+        st.session_state[key] = pages
+    return int(container.number_input(label, 1, pages, 1, key=key, bind="query-params", disabled=pages == 1,
+                                      **kwargs))
 
 
 # URL params a page link must carry itself: the sidebar's bound widgets (source, path, backend, reviewer) re-add

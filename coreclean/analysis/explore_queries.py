@@ -7,18 +7,14 @@ answers with small numpy arrays; an analysis built before that stage raises Valu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ..exploration.duplicates import group_members
 from ..exploration.stage import duplicate_groups
-from .labels import unique_labels
 from ..classifier.model import predict_proba
 
-COLOUR_FIELDS = ("label", "prediction", "importance", "outlier", "duplicate", "decision")
-DUPLICATE_KINDS = ("no duplicate", "first of its group", "copy")
-DECISION_KINDS = ("undecided", "ok", "mislabeled", "remove")
 SELECTION_KINDS = ("box", "lasso", "near")
 
 
@@ -51,51 +47,19 @@ def map_positions(analysis, indices: Sequence[int]) -> np.ndarray:
     return np.asarray(xy[order[pos[found]]], dtype=np.float32).reshape(-1, 2)
 
 
-@dataclass(frozen=True)
-class MapColour:
-    """How to colour the map's points: ``values`` (p,) aligned with ``map_points``' rows — category codes into
-    ``categories`` (int64) for categorical fields, floats in [0, 1] otherwise (``categories`` is None)."""
-
-    field: str
-    values: np.ndarray
-    categories: tuple[str, ...] | None
-    title: str
+def outlier_percentiles(analysis) -> np.ndarray:
+    """(n,) float32 in [0, 1]: each training sample's rank by outlier score, 0 the most ordinary and 1 the most
+    unusual (ties in index order); the raw score is heavy-tailed."""
+    score = np.asarray(_stored(analysis, "outlier_train"))
+    ranks = np.empty(len(score), np.float32)
+    ranks[np.argsort(score, kind="stable")] = np.linspace(0, 1, len(score), dtype=np.float32)
+    return ranks
 
 
-def map_colour(analysis, field: str, rows: np.ndarray, decisions: Mapping[int, str] | None = None) -> MapColour:
-    """Colour ``rows`` (p,) of the map by ``field`` (one of :data:`COLOUR_FIELDS`).
-
-    label / prediction: class codes. importance: per-class normalized importance. outlier: the score's percentile
-    rank in the training set (the raw score is heavy-tailed). duplicate: :data:`DUPLICATE_KINDS` from the build's
-    groups. decision: :data:`DECISION_KINDS`, from ``decisions`` (sample -> current decision, e.g. the review
-    log's ``{i: d.decision for i, d in log.current().items()}``).
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    if field in ("label", "prediction"):
-        codes = (analysis.y_train if field == "label" else analysis.pred_train)[rows]
-        return MapColour(field, np.asarray(codes, np.int64), tuple(unique_labels(analysis.classes)), field)
-    if field == "importance":
-        return MapColour(field, analysis.class_importance[rows].astype(np.float32), None,
-                         "importance (per class)")
-    if field == "outlier":
-        score = np.asarray(_stored(analysis, "outlier_train"))
-        ranks = np.empty(len(score), np.float32)
-        ranks[np.argsort(score, kind="stable")] = np.linspace(0, 1, len(score), dtype=np.float32)
-        return MapColour(field, ranks[rows], None, "outlier (percentile)")
-    if field == "duplicate":
-        dup = np.asarray(_stored(analysis, "duplicate_of_train"))[rows]
-        codes = np.where(dup < 0, 0, np.where(dup == rows, 1, 2))
-        return MapColour(field, codes.astype(np.int64), DUPLICATE_KINDS, field)
-    if field == "decision":
-        lookup = {name: code for code, name in enumerate(DECISION_KINDS)}
-        codes = np.zeros(len(rows), np.int64)
-        decided = {int(i): lookup[d] for i, d in (decisions or {}).items() if d in lookup}
-        if decided:
-            keys = np.fromiter(decided, np.int64, len(decided))
-            found = np.isin(rows, keys)
-            codes[found] = [decided[int(r)] for r in rows[found]]
-        return MapColour(field, codes, DECISION_KINDS, field)
-    raise ValueError(f"field={field!r}: colour the map by one of {COLOUR_FIELDS}.")
+def duplicate_of(analysis) -> np.ndarray:
+    """(n,) int64: the first member of each training sample's near- or exact-duplicate group (at the build's
+    threshold; the sample itself when it is the first), -1 for a sample without duplicates."""
+    return np.asarray(_stored(analysis, "duplicate_of_train"), dtype=np.int64)
 
 
 def _in_display_order(analysis, members: np.ndarray) -> np.ndarray:
