@@ -2,7 +2,7 @@ import streamlit as st
 
 from coreclean.analysis import explore_queries as explore
 from coreclean.data.images import ImageUnavailable
-from ui import explore_grid, figures, review_grid, selection, state, widgets
+from ui import explore_grid, figures, review_grid, sample_facts, selection, state, widgets
 
 analysis = state.current()
 names = state.labels(analysis)
@@ -24,33 +24,14 @@ with right:
     classes, probabilities = explore.top_classes(analysis, index, 5, split)
     st.plotly_chart(figures.probability_bars([names[c] for c in classes], probabilities), key="top_classes")
     st.subheader("Why it is flagged")
-    explored = explore.has_exploration(analysis)
+    summary = decision = None
     if split == "train":
-        reason = review_grid.reasons(analysis, [index])[index]
-        lines = [reason.summary(names)]
-        if explored:
-            signals = explore.sample_signals(analysis, index)
-            lines.append(f"importance rank {signals.rank:,} of {signals.class_size:,} in class {names[label]} "
-                         f"(per-class importance {analysis.class_importance[index]:.3f})")
-            lines.append(f"outlier score above {signals.outlier_percentile:.1%} of the training set")
-            if len(signals.group):
-                others = ", ".join(f"#{j}" for j in signals.group[:8] if j != index)
-                kind = "exact copy" if len(signals.exact_group) else "near-duplicate"
-                lines.append(f"{kind} of {others}{' …' if len(signals.group) > 9 else ''} "
-                             f"(group of {len(signals.group)})")
+        summary = review_grid.reasons(analysis, [index])[index].summary(names)
         decision = state.current_log().current().get(index)
-        lines.append(f"review decision: **{decision.decision}**" + (
-            f" → {names[decision.new_label]}" if decision and decision.new_label is not None else "")
-            if decision else "not reviewed yet")
-    else:
-        lines = [f"test sample: label {names[label]}, predicted {names[predicted]} "
-                 f"(p {analysis.p_pred_test[index]:.2f})"]
-        copy = explore.train_copy_of(analysis, index) if explored else -1
-        if copy >= 0:
-            lines.append(f"near-duplicate of training sample #{copy} (train/test leakage)")
+    lines = sample_facts.why_flagged(analysis, index, split, names, summary=summary, decision=decision)
     st.markdown("\n".join(f"- {line}" for line in lines))
 
-if not explored:
+if not explore.has_exploration(analysis):
     st.info("This analysis was built before the exploration stage: rebuild it to see nearest neighbours.")
     st.stop()
 neighbors, similarities = explore.neighbors_of(analysis, index, split)
