@@ -21,16 +21,9 @@ def link_params(**extra: str) -> dict[str, str]:
 
 def keep_first(analysis: Analysis, log: ReviewLog, groups: Sequence[Sequence[int]], reviewer: str | None) -> int:
     """"Keep one, remove the rest": every member of each group but its first gets a ``remove`` decision (members
-    already marked ``remove`` are left as they are). Returns how many decisions were written."""
-    current = log.current()
-    written = 0
-    for group in groups:
-        for index in [int(i) for i in group][1:]:
-            if index in current and current[index].decision == "remove":
-                continue
-            log.decide(index, int(analysis.y_train[index]), "remove", reviewer=reviewer)
-            written += 1
-    return written
+    already marked ``remove`` are left as they are), in one transaction of the log. Returns how many decisions were
+    written."""
+    return len(log.keep_first(groups, analysis.y_train, reviewer=reviewer))
 
 
 SPLITS = ("train", "test")

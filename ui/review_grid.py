@@ -6,7 +6,6 @@ review log the moment it is made; the tile widgets read their state from the log
 """
 from __future__ import annotations
 
-import threading
 from typing import Sequence
 
 import streamlit as st
@@ -131,14 +130,6 @@ def progress_caption(analysis: Analysis, decided: dict, choice: str, names: Sequ
 
 
 # --- decisions -------------------------------------------------------------------------------------------------
-@st.cache_resource(show_spinner=False)
-def _decision_lock(path: str) -> threading.Lock:
-    """One lock per review log. Streamlit's fast reruns start the next run (say, key ``a``) in a new thread while
-    the previous one (key ``1``) may still be in its callback (a first write with its backup took 0.5 s here);
-    without the lock ``a`` could read the log before ``1`` wrote to it and mark that tile ``ok`` too."""
-    return threading.Lock()
-
-
 def _mark(index: int) -> None:
     """A key changed the tile's decision: keep the tile on screen for this visit, and give its decision control a
     new key so it is redrawn from the log. (Writing the control's state instead races with fast reruns: the browser
@@ -155,26 +146,21 @@ def decision_key(index: int) -> str:
 
 
 def toggle_mislabeled(analysis: Analysis, log: ReviewLog, index: int, reviewer: str | None) -> None:
-    """Key 1–9: mark the tile mislabeled with the suggested class, or undo that if it already is."""
-    with _decision_lock(str(log.path)):
-        _mark(index)
-        current = log.current().get(index)
-        if current is not None and current.decision == "mislabeled":
-            log.undo(index)
-        else:
-            log.decide(index, int(analysis.y_train[index]), "mislabeled", new_label=analysis.suggested_label(index),
-                       reviewer=reviewer)
+    """Key 1–9: mark the tile mislabeled with the suggested class, or undo that if it already is.
+
+    The log reads and writes in one transaction (Streamlit's fast reruns can run the next key's callback, say ``a``,
+    in a new thread while this one is still writing; other sessions and processes write too)."""
+    _mark(index)
+    log.toggle_mislabeled(index, int(analysis.y_train[index]), analysis.suggested_label(index), reviewer=reviewer)
 
 
 def accept_page(analysis: Analysis, log: ReviewLog, indices: Sequence[int], reviewer: str | None) -> int:
-    """Key a: every tile of the page without a current decision becomes ``ok``; returns how many."""
-    with _decision_lock(str(log.path)):
-        current = log.current()
-        undecided = [int(i) for i in indices if int(i) not in current]
-        for index in undecided:
-            _mark(index)
-            log.record(index, int(analysis.y_train[index]), "ok", reviewer=reviewer)
-    return len(undecided)
+    """Key a: every tile of the page without a current decision becomes ``ok`` (one transaction); returns how
+    many."""
+    written = log.accept_undecided([int(i) for i in indices], analysis.y_train, reviewer=reviewer)
+    for index in written:
+        _mark(index)
+    return len(written)
 
 
 def save_choice(analysis: Analysis, log: ReviewLog, names: Sequence[str], index: int, key: str,
@@ -184,8 +170,7 @@ def save_choice(analysis: Analysis, log: ReviewLog, names: Sequence[str], index:
     st.session_state.setdefault("decided_here", set()).add(index)
     chosen = st.session_state.get(f"new_{index}")
     new = list(names).index(chosen) if chosen else analysis.suggested_label(index)
-    with _decision_lock(str(log.path)):
-        log.decide(index, int(analysis.y_train[index]), choice, new_label=new, reviewer=reviewer)
+    log.decide(index, int(analysis.y_train[index]), choice, new_label=new, reviewer=reviewer)
 
 
 # --- tiles -----------------------------------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 Each decision is one row (sample, old label, new label, decision, reviewer, time). The current decision of a
 sample is its latest row that was not undone; undo marks that row, so the previous decision (if any) comes back.
 Every call opens its own connection, so threads, processes and Streamlit sessions can write at once; WAL mode and
-``synchronous=FULL`` make a committed decision survive a crash, and a killed writer leaves no partial row. A damaged
+``synchronous=FULL`` make a committed decision survive a crash, and a killed writer leaves no partial row.
+Every operation that reads the log to decide what to write (:meth:`ReviewLog.undo`,
+:meth:`ReviewLog.toggle_mislabeled`, :meth:`ReviewLog.accept_undecided`, :meth:`ReviewLog.keep_first`) is one
+``BEGIN IMMEDIATE`` transaction, so concurrent writers never act on a stale read; callers hold no locks. A damaged
 or unwritable log raises :class:`ReviewLogError` naming the file and the fix; rolling backups
 (:mod:`coreclean.review.backup`) bound what a damaged file can cost.
 """
@@ -12,13 +15,15 @@ from __future__ import annotations
 import sqlite3
 import time
 from contextlib import contextmanager
-from typing import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from . import backup as log_backup
+
+_COLUMNS = "id, sample, old_label, new_label, decision, reviewer, created"
 
 DECISIONS = ("mislabeled", "remove", "ok")
 DECISIONS_SHOWN = ("ok", "mislabeled", "remove")  # the order review controls offer them
@@ -109,9 +114,22 @@ class ReviewLog:
         with self._session() as db:
             db.execute("SELECT COUNT(*) FROM decisions").fetchone()
 
-    def record(self, sample: int, old_label: int, decision: str, new_label: int | None = None,
-               reviewer: str | None = None) -> int:
-        """Append a decision; returns its id. ``mislabeled`` needs ``new_label`` different from ``old_label``."""
+    @staticmethod
+    @contextmanager
+    def _immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """``db`` inside one ``BEGIN IMMEDIATE`` transaction: the write lock is taken before the first read, so
+        nothing read goes stale before the writes. Commits when the block ends, rolls back when it raises."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.in_transaction:  # (an error SQLite already rolled back leaves none)
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _row(self, sample: int, old_label: int, decision: str, new_label: int | None) -> tuple:
+        """``(sample, old_label, new_label, decision)`` checked and normalized; ``ValueError`` names what is wrong."""
         if decision not in DECISIONS:
             raise ValueError(f"decision={decision!r}: choose one of {DECISIONS}.")
         if self.n_samples is not None and not 0 <= int(sample) < self.n_samples:
@@ -125,15 +143,35 @@ class ReviewLog:
             new_label = int(new_label)
         else:
             new_label = None
+        return int(sample), int(old_label), new_label, decision
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, row: tuple, reviewer: str | None) -> int:
+        cursor = db.execute(
+            "INSERT INTO decisions (sample, old_label, new_label, decision, reviewer, created) VALUES (?,?,?,?,?,?)",
+            (*row, reviewer or None, time.time()),
+        )
+        return int(cursor.lastrowid)
+
+    def _backup_if_due(self, db: sqlite3.Connection, ids: Iterable[int]) -> None:
+        """Snapshot the log (after the commit) when a row just written is the first or a :data:`BACKUP_EVERY`-th."""
+        if any(i % log_backup.BACKUP_EVERY == 0 or i == 1 for i in ids):
+            log_backup.take_backup(db, self.path)
+
+    @staticmethod
+    def _current_of(db: sqlite3.Connection, sample: int) -> Decision | None:
+        row = db.execute(f"SELECT {_COLUMNS} FROM decisions WHERE sample=? AND undone=0 ORDER BY id DESC LIMIT 1",
+                         (int(sample),)).fetchone()
+        return Decision(*row) if row else None
+
+    def record(self, sample: int, old_label: int, decision: str, new_label: int | None = None,
+               reviewer: str | None = None) -> int:
+        """Append a decision; returns its id. ``mislabeled`` needs ``new_label`` different from ``old_label``."""
+        row = self._row(sample, old_label, decision, new_label)
         with self._session() as db:
-            cursor = db.execute(
-                "INSERT INTO decisions (sample, old_label, new_label, decision, reviewer, created) VALUES (?,?,?,?,?,?)",
-                (int(sample), int(old_label), new_label, decision, reviewer or None, time.time()),
-            )
-            row = int(cursor.lastrowid)
-            if row % log_backup.BACKUP_EVERY == 0 or row == 1:
-                log_backup.take_backup(db, self.path)
-            return row
+            written = self._insert(db, row, reviewer)
+            self._backup_if_due(db, [written])
+            return written
 
     def decide(self, sample: int, old_label: int, choice: str | None, new_label: int | None = None,
                reviewer: str | None = None) -> None:
@@ -146,20 +184,115 @@ class ReviewLog:
 
     def undo(self, sample: int) -> Decision | None:
         """Undo the current decision of ``sample``; returns the decision now current (or ``None``)."""
+        with self._session() as db, self._immediate(db):
+            current = self._current_of(db, sample)
+            if current is not None:
+                db.execute("UPDATE decisions SET undone=1 WHERE id=?", (current.id,))
+            return self._current_of(db, sample)
+
+    def toggle_mislabeled(self, sample: int, old_label: int, new_label: int, *,
+                          reviewer: str | None = None) -> Decision | None:
+        """Flip ``sample`` in or out of "mislabeled", in one transaction (a review tile's key ``1``–``9``).
+
+        Parameters
+        ----------
+        sample : int
+            The training sample.
+        old_label : int
+            Its label in the dataset.
+        new_label : int
+            The class to relabel it to when it is not marked mislabeled yet (the suggested class).
+        reviewer : str, optional
+            Who decides; stored with the row.
+
+        Returns
+        -------
+        Decision or None
+            The decision now current: the new ``mislabeled`` row, or, when the current decision was ``mislabeled``
+            and got undone, the one before it (``None`` if there is none).
+        """
+        row = self._row(sample, old_label, "mislabeled", new_label)
         with self._session() as db:
-            db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT id FROM decisions WHERE sample=? AND undone=0 ORDER BY id DESC LIMIT 1",
-                             (int(sample),)).fetchone()
-            if row:
-                db.execute("UPDATE decisions SET undone=1 WHERE id=?", row)
-            db.execute("COMMIT")
-        return self.current().get(int(sample))
+            with self._immediate(db):
+                current = self._current_of(db, sample)
+                if current is not None and current.decision == "mislabeled":
+                    db.execute("UPDATE decisions SET undone=1 WHERE id=?", (current.id,))
+                    return self._current_of(db, sample)
+                written = self._insert(db, row, reviewer)
+                now = self._current_of(db, sample)
+            self._backup_if_due(db, [written])
+            return now
+
+    def accept_undecided(self, samples: Sequence[int] | np.ndarray, y: Sequence[int] | np.ndarray, *,
+                         reviewer: str | None = None) -> list[int]:
+        """Record ``ok`` for every sample of ``samples`` without a current decision, in one transaction ("accept
+        the page"); samples already decided keep their decision.
+
+        Parameters
+        ----------
+        samples : array-like of int, shape (n_shown,)
+            Training samples, in order; a sample listed twice is written once.
+        y : array-like of int, shape (n_samples,)
+            The dataset's labels (``Analysis.y_train``), indexed by sample: each new row's old label.
+        reviewer : str, optional
+            Who decides; stored with every row.
+
+        Returns
+        -------
+        list of int
+            The samples that got ``ok``, in the order of ``samples``.
+        """
+        rows = [self._row(s, self._label_of(y, s), "ok", None) for s in samples]
+        return self._write_where(rows, reviewer, lambda current: current is None)
+
+    def keep_first(self, groups: Sequence[Sequence[int]], y: Sequence[int] | np.ndarray, *,
+                   reviewer: str | None = None) -> list[int]:
+        """"Keep one, remove the rest" of duplicate groups, in one transaction: every member of each group but
+        its first gets a ``remove`` decision; members whose current decision is ``remove`` are left as they are.
+
+        Parameters
+        ----------
+        groups : sequence of sequences of int, each of shape (group_size,)
+            Groups of training samples; the first of each is kept (gets no row).
+        y : array-like of int, shape (n_samples,)
+            The dataset's labels (``Analysis.y_train``), indexed by sample: each new row's old label.
+        reviewer : str, optional
+            Who decides; stored with every row.
+
+        Returns
+        -------
+        list of int
+            The samples that got ``remove``, group by group.
+        """
+        rows = [self._row(s, self._label_of(y, s), "remove", None) for group in groups for s in list(group)[1:]]
+        return self._write_where(rows, reviewer, lambda current: current is None or current.decision != "remove")
+
+    @staticmethod
+    def _label_of(y: Sequence[int] | np.ndarray, sample: int) -> int:
+        if not 0 <= int(sample) < len(y):
+            raise ValueError(f"sample {sample} out of range 0..{len(y) - 1}.")
+        return int(y[int(sample)])
+
+    def _write_where(self, rows: list[tuple], reviewer: str | None,
+                     writes: Callable[[Decision | None], bool]) -> list[int]:
+        """Insert each of ``rows`` (checked by :meth:`_row`) whose sample's current decision passes ``writes``,
+        reading and writing in one transaction (a row sees the ones written before it); returns the samples
+        written. Every row is checked before the transaction, so a bad one refuses the whole call."""
+        written, ids = [], []
+        with self._session() as db:
+            with self._immediate(db):
+                for row in rows:
+                    if writes(self._current_of(db, row[0])):
+                        ids.append(self._insert(db, row, reviewer))
+                        written.append(row[0])
+            self._backup_if_due(db, ids)
+        return written
 
     def current(self) -> dict[int, Decision]:
         """sample -> its current decision."""
         with self._session() as db:
             rows = db.execute(
-                "SELECT id, sample, old_label, new_label, decision, reviewer, created FROM decisions "
+                f"SELECT {_COLUMNS} FROM decisions "
                 "WHERE id IN (SELECT MAX(id) FROM decisions WHERE undone=0 GROUP BY sample)"
             ).fetchall()
         return {r[1]: Decision(*r) for r in rows}
