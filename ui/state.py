@@ -86,8 +86,6 @@ def _load(directory: str) -> Analysis:
 def follow(key: tuple, future: Future, slot, doing: str) -> None:
     """Show the progress of the runner's job ``key`` as a bar in ``slot`` (an ``st.empty()``) until it is done,
     then clear it. A rerun (a click, another page) interrupts the wait, never the job."""
-    if future.done():
-        return
     builds = _builder()
     bar = slot.progress(0.0, text=f"{doing}…")
     while not future.done():
@@ -110,7 +108,8 @@ def analysis_for(source: str, backend: str = "coreclean") -> Analysis:
     builds = _builder()
     # the weights follow the one policy (CORECLEAN_WEIGHTS, set by the operator for offline use, else imagenet)
     key, future = builds.get(source, BuildParams(importance=backend), config.cache_dir())
-    follow(key, future, st.empty(), "Building analysis")
+    if not future.done():
+        follow(key, future, st.empty(), "Building analysis")
     try:
         return future.result()  # re-raises the build's ValueError for the caller to show
     except OSError as err:  # a user path the server cannot read: a notice, not a traceback
@@ -227,7 +226,8 @@ def retrain_outcome(analysis: Analysis, slot) -> tuple[Revision | None, str | No
     root = str(analysis.root_analysis)
     job = st.session_state.get(_RETRAIN_JOB)
     if job is not None and job.root == root:
-        follow(job.key, job.future, slot, "Apply & retrain")
+        if not job.future.done():
+            follow(job.key, job.future, slot, "Apply & retrain")
         del st.session_state[_RETRAIN_JOB]
         error = job.future.exception()
         if error is None:
