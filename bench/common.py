@@ -1,13 +1,12 @@
-"""Shared benchmark helpers: features for the benchmark datasets and label-noise injection."""
+"""Shared benchmark helpers: features for the benchmark datasets, label-noise injection, timing, and the one way
+bench scripts print a table (``markdown_table``). Starting the dashboard server lives in ``bench/server.py``."""
 from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-
-from coreclean import load_source
-from coreclean.embedding.embed import pixel_features
 
 # Confusable pairs (source -> target) used for "pair" noise.
 PAIRS = {
@@ -18,6 +17,9 @@ PAIRS = {
 
 def features(name: str, n_train: int | None = None, seed: int = 0):
     """(X_train, y_train, X_test, y_test) as standardized pixels (PCA-128 for Fashion-MNIST), optionally subsampled."""
+    from coreclean import load_source
+    from coreclean.embedding.embed import pixel_features
+
     ds = load_source(name)
     x_train, x_test = pixel_features(ds.pixels_train, ds.pixels_test, pca=128)
     y_train, y_test = np.asarray(ds.y_train), np.asarray(ds.y_test)
@@ -71,9 +73,21 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def markdown_table(rows: list[dict], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+def markdown_table(rows: Sequence[Mapping | Sequence], columns: Sequence[str], *, header: bool = True,
+                   digits: int = 3) -> str:
+    """Every table a bench script prints, as Markdown (docs/ pastes it as is).
+
+    ``rows``: dicts keyed by column name, or sequences in column order. A float cell is printed with ``digits``
+    decimals, anything else with ``str`` — pre-format a cell as a string for any other format (bold totals,
+    milliseconds, ``1,234``). ``header=False`` gives only the row lines, for a table printed row by row as a long
+    benchmark goes (``markdown_table([], columns)`` first prints the header alone)."""
+    def cell(value) -> str:
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] if header else []
     for row in rows:
-        cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+        values = [row[c] for c in columns] if isinstance(row, Mapping) else list(row)
+        if len(values) != len(columns):
+            raise ValueError(f"row {values!r} has {len(values)} cells for {len(columns)} columns")
+        lines.append("| " + " | ".join(cell(v) for v in values) + " |")
     return "\n".join(lines)

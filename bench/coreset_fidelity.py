@@ -68,7 +68,7 @@ def main(argv=None) -> int:
             "gap to full (pp)": f"{100 * gap:.2f}", "coreset log-loss": fmt(loss["coreset"]),
             "uniform log-loss": fmt(loss["uniform"]), "coreset time (s)": f"{np.mean(seconds):.1f}",
         })
-        print(markdown_table(rows[-1:], list(rows[-1])) if len(rows) == 1 else markdown_table(rows[-1:], list(rows[-1])).splitlines()[-1], flush=True)
+        print(markdown_table(rows[-1:], list(rows[-1]), header=len(rows) == 1), flush=True)  # a row per fraction
     print()
     return 0
 

@@ -18,6 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import markdown_table  # noqa: E402
+from bench.server import WAIT_S  # noqa: E402
+
 
 def timed(fn, repeat: int = 5) -> tuple[float, float]:
     samples = []
@@ -47,7 +50,7 @@ def main(argv=None) -> int:
     rows = [("Analysis.load + first ranking", load_median, load_max)]
 
     start = time.perf_counter()
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=WAIT_S)
     at.query_params.update(query)
     at.run()
     rows.append(("cold start (first session, overview)", time.perf_counter() - start, float("nan")))
@@ -73,9 +76,8 @@ def main(argv=None) -> int:
     select_pair = cycle("pair", at.selectbox(key="pair").options, 1)
     rows.append(("confusion: select a pair", *timed(select_pair)))
     print(f"# Dashboard timing: {directory.name} (server side, AppTest)\n")
-    print("| step | median (ms) | max (ms) |\n|---|---|---|")
-    for name, median, worst in rows:
-        print(f"| {name} | {1000 * median:.0f} | {'' if worst != worst else f'{1000 * worst:.0f}'} |")
+    print(markdown_table([(name, f"{1000 * median:.0f}", "" if worst != worst else f"{1000 * worst:.0f}")
+                          for name, median, worst in rows], ["step", "median (ms)", "max (ms)"]))
     return 0
 
 

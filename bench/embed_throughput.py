@@ -19,6 +19,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import markdown_table  # noqa: E402
+
 RESNET18_GFLOPS = 1.82
 
 
@@ -89,13 +91,15 @@ def main(argv=None) -> int:
         train_paths = [root / p for p in load_source(str(root)).paths_train]
         print(f"# ResNet18 embedding throughput, {len(train_paths)} JPEGs 500x375, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads\n")
-        print("| device | compute bound (img/s) | bare torchvision loop (img/s) | coreclean embed (img/s) | ratio |")
-        print("|---|---|---|---|---|")
-        for device in devices:
+        columns = ["device", "compute bound (img/s)", "bare torchvision loop (img/s)", "coreclean embed (img/s)",
+                   "ratio"]
+        print(markdown_table([], columns))
+        for device in devices:  # a row as soon as it is measured
             bound = matmul_gflops(device) / RESNET18_GFLOPS
             bare = bare_loop(train_paths, device)
             ours = coreclean_loop(root, Path(tmp) / f"chunks-{device}", device)
-            print(f"| {device} | {bound:.0f} | {bare:.1f} | {ours:.1f} | {ours / bare:.2f} |")
+            print(markdown_table([(device, f"{bound:.0f}", f"{bare:.1f}", f"{ours:.1f}", f"{ours / bare:.2f}")],
+                                 columns, header=False), flush=True)
     return 0
 
 

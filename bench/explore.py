@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import markdown_table
 from coreclean.exploration.duplicates import (candidate_vectors, exact_duplicate_groups, hash_rows, image_fingerprints, leakage,
                                   merge_groups, near_duplicate_groups, shift_similarity)
 from coreclean.exploration.neighbors import NeighborIndex, nearest_neighbors
@@ -61,13 +62,12 @@ class Stages:
         return out
 
     def table(self, title, exclude=()):
-        print(f"\n### {title}\n\n| stage | wall s | CPU s | peak RSS GB |\n|---|---|---|---|")
-        for name, wall, cpu, peak in self.rows:
-            print(f"| {name} | {wall:.1f} | {cpu:.1f} | {peak:.2f} |")
         kept = [r for r in self.rows if r[0] not in exclude]
-        print(f"| **total{' (without ' + ', '.join(exclude) + ')' if exclude else ''}** | "
-              f"**{sum(r[1] for r in kept):.1f}** | **{sum(r[2] for r in kept):.1f}** | "
-              f"**{max(r[3] for r in kept):.2f}** |")
+        rows = [(name, f"{wall:.1f}", f"{cpu:.1f}", f"{peak:.2f}") for name, wall, cpu, peak in self.rows]
+        rows.append((f"**total{' (without ' + ', '.join(exclude) + ')' if exclude else ''}**",
+                     f"**{sum(r[1] for r in kept):.1f}**", f"**{sum(r[2] for r in kept):.1f}**",
+                     f"**{max(r[3] for r in kept):.2f}**"))
+        print(f"\n### {title}\n\n" + markdown_table(rows, ["stage", "wall s", "CPU s", "peak RSS GB"]))
 
 
 def idx_array(path: Path) -> np.ndarray:
@@ -186,8 +186,9 @@ def fashion(args) -> None:
           f"search, 1000 sampled queries: train {recall:.4f}, test {t_recall:.4f}")
 
     print("\n### Duplicates (regrouped from the stored neighbours per threshold)\n")
-    print("| candidates and similarity | threshold | regroup s | recall | exact / shift / noise / brightness | "
-          "other rows flagged | test leaks found / injected | test rows flagged |\n|---|---|---|---|---|---|---|---|")
+    columns = ["candidates and similarity", "threshold", "regroup s", "recall", "exact / shift / noise / brightness",
+               "other rows flagged", "test leaks found / injected", "test rows flagged"]
+    print(markdown_table([], columns))
     spaces = [("fingerprints, shift similarity", f_idx, f_sim, t_fidx, t_fsim, (0.99, 0.995, 0.997, 0.998)),
               ("features (PCA-128), cosine", idx, sim, t_idx, t_sim, (0.95, 0.98, 0.99, 0.995))]
     for space, n_idx, n_sim, q_idx, q_sim, thresholds in spaces:
@@ -198,8 +199,10 @@ def fashion(args) -> None:
             rec, per_kind, other = duplicate_quality(groups, truth)
             leaks = leakage(q_idx, q_sim, threshold)
             found = (leaks[truth["leak_rows"]] == truth["leak_src"]).sum()
-            print(f"| {space} | {threshold} | {seconds:.2f} | {rec:.3f} | {' / '.join(f'{r:.2f}' for r in per_kind)} "
-                  f"| {other} | {found} / {len(truth['leak_rows'])} | {(leaks >= 0).sum()} |")
+            print(markdown_table([(space, f"{threshold}", f"{seconds:.2f}", f"{rec:.3f}",
+                                   " / ".join(f"{r:.2f}" for r in per_kind), other,
+                                   f"{found} / {len(truth['leak_rows'])}", (leaks >= 0).sum())], columns,
+                                 header=False), flush=True)
     injected = np.zeros(len(dup), bool)
     injected[truth["copies"]] = injected[truth["sources"]] = True
     other = np.flatnonzero((dup >= 0) & ~injected)
@@ -214,8 +217,8 @@ def fashion(args) -> None:
     view_seconds = sum(r[1] for r in st.rows if r[0].startswith("outliers: orientation view"))
     print(f"orientation view: {len(scorer.train_rows_)} training images, {scorer.steps_} steps, final loss "
           f"{scorer.final_loss_:.3f}; its {view_seconds:.1f} s (wall) are counted in the rows that use it\n")
-    print("| method | seconds | average precision | recall in top 1% | AP inverted / rotated / noise |\n"
-          "|---|---|---|---|---|")
+    columns = ["method", "seconds", "average precision", "recall in top 1%", "AP inverted / rotated / noise"]
+    print(markdown_table([], columns))
     from sklearn.ensemble import IsolationForest
 
     methods = [("coreclean outlier_score", lambda: outlier_score(x_train, sim, orientation=orientation)),
@@ -230,7 +233,8 @@ def fashion(args) -> None:
         values = fn()
         seconds = time.perf_counter() - started + (view_seconds if name.startswith(("coreclean", "orientation")) else 0)
         ap, rec, per_kind = outlier_quality(values, truth, len(x_train))
-        print(f"| {name} | {seconds:.1f} | {ap:.3f} | {rec:.3f} | {' / '.join(f'{p:.3f}' for p in per_kind)} |")
+        print(markdown_table([(name, f"{seconds:.1f}", f"{ap:.3f}", f"{rec:.3f}",
+                               " / ".join(f"{p:.3f}" for p in per_kind))], columns, header=False), flush=True)
     print(f"\nmap: {len(rows)} points, 10-NN label accuracy on the map {map_quality(xy, y[rows]):.3f}")
 
 
@@ -242,12 +246,14 @@ def compare_maps(args) -> None:
     keep = np.sort(np.random.default_rng(0).choice(len(train), args.map_points, replace=False))
     x, _ = pixel_features(train[keep], train[:10], pca=128)
     print(f"\n### 2-D map on {len(x)} Fashion-MNIST points (load average {os.getloadavg()[0]:.1f})\n")
-    print("| method | wall s | CPU s | 10-NN label accuracy |\n|---|---|---|---|")
+    columns = ["method", "wall s", "CPU s", "10-NN label accuracy"]
+    print(markdown_table([], columns))
     for method in ("umap", "tsne"):
         wall, cpu = time.perf_counter(), time.process_time()
         rows, xy = project_2d(x, method=method)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        print(f"| {method} | {wall:.1f} | {cpu:.1f} | {map_quality(xy, y[keep][rows]):.3f} |")
+        print(markdown_table([(method, f"{wall:.1f}", f"{cpu:.1f}", f"{map_quality(xy, y[keep][rows]):.3f}")], columns,
+                             header=False), flush=True)
 
 
 def generate(directory: Path, n: int, n_test: int, d: int = 512, classes: int = 1000, rank: int = 16,

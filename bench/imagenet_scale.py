@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import markdown_table  # noqa: E402
 
 
 def rss_bytes() -> int:
@@ -187,12 +188,11 @@ def build(args, data: Path) -> int:
     print(f"# ImageNet-scale build ({args.variant}): n={meta['n_train']:,} x {meta['n_features']}, "
           f"{analysis.n_classes} classes\n")
     print(f"load average before / after: {load_before} / {os.getloadavg()[0]:.2f} (2 cores)\n")
-    print("| stage | seconds | CPU seconds | peak RSS (GB) |\n|---|---|---|---|")
-    for stage in stages:
-        print(f"| {stage} | {monitor.times.get(stage, float('nan')):.1f} | {monitor.cpu.get(stage, float('nan')):.1f} | "
-              f"{monitor.peaks.get(stage, 0) / 1e9:.2f} |")
-    print(f"| **total build** | **{total:.1f}** | **{time.process_time() - cpu_started:.1f}** | "
-          f"**{max(monitor.peaks.values()) / 1e9:.2f}** |\n")
+    table = [(stage, f"{monitor.times.get(stage, float('nan')):.1f}", f"{monitor.cpu.get(stage, float('nan')):.1f}",
+              f"{monitor.peaks.get(stage, 0) / 1e9:.2f}") for stage in stages]
+    table.append(("**total build**", f"**{total:.1f}**", f"**{time.process_time() - cpu_started:.1f}**",
+                  f"**{max(monitor.peaks.values()) / 1e9:.2f}**"))
+    print(markdown_table(table, ["stage", "seconds", "CPU seconds", "peak RSS (GB)"]) + "\n")
     print(f"classifier fit on {meta['classifier_fit_samples']:,} rows; test accuracy {analysis.accuracy:.4f}")
     print(bayes_line(data)[1])
     print(f"importance: average precision for the {int(flipped.sum()):,} injected flips "
@@ -268,18 +268,16 @@ def compare(args, data: Path) -> int:
     if line:
         print(line + "\n")
     for r in results:
-        print(f"## {NAMES[r['method']]}  {r['info']}\n\n| stage | seconds | peak RSS (GB) |\n|---|---|---|")
-        for name, seconds, peak in r["stages"]:
-            print(f"| {name} | {seconds:.1f} | {peak / 1e9:.2f} |")
-        print(f"| **total build** | **{r['total seconds']:.1f}** | **{r['peak RSS'] / 1e9:.2f}** |\n")
-    print("| estimator | rows fit on | fit + test (s) | CPU s | load after | peak RSS (GB) | test accuracy | "
-          "vs Bayes (pp) | flip AP |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in results:
-        gap = f"{100 * (r['accuracy'] - bayes):+.1f}" if bayes is not None else "n/a"
-        print(f"| {NAMES[r['method']]} | {r['rows']:,} | {r['total seconds']:.1f} | {r['cpu seconds']:.0f} | "
-              f"{r['load']:.1f} | {r['peak RSS'] / 1e9:.2f} | "
-              f"{r['accuracy']:.4f} | {gap} | {r['AP']:.4f} |")
+        stages = [(name, f"{seconds:.1f}", f"{peak / 1e9:.2f}") for name, seconds, peak in r["stages"]]
+        stages.append(("**total build**", f"**{r['total seconds']:.1f}**", f"**{r['peak RSS'] / 1e9:.2f}**"))
+        print(f"## {NAMES[r['method']]}  {r['info']}\n\n"
+              + markdown_table(stages, ["stage", "seconds", "peak RSS (GB)"]) + "\n")
+    table = [(NAMES[r["method"]], f"{r['rows']:,}", f"{r['total seconds']:.1f}", f"{r['cpu seconds']:.0f}",
+              f"{r['load']:.1f}", f"{r['peak RSS'] / 1e9:.2f}", f"{r['accuracy']:.4f}",
+              f"{100 * (r['accuracy'] - bayes):+.1f}" if bayes is not None else "n/a", f"{r['AP']:.4f}")
+             for r in results]
+    print(markdown_table(table, ["estimator", "rows fit on", "fit + test (s)", "CPU s", "load after", "peak RSS (GB)",
+                                 "test accuracy", "vs Bayes (pp)", "flip AP"]))
     print(f"\nimportance: average precision for the injected flips, random: {results[0]['random AP']:.4f}")
     return 0
 

@@ -31,7 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.review_speed import CHROMIUM, settle, start_server  # noqa: E402
+from bench.common import markdown_table  # noqa: E402
+from bench.review_speed import CHROMIUM  # noqa: E402
+from bench.server import WAIT_MS, WAIT_S, serve, settle  # noqa: E402
 
 
 def timed(fn, repeat: int) -> tuple[float, float]:
@@ -66,7 +68,7 @@ def server_side(directory: Path, analysis, repeat: int) -> list[tuple[str, float
     from ui import map_colours
     from ui.map_figures import default_draw
 
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=WAIT_S)
     at.query_params.update({"source": f"cache:{directory.name}"})
     at.run()
     print(f"(server rows: the default draw mode for {len(q.map_points(analysis)[0]):,} points, "
@@ -77,7 +79,7 @@ def server_side(directory: Path, analysis, repeat: int) -> list[tuple[str, float
     assert not at.exception, at.exception
     rows.append(("server: map page, first run in a server (+ why-flagged terms, once)", time.perf_counter() - start,
                  float("nan")))
-    fresh = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=300)
+    fresh = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=WAIT_S)
     fresh.query_params.update({"source": f"cache:{directory.name}"})
     fresh.run()
     start = time.perf_counter()
@@ -108,20 +110,19 @@ def browser_side(cache: Path, directory: Path, analysis, repeat: int,
                  draws: tuple[str, ...]) -> list[tuple[str, float, float]]:
     from playwright.sync_api import sync_playwright
 
-    proc, url = start_server(cache)
     rows = []
-    try:
+    with serve(cache) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM,
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.goto(f"{url}/map?source=cache:{directory.name}")  # loads the analysis into the server (unmeasured)
-            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=300000)
+            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=WAIT_MS)
             settle(page)
 
             def open_overview(k):
                 page.goto(f"{url}/?source=cache:{directory.name}")
-                page.get_by_text("Per-class accuracy").wait_for(timeout=60000)
+                page.get_by_text("Per-class accuracy").wait_for(timeout=WAIT_MS)
                 settle(page)
             rows.append(("browser: open the Overview (reference: a page without the map)", *timed(open_overview, repeat)))
             for draw in draws:
@@ -129,9 +130,6 @@ def browser_side(cache: Path, directory: Path, analysis, repeat: int,
                                     repeat)
             page.close()
             browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
     return rows
 
 
@@ -143,7 +141,7 @@ def browser_map(page, base: str, draw: str, analysis, repeat: int) -> list[tuple
 
     def open_map(k, fields=map_colours.COLOUR_FIELDS):
         page.goto(f"{base}&colour={fields[k % len(fields)]}")
-        page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60000)
+        page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=WAIT_MS)
         settle(page)
     open_map(0)  # warm-up: this draw mode's first figure is built and cached on the server
     rows.append((f"browser, {draw}: open /map until the plot is drawn (colour fields in turn)",
@@ -162,7 +160,7 @@ def browser_drag(page, url: str, draw: str, grid_rows: int, analysis, repeat: in
     from ui.selection import parse_map_selection
 
     page.goto(url)
-    page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60000)
+    page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=WAIT_MS)
     settle(page)
 
     def drag(k):
@@ -175,14 +173,14 @@ def browser_drag(page, url: str, draw: str, grid_rows: int, analysis, repeat: in
                         steps=6)
         start = time.perf_counter()
         page.mouse.up()
-        page.wait_for_function("(old) => location.search !== old", arg=drag.last, timeout=30000)
+        page.wait_for_function("(old) => location.search !== old", arg=drag.last, timeout=WAIT_MS)
         drag.last = page.evaluate("location.search")
         sel = page.evaluate("new URLSearchParams(location.search).get('sel')")
         members = q.select_samples(analysis, *parse_map_selection(sel))
         if len(members):
             page.wait_for_function(
                 "(s) => [...document.querySelectorAll('[data-testid=stImageCaption]')]"
-                ".some(c => c.innerText.startsWith('#' + s + ' '))", arg=int(members[0]), timeout=60000)
+                ".some(c => c.innerText.startsWith('#' + s + ' '))", arg=int(members[0]), timeout=WAIT_MS)
         settle(page)
         drag.seconds.append(time.perf_counter() - start)
         page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
@@ -277,9 +275,8 @@ def main(argv=None) -> int:
           + ", after: " + "/".join(f"{v:.2f}" for v in load_after) + "; figure sent per colour field: " + "; ".join(
               f"{draw}: " + ", ".join(f"{field} {kib:,.0f} KiB" for field, kib in figure_sizes(analysis, draw).items())
               for draw in ("image", "points")) + "\n")
-    print("| step | median (ms) | max (ms) |\n|---|---|---|")
-    for name, median, worst in rows:
-        print(f"| {name} | {1000 * median:.0f} | {'' if worst != worst else f'{1000 * worst:.0f}'} |")
+    print(markdown_table([(name, f"{1000 * median:.0f}", "" if worst != worst else f"{1000 * worst:.0f}")
+                          for name, median, worst in rows], ["step", "median (ms)", "max (ms)"]))
     return 0
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import markdown_table  # noqa: E402
 from coreclean.quality.thresholds import ISSUE_NAMES, dataset_scores, flags, image_scores  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
@@ -203,14 +204,6 @@ def cleanvision_issues(paths: list[Path]) -> tuple[np.ndarray | None, np.ndarray
     return flagged, severity, seconds, ""
 
 
-def table(rows: list[dict], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c])
-                                       for c in columns) + " |")
-    return "\n".join(lines)
-
-
 def detection_report(paths, truth, scores, ours_seconds, ours_only, cv, cv_seconds, cv_error) -> str:
     """Markdown for (a) and (b); ``cv`` is (flags, severities) from CleanVision or None."""
     from scipy.stats import spearmanr
@@ -237,7 +230,7 @@ def detection_report(paths, truth, scores, ours_seconds, ours_only, cv, cv_secon
         rows.append(row)
     out = [f"### (a)+(b) {len(paths)} images: {normal.sum()} normal, {len(paths) - normal.sum()} injected "
            f"(CV = CleanVision 0.3.7 defaults; AUROC: injected kind vs normal images, threshold-free)\n",
-           table(rows, list(rows[0])), ""]
+           markdown_table(rows, list(rows[0])), ""]
     out.append(f"normal images with any flag: ours {int(ours[normal].any(axis=1).sum())} of {normal.sum()}"
                + (f", CleanVision {int(cv[0][normal].any(axis=1).sum())}" if cv is not None else ""))
     out.append(f"\ntime on {len(paths)} files: ours decode + image_scores + dataset_scores {ours_seconds:.2f} s "
@@ -326,7 +319,7 @@ def overhead(count: int, repeats: int, root: Path, device: str, batch: int = 32)
              "ms/image": 1e3 * scoring / count}]
     threads = f"{torch.get_num_threads()} CPU threads" if device == "cpu" else torch.cuda.get_device_name()
     return (f"### (c) overhead: {count} JPEGs 500x375, batch {batch}, {device} ({threads}), {repeats} repeat(s), "
-            f"both variants per batch in alternating order\n\n" + table(rows, list(rows[0]))
+            f"both variants per batch in alternating order\n\n" + markdown_table(rows, list(rows[0]))
             + f"\n\nquality pass adds {100 * inside / base:.1f}% to the embedding measured inside the loop "
             f"(end to end: {100 * (extra - base) / base:+.1f}% in total, median per batch pair "
             f"{100 * (statistics.median(ratios) - 1):+.1f}%: noisy on a shared machine) — target <= 10%; "
@@ -391,7 +384,7 @@ def build_loop(count: int, repeats: int, root: Path, device: str, batch: int = 3
     on, off, default = totals.values()
     where = f"{device} ({torch.get_num_threads()} CPU threads)" if device == "cpu" else torch.cuda.get_device_name()
     return (f"### (d) the build's loop: coreclean.embedding.embed.embed_split on {count} JPEGs 500x375, batch {batch}, "
-            f"{where}, {repeats} repeat(s)\n\n" + table(rows, list(rows[0]))
+            f"{where}, {repeats} repeat(s)\n\n" + markdown_table(rows, list(rows[0]))
             + f"\n\ntime inside image_scores (both 'quality on' variants): {inside[0]:.2f} s, "
             f"{1e3 * inside[0] / (2 * n):.2f} ms/image = {100 * inside[0] / (on + default):.1f}% of their loop time "
             f"(target <= 10%); quality on vs off end to end {100 * (on - off) / off:+.1f}%, median per batch "

@@ -20,58 +20,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench import server  # noqa: E402
+from bench.common import markdown_table  # noqa: E402
+from bench.server import WAIT_MS, serve, settle  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
-
-
-def start_server(cache: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env={**os.environ, "CORECLEAN_CACHE": str(cache)}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("streamlit did not become healthy within 90 s")
-
-
-def wait_until(condition, what: str, timeout: float = 60.0) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        if time.time() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def settle(page) -> None:
-    """Wait until the app's current run has finished (a key pressed while the page still re-renders can be dropped
-    by Streamlit's frontend)."""
-    page.wait_for_function("document.querySelector('[data-testid=stApp]')"
-                           ".getAttribute('data-test-script-state') === 'notRunning'", timeout=60000)
+# Poll often: the bench times how long each action takes to land in the log.
+wait_until = partial(server.wait_until, interval=0.02)
 
 
 def first_shown(page, sample: int) -> None:
     page.wait_for_function("(s) => { const c = document.querySelector('[data-testid=stImageCaption]');"
-                           " return c && c.innerText.startsWith('#' + s + ' '); }", arg=sample, timeout=60000)
+                           " return c && c.innerText.startsWith('#' + s + ' '); }", arg=sample, timeout=WAIT_MS)
 
 
 class Flow:
@@ -147,9 +116,8 @@ def main(argv=None) -> int:
     labels = [k for k in range(analysis.n_classes) if len(analysis.ranked(k)) > 6 * pages + 6][:len(FLOWS)]
     if len(labels) < len(FLOWS):
         raise SystemExit(f"need {len(FLOWS)} classes with more than {6 * pages + 6} samples; use fewer --pages")
-    proc, url = start_server(cache)
     rows = []
-    try:
+    with serve(cache) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM,
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
@@ -160,23 +128,19 @@ def main(argv=None) -> int:
                 queue = analysis.ranked(label)
                 first_shown(page, int(queue[0]))
                 page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 6",
-                                       timeout=60000)
+                                       timeout=WAIT_MS)
                 seconds = flow.run(page, log, queue, pages, args.think_ms / 1000)
                 decided = [log.current()[int(i)].decision for i in queue[:6 * pages]]
                 assert decided.count("mislabeled") == flow.mislabeled_per_page * pages, (flow.name, decided)
                 rows.append((flow, names[label], 6 * pages, seconds))
                 page.close()
             browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
     print(f"\nReview speed on {args.source}, 2x3 pages, think time {args.think_ms:.0f} ms/action, "
           f"{os.cpu_count()} CPUs\n")
-    print("| flow | actions/page | class | decisions | seconds | decisions/min | s/action |")
-    print("|---|---|---|---|---|---|---|")
-    for flow, name, decisions, seconds in rows:
-        rate, per_action = 60 * decisions / seconds, seconds / (flow.actions * decisions / 6)
-        print(f"| {flow.name} | {flow.actions} | {name} | {decisions} | {seconds:.1f} | {rate:.0f} | {per_action:.2f} |")
+    table = [(flow.name, flow.actions, name, decisions, f"{seconds:.1f}", f"{60 * decisions / seconds:.0f}",
+              f"{seconds / (flow.actions * decisions / 6):.2f}") for flow, name, decisions, seconds in rows]
+    print(markdown_table(table, ["flow", "actions/page", "class", "decisions", "seconds", "decisions/min",
+                                 "s/action"]))
     keyboard, click = rows[0][3], rows[-1][3]
     print(f"\nkeyboard (1, a) vs click: {click / keyboard:.1f}x the decisions per minute")
     return 0

@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import markdown_table  # noqa: E402
 from bench.embed_throughput import write_jpegs  # noqa: E402
 from coreclean.classifier import dask_passes  # noqa: E402
 from coreclean.build.cluster import open_cluster, parse_cluster  # noqa: E402
@@ -65,15 +66,16 @@ PASSES = {"d2": 3, "loss": 3, "stats": 2}  # full passes of a budget-capped buil
 def project(rates: dict, overhead: float, d: int = 512, K: int = 1000) -> None:
     """Projected wall time (hours) for 10M / 100M images at 10 / 100 / 1000 workers, from per-worker rates
     (rows/s; loss and statistics rates rescaled to K = 1000) and the fixed cost of a pass."""
-    print(f"\n(e) projection, d = {d}, K = {K} (hours; fit = {sum(PASSES.values())} full passes):")
-    print(f"{'images':>8s} {'workers':>8s} {'embed CPU':>10s} {'embed GPU*':>11s} {'fit + evaluate':>15s}")
+    print(f"\n(e) projection, d = {d}, K = {K} (hours; fit = {sum(PASSES.values())} full passes):\n")
+    rows = []
     for n in (10_000_000, 100_000_000):
         for workers in (10, 100, 1000):
             per_worker = n / workers
             fit = sum(count * (per_worker / rates[kind] + overhead) for kind, count in PASSES.items())
-            print(f"{n / 1e6:7.0f}M {workers:8d} {per_worker / rates['embed'] / 3600:10.2f} "
-                  f"{per_worker / GPU_IMAGES_PER_S / 3600:11.3f} {fit / 3600:15.3f}")
-    print(f"  * GPU embedding at an ASSUMED {GPU_IMAGES_PER_S:.0f} images/s per GPU worker (not measured here)")
+            rows.append((f"{n / 1e6:.0f}M", workers, f"{per_worker / rates['embed'] / 3600:.2f}",
+                         f"{per_worker / GPU_IMAGES_PER_S / 3600:.3f}", f"{fit / 3600:.3f}"))
+    print(markdown_table(rows, ["images", "workers", "embed CPU", "embed GPU*", "fit + evaluate"]))
+    print(f"\n\\* GPU embedding at an ASSUMED {GPU_IMAGES_PER_S:.0f} images/s per GPU worker (not measured here)")
 
 
 def main(argv=None) -> None:
@@ -113,10 +115,9 @@ def main(argv=None) -> None:
         local = passes(X, y, K)
         spread = passes(X, y, K, executor)
         print(f"\n(b) one pass over {n:,} x {d} float32 rows, K = {K} ({-(-n // args.chunk_rows)} chunks of "
-              f"{args.chunk_rows:,} rows):")
-        print(f"{'pass':30s} {'this process s':>15s} {'cluster s':>10s} {'rows/s per worker':>18s}")
-        for name in local:
-            print(f"{name:30s} {local[name]:15.2f} {spread[name]:10.2f} {n / spread[name] / workers:18,.0f}")
+              f"{args.chunk_rows:,} rows):\n")
+        print(markdown_table([(name, f"{local[name]:.2f}", f"{spread[name]:.2f}", f"{n / spread[name] / workers:,.0f}")
+                              for name in local], ["pass", "this process s", "cluster s", "rows/s per worker"]))
 
         tiny = dask_passes.DaskRowPasses(client, chunk_rows=64)
         small = np.ascontiguousarray(X[:128])

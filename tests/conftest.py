@@ -1,24 +1,75 @@
-"""Shared test fixtures: every test gets its own analysis cache, and helpers come as fixtures."""
-import contextlib
+"""Shared test fixtures. Analyses are built once per pytest session and copied into a test's own cache.
+
+Analyses (built once per session, shared; never write into the ``*_build`` directories themselves):
+
+* ``digits_build`` (session) — directory of the digits analysis. Read-only: copy it before changing anything.
+* ``digits_analysis`` — this test's own copy of it in ``cache`` (its own review log, its own rounds); change freely.
+* ``copy_analysis(built, cache)`` — copy any built analysis directory into a cache (once), returns the copy.
+* ``fashion_subset_dir`` (session) — Fashion-MNIST IDX ``.gz`` files of a subset (``FASHION_TRAIN`` training,
+  ``FASHION_TEST`` test images of the installed set); skips where dataset-fashion-mnist is not installed.
+  Full Fashion-MNIST builds never run in the default suite.
+* ``fashion_build`` (session) — directory of the analysis of ``fashion-mnist:<fashion_subset_dir>``; read-only.
+* ``module_digits`` (module) — the digits analysis copied into ``module_cache`` (for a module's server).
+
+Caches and helpers:
+
+* ``cache`` — a fresh, empty analysis cache for this test, also ``CORECLEAN_CACHE``.
+* ``run_app(query=None, page=None, secrets=None)`` — the dashboard in AppTest on ``cache`` (seeded with a copy of
+  the digits analysis, which the dashboard opens by default); fails on any exception. No short clock: AppTest waits
+  up to ``WAIT_S`` (300 s) for a run.
+* ``make_image_folder``, ``write_embeddings`` — tiny datasets on disk; ``weights_file`` (session) — a ResNet18
+  state_dict (random weights; read-only).
+* ``module_cache`` (module), ``serve_dashboard`` (``with serve_dashboard(cache) as url``), ``server`` (module: a
+  server on ``module_cache``, which holds ``module_digits``), ``browser`` (module: headless Chromium whose pages wait up to ``WAIT_MS`` for
+  anything — wait for the app's state with ``settle(page)`` from ``bench.server``, never for a fixed time).
+"""
+import gzip
 import os
 import shutil
-import socket
-import subprocess
+import struct
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from coreclean.data import FASHION_MNIST_DIR
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `bench` and `ui` are imported from the repository root
+    sys.path.insert(0, str(ROOT))
+
+from bench.server import WAIT_MS, WAIT_S, serve  # noqa: E402
+from coreclean.data import FASHION_MNIST_DIR  # noqa: E402
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard.py")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FASHION_TRAIN, FASHION_TEST = 6000, 1000  # the Fashion-MNIST subset every Fashion-MNIST test shares
+
+
+# --- analyses built once per session ------------------------------------------------------------------------------
+def copy_analysis(built: Path, cache: Path) -> Path:
+    """Copy the analysis directory ``built`` into ``cache`` (unless already there); returns the copy. A copy opens,
+    rebuilds (no-op) and retrains like the original: its name is its cache key."""
+    target = Path(cache) / Path(built).name
+    if not target.exists():
+        shutil.copytree(built, target)
+    return target
+
+
+@pytest.fixture(scope="session", name="copy_analysis")
+def copy_analysis_fixture():
+    """``copy_analysis(built, cache)``: copy a session-built analysis into a test's cache (once); returns the copy."""
+    return copy_analysis
+
+
+@pytest.fixture(scope="session")
+def digits_build(tmp_path_factory) -> Path:
+    """The digits analysis, built once per session. Read-only: tests copy it (``digits_analysis``,
+    ``copy_analysis``)."""
+    from coreclean import Analysis
+
+    return Analysis.build("digits", cache_dir=tmp_path_factory.mktemp("session-digits")).directory
 
 
 @pytest.fixture
@@ -31,12 +82,67 @@ def cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def digits_analysis(cache):
+def digits_analysis(cache, digits_build):
+    """This test's own copy of the digits analysis, in ``cache``: change it, its log and its rounds freely."""
     from coreclean import Analysis
 
-    return Analysis.build("digits", cache_dir=cache)
+    return Analysis.load(copy_analysis(digits_build, cache))
 
 
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory):
+    """One cache for a module's long-lived server (browser tests); nothing else shares it."""
+    return tmp_path_factory.mktemp("module-cache")
+
+
+@pytest.fixture(scope="module")
+def module_digits(module_cache, digits_build):
+    """The digits analysis copied into ``module_cache`` (the module's server opens it by default)."""
+    from coreclean import Analysis
+
+    return Analysis.load(copy_analysis(digits_build, module_cache))
+
+
+@pytest.fixture(scope="session")
+def fashion_dir():
+    """The installed Fashion-MNIST files (dataset-fashion-mnist); skips where missing, fails in CI."""
+    if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        if os.environ.get("CI"):
+            pytest.fail("Fashion-MNIST missing in CI: .ci/run must apt-get install dataset-fashion-mnist")
+        pytest.skip("dataset-fashion-mnist not installed")
+    return FASHION_MNIST_DIR
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(f">BBBB{array.ndim}I", 0, 0, 0x08, array.ndim, *array.shape)
+    with gzip.open(path, "wb", compresslevel=1) as handle:
+        handle.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
+
+
+@pytest.fixture(scope="session")
+def fashion_subset_dir(fashion_dir, tmp_path_factory) -> Path:
+    """IDX ``.gz`` files of the first ``FASHION_TRAIN`` training and ``FASHION_TEST`` test images of the installed
+    Fashion-MNIST (both splits hold every class about equally), in the layout ``fashion-mnist:DIR`` reads."""
+    from coreclean.data.fashion_mnist import read_idx
+
+    directory = tmp_path_factory.mktemp("fashion-subset")
+    for prefix, count in (("train", FASHION_TRAIN), ("t10k", FASHION_TEST)):
+        for kind in ("images-idx3", "labels-idx1"):
+            name = f"{prefix}-{kind}-ubyte.gz"
+            _write_idx(directory / name, read_idx(fashion_dir / name)[:count])
+    return directory
+
+
+@pytest.fixture(scope="session")
+def fashion_build(fashion_subset_dir, tmp_path_factory) -> Path:
+    """The analysis of the Fashion-MNIST subset, built once per session. Read-only: copy it to change it."""
+    from coreclean import Analysis
+
+    return Analysis.build(f"fashion-mnist:{fashion_subset_dir}",
+                          cache_dir=tmp_path_factory.mktemp("session-fashion")).directory
+
+
+# --- the dashboard in AppTest -------------------------------------------------------------------------------------
 @pytest.fixture
 def app_file() -> str:
     """Path of the dashboard's entry script."""
@@ -44,12 +150,15 @@ def app_file() -> str:
 
 
 @pytest.fixture
-def run_app(cache):
-    """``run_app(query=None, page=None)``: the dashboard in AppTest on this test's cache; fails on an exception."""
+def run_app(cache, digits_build):
+    """``run_app(query=None, page=None, secrets=None)``: the dashboard in AppTest on this test's cache, which holds
+    a copy of the digits analysis; fails on an exception. Waits up to ``WAIT_S`` for each run."""
     from streamlit.testing.v1 import AppTest
 
+    copy_analysis(digits_build, cache)
+
     def run(query: dict | None = None, page: str | None = None, secrets: dict | None = None) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=120)
+        at = AppTest.from_file(APP, default_timeout=WAIT_S)
         for key, value in (secrets or {}).items():
             at.secrets[key] = value
         if query:
@@ -63,15 +172,7 @@ def run_app(cache):
     return run
 
 
-@pytest.fixture(scope="session")
-def fashion_dir():
-    if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
-        if os.environ.get("CI"):
-            pytest.fail("Fashion-MNIST missing in CI: .ci/run must apt-get install dataset-fashion-mnist")
-        pytest.skip("dataset-fashion-mnist not installed")
-    return FASHION_MNIST_DIR
-
-
+# --- small datasets on disk ---------------------------------------------------------------------------------------
 def _image_folder(root: Path, classes=("cat", "dog"), per_class=6, size=16, seed=0) -> Path:
     rng = np.random.default_rng(seed)
     for c, name in enumerate(classes):
@@ -107,58 +208,19 @@ def write_embeddings():
     return _embeddings
 
 
-@pytest.fixture(scope="module")
-def module_cache(tmp_path_factory):
-    """One cache for a module's long-lived server (browser tests); nothing else shares it."""
-    return tmp_path_factory.mktemp("module-cache")
-
-
-@pytest.fixture
-def weights_file(tmp_path):
-    """A ResNet18 state_dict written by the test (pretrained weights cannot be downloaded here)."""
+@pytest.fixture(scope="session")
+def weights_file(tmp_path_factory):
+    """A ResNet18 state_dict written once per session (pretrained weights cannot be downloaded here). Read-only."""
     import torch
     from torchvision.models import resnet18
 
     torch.manual_seed(0)
-    path = tmp_path / "resnet18.pt"
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pt"
     torch.save(resnet18(weights=None).state_dict(), path)
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _serve(cache: Path):
-    """`streamlit run dashboard.py` on a free port until the block ends; yields the base URL."""
-    port = _free_port()
-    env = {**os.environ, "CORECLEAN_CACHE": str(cache)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", APP, "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not become healthy within 90 s")
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
+# --- real servers and a real browser ------------------------------------------------------------------------------
 def _require_chromium() -> None:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
@@ -168,26 +230,47 @@ def _require_chromium() -> None:
 
 @pytest.fixture(scope="session")
 def serve_dashboard():
-    """``with serve_dashboard(cache_dir) as url:`` — a real `streamlit run` server on a free port."""
+    """``with serve_dashboard(cache_dir) as url:`` — a real `streamlit run` server on a free port (bench.server)."""
     _require_chromium()
-    return _serve
+    return serve
 
 
 @pytest.fixture(scope="module")
-def server(module_cache, serve_dashboard):
-    """A dashboard server on this module's cache, for the module's browser tests."""
+def server(module_cache, module_digits, serve_dashboard):
+    """A dashboard server on this module's cache (holding ``module_digits``), for the module's browser tests."""
     with serve_dashboard(module_cache) as url:
         yield url
 
 
+class _PatientBrowser:
+    """A Playwright browser whose pages and contexts wait up to ``WAIT_MS`` for anything (selectors, functions,
+    navigation): tests wait for the app's own state, never for a short clock."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_page(self, **kwargs):
+        page = self._browser.new_page(**kwargs)
+        page.set_default_timeout(WAIT_MS)
+        return page
+
+    def new_context(self, **kwargs):
+        context = self._browser.new_context(**kwargs)
+        context.set_default_timeout(WAIT_MS)
+        return context
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Debian chromium driven by Playwright."""
+    """Headless Debian chromium driven by Playwright (every wait capped at ``WAIT_MS``)."""
     _require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         instance = p.chromium.launch(executable_path=CHROMIUM,
                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield instance
+        yield _PatientBrowser(instance)
         instance.close()

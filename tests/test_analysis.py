@@ -55,9 +55,8 @@ def test_image_for_pixels(digits_analysis):
         image_for(digits_analysis, 0, split="../etc")
 
 
-def test_fashion_mnist_analysis_loads_fast(fashion_dir, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("fm")
-    built = Analysis.build(f"fashion-mnist:{fashion_dir}", cache_dir=cache)
+def test_fashion_mnist_analysis_loads_fast(fashion_build):
+    built = Analysis.load(fashion_build)  # the session's build of a Fashion-MNIST subset
     assert built.accuracy > 0.8
     started = time.perf_counter()
     loaded = Analysis.load(built.directory)

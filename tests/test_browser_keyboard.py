@@ -1,16 +1,16 @@
 """Keyboard review in a real browser: `streamlit run` on a free port, headless Chromium through Playwright."""
-import time
 from urllib.parse import quote
 
 import pytest
 
-from coreclean import Analysis
+from bench.server import settle, wait_until
 from coreclean.review import queue as review_queue
 from coreclean.review.log import ReviewLog
 
+
 @pytest.fixture(scope="module")
-def analysis(module_cache):
-    return Analysis.build("digits", cache_dir=module_cache)
+def analysis(module_digits):
+    return module_digits
 
 
 @pytest.fixture
@@ -26,8 +26,8 @@ def log(analysis):
 def open_grid(browser, url: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(url)
-    page.get_by_text("Showing 1–", exact=False).wait_for(timeout=90000)
-    page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 6", timeout=30000)
+    page.get_by_text("Showing 1–", exact=False).wait_for()
+    page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 6")
     settle(page)
     return page
 
@@ -35,24 +35,8 @@ def open_grid(browser, url: str):
 def shown_samples(page, count: int = 6) -> list[int]:
     """The grid's sample indices once ``count`` tiles show (a caption appears when its image is decoded, which can
     be just after the run has finished)."""
-    page.wait_for_function("(n) => document.querySelectorAll('[data-testid=stImageCaption]').length >= n", arg=count,
-                           timeout=30000)
+    page.wait_for_function("(n) => document.querySelectorAll('[data-testid=stImageCaption]').length >= n", arg=count)
     return [int(c.split(" ·")[0].lstrip("#")) for c in page.locator("[data-testid=stImageCaption]").all_inner_texts()]
-
-
-def settle(page) -> None:
-    """Wait until the app's run has finished: Streamlit's frontend may drop a key pressed while the page re-renders
-    (a reviewer sees the result of each key before the next one; the test does the same)."""
-    page.wait_for_function("document.querySelector('[data-testid=stApp]')"
-                           ".getAttribute('data-test-script-state') === 'notRunning'", timeout=30000)
-
-
-def wait_for(condition, what: str, timeout: float = 20) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        if time.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_key_1_then_a_reviews_a_page(server, browser, analysis, log, tmp_path):
@@ -60,19 +44,19 @@ def test_key_1_then_a_reviews_a_page(server, browser, analysis, log, tmp_path):
     page = open_grid(browser, f"{server}/review?cls=3")
     assert shown_samples(page) == ranked[:6].tolist()
     page.keyboard.press("1")
-    page.get_by_role("button", name="Undo mislabeled").wait_for(timeout=30000)
-    wait_for(lambda: len(log.current()) == 1, "the first decision in the log")
+    page.get_by_role("button", name="Undo mislabeled").wait_for()
+    wait_until(lambda: len(log.current()) == 1, "the first decision in the log")
     settle(page)
     page.keyboard.press("a")
-    page.get_by_text("Showing 7–12 of", exact=False).wait_for(timeout=30000)
-    wait_for(lambda: len(log.current()) == 6, "six decisions in the log")
+    page.get_by_text("Showing 7–12 of", exact=False).wait_for()
+    wait_until(lambda: len(log.current()) == 6, "six decisions in the log")
     decided = log.current()
     assert set(decided) == set(ranked[:6].tolist())
     assert decided[int(ranked[0])].decision == "mislabeled"
     assert decided[int(ranked[0])].new_label == analysis.suggested_label(int(ranked[0]))
     assert sorted(d.decision for d in decided.values()) == ["mislabeled"] + ["ok"] * 5
     page.wait_for_function(f"document.querySelector('[data-testid=stImageCaption]').innerText.startsWith("
-                           f"'#{int(ranked[6])} ')", timeout=30000)
+                           f"'#{int(ranked[6])} ')")
     settle(page)
     assert shown_samples(page) == ranked[6:12].tolist()
     page.screenshot(path=str(tmp_path / "keyboard-next-page.png"), full_page=True)
@@ -83,18 +67,18 @@ def test_arrow_keys_page_without_deciding(server, browser, analysis, log):
     ranked = analysis.ranked(5)
     page = open_grid(browser, f"{server}/review?cls=5")
     page.keyboard.press("ArrowRight")
-    page.get_by_text("Showing 7–12 of", exact=False).wait_for(timeout=30000)
+    page.get_by_text("Showing 7–12 of", exact=False).wait_for()
     page.wait_for_function(f"document.querySelector('[data-testid=stImageCaption]').innerText.startsWith("
-                           f"'#{int(ranked[6])} ')", timeout=30000)
+                           f"'#{int(ranked[6])} ')")
     settle(page)
     page.keyboard.press("ArrowLeft")
-    page.get_by_text("Showing 1–6 of", exact=False).wait_for(timeout=30000)
+    page.get_by_text("Showing 1–6 of", exact=False).wait_for()
     settle(page)
     page.keyboard.press("2")  # toggles tile 2 on, then off again
-    page.get_by_role("button", name="Undo mislabeled").wait_for(timeout=30000)
+    page.get_by_role("button", name="Undo mislabeled").wait_for()
     settle(page)
     page.keyboard.press("2")
-    page.get_by_role("button", name="Undo mislabeled").wait_for(state="detached", timeout=30000)
+    page.get_by_role("button", name="Undo mislabeled").wait_for(state="detached")
     page.close()
     assert log.current() == {}
 
@@ -102,7 +86,7 @@ def test_arrow_keys_page_without_deciding(server, browser, analysis, log):
 def test_all_classes_queue_mixes_classes_in_importance_order(server, browser, analysis, log):
     queue = review_queue.all_classes(analysis.class_importance, analysis.removed_train)
     page = open_grid(browser, f"{server}/review?cls={quote('All classes')}&rows=3&cols=4")
-    page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 12", timeout=30000)
+    page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 12")
     shown = shown_samples(page, 12)
     assert shown == queue[:12].tolist()
     assert len({int(analysis.y_train[i]) for i in shown}) >= 3

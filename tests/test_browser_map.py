@@ -1,27 +1,23 @@
 """Real-browser tests of the Map page (issue 14): a box dragged with the mouse lists those samples, a decision made
 on the map lands in the review log, and the page's URL reopens the same map view."""
-import time
-
 import pytest
 
-from coreclean import Analysis
+from bench.server import APP_IDLE, wait_until
 from coreclean.analysis import explore_queries as q
 from coreclean.review.log import ReviewLog
 from ui.selection import parse_map_selection
 
-APP_IDLE = "document.querySelector('[data-testid=stApp]').getAttribute('data-test-script-state') === 'notRunning'"
-
 
 @pytest.fixture(scope="module")
-def analysis(server, module_cache):
-    return Analysis.build("digits", cache_dir=module_cache)
+def analysis(module_digits):
+    return module_digits
 
 
 def open_map(browser, url: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(url)
-    page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=90000)
-    page.wait_for_function(APP_IDLE, timeout=60000)
+    page.wait_for_selector(".js-plotly-plot .nsewdrag")
+    page.wait_for_function(APP_IDLE)
     return page
 
 
@@ -35,8 +31,7 @@ def drag(page, points: list[tuple[float, float]]) -> str:
     for x, y in at[1:]:
         page.mouse.move(x, y, steps=8)
     page.mouse.up()
-    page.wait_for_function("(old) => location.search !== old && location.search.includes('sel=')", arg=before,
-                           timeout=30000)
+    page.wait_for_function("(old) => location.search !== old && location.search.includes('sel=')", arg=before)
     return page.evaluate("new URLSearchParams(location.search).get('sel')")
 
 
@@ -44,10 +39,9 @@ def tiles(page, expected_first: int, count: int = 8) -> list[int]:
     """Sample indices of the grid's tiles, once the grid starts with ``expected_first`` and shows ``count`` tiles
     (an image's caption appears when the image is decoded, which can be just after the run has finished)."""
     page.wait_for_function("(s) => { const c = document.querySelector('[data-testid=stImageCaption]');"
-                           " return c && c.innerText.startsWith('#' + s + ' '); }", arg=expected_first, timeout=60000)
-    page.wait_for_function(APP_IDLE, timeout=60000)
-    page.wait_for_function("(n) => document.querySelectorAll('[data-testid=stImageCaption]').length >= n", arg=count,
-                           timeout=30000)
+                           " return c && c.innerText.startsWith('#' + s + ' '); }", arg=expected_first)
+    page.wait_for_function(APP_IDLE)
+    page.wait_for_function("(n) => document.querySelectorAll('[data-testid=stImageCaption]').length >= n", arg=count)
     return [int(c.split(" ·")[0][1:]) for c in page.locator("[data-testid=stImageCaption]").all_inner_texts()]
 
 
@@ -58,16 +52,16 @@ def test_dragging_a_box_lists_the_samples_inside_it(server, browser, analysis, t
     expected = q.samples_in_box(analysis, *values)
     assert len(expected) > 8
     assert tiles(page, int(expected[0])) == [int(i) for i in expected[:8]]  # 4 x 2 tiles by default
-    page.get_by_text(f"{len(expected):,} samples in the selection").wait_for(timeout=30000)
+    page.get_by_text(f"{len(expected):,} samples in the selection").wait_for()
     # what plotly itself marks as selected is what the grid lists (the same box, read back from the URL)
     selected = page.evaluate("[...document.querySelectorAll('.js-plotly-plot')].pop()._fullData"
                              ".flatMap(t => [...(t.selectedpoints || [])].map(i => t.customdata[i]))")
     assert sorted(int(i) for i in selected) == sorted(int(i) for i in expected)
     page.screenshot(path=str(tmp_path / "map-box.png"), full_page=True)
     page.get_by_role("button", name="Clear").click()  # forgets the selection, on the chart too
-    page.wait_for_function("!location.search.includes('sel=')", timeout=30000)
-    page.get_by_text("Select samples on the map").wait_for(timeout=30000)
-    page.wait_for_function(APP_IDLE, timeout=60000)
+    page.wait_for_function("!location.search.includes('sel=')")
+    page.get_by_text("Select samples on the map").wait_for()
+    page.wait_for_function(APP_IDLE)
     assert page.locator("[data-testid=stImageCaption]").count() == 0
     assert page.evaluate("[...document.querySelectorAll('.js-plotly-plot')].pop()._fullData"
                          ".every(t => !t.selectedpoints)")
@@ -84,9 +78,7 @@ def test_a_decision_made_on_the_map_lands_in_the_review_log(server, browser, ana
     log.undo(target)
     tile = page.locator("[data-testid=stColumn]").filter(has_text=f"#{target} ·").last
     tile.get_by_role("radio", name="remove").click()
-    deadline = time.time() + 30
-    while time.time() < deadline and target not in log.current():
-        time.sleep(0.2)
+    wait_until(lambda: target in log.current(), f"the decision on #{target} in the log")
     decision = log.current()[target]
     assert decision.decision == "remove" and decision.reviewer == "map-test"
     page.close()
@@ -112,7 +104,7 @@ def test_the_map_url_reopens_the_same_view(server, browser, analysis, tmp_path):
     outline = reopened.evaluate("[...document.querySelectorAll('.js-plotly-plot')].pop().layout.shapes[0].path")
     vertices = outline.strip("MZ ").replace(" L", " ").split()
     assert [tuple(float(v) for v in p.split(",")) for p in vertices] == list(zip(values[0::2], values[1::2]))
-    reopened.get_by_text("outlier (percentile)").first.wait_for(timeout=10000)  # the colour bar's title
+    reopened.get_by_text("outlier (percentile)").first.wait_for()  # the colour bar's title
     reopened.screenshot(path=str(tmp_path / "map-deep-link.png"), full_page=True)
     reopened.close()
 
@@ -127,6 +119,6 @@ def test_a_lasso_on_the_map_drawn_as_an_image_lists_the_samples_inside(server, b
     assert kind == "lasso" and "draw=image" in page.url
     expected = q.samples_in_polygon(analysis, values[0::2], values[1::2])
     assert len(expected) > 12 and tiles(page, int(expected[0]), 12) == [int(i) for i in expected[:12]]
-    page.get_by_text(f"{len(expected):,} samples in the selection").wait_for(timeout=30000)
+    page.get_by_text(f"{len(expected):,} samples in the selection").wait_for()
     page.screenshot(path=str(tmp_path / "map-image.png"), full_page=True)
     page.close()

@@ -9,8 +9,8 @@ from coreclean.build.rounds import list_rounds
 
 
 @pytest.fixture(scope="module")
-def analysis(server, module_cache):
-    return Analysis.build("digits", cache_dir=module_cache)
+def analysis(module_digits):
+    return module_digits
 
 
 def test_apply_and_retrain_continues_on_the_new_round(server, browser, analysis, tmp_path):
@@ -21,15 +21,15 @@ def test_apply_and_retrain_continues_on_the_new_round(server, browser, analysis,
     log.record(int(top[2]), 3, "ok")
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/decisions")
-    page.get_by_role("button", name="Apply & retrain").click(timeout=90000)
-    page.wait_for_function("location.search.includes('round=')", timeout=90000)
-    page.get_by_text("Worst confusions before").wait_for(timeout=30000)
+    page.get_by_role("button", name="Apply & retrain").click()
+    page.wait_for_function("location.search.includes('round=')")
+    page.get_by_text("Worst confusions before").wait_for()
     chosen = parse_qs(page.evaluate("location.search").lstrip("?"))["round"][0]
     revision = next(r for r in list_rounds(analysis.directory) if r.label == chosen)
     assert revision.number == 1
     page.goto(f"{server}/review?round={quote(revision.label)}&cls=3")  # a link reopens the round
-    page.get_by_text("samples labelled 3", exact=False).wait_for(timeout=120000)
-    page.wait_for_function("document.querySelectorAll('[data-testid=stImageCaption]').length >= 6", timeout=30000)
+    page.get_by_text("samples labelled 3", exact=False).wait_for()
+    page.wait_for_function("document.querySelectorAll('[data-testid=stImageCaption]').length >= 6")
     captions = page.locator("[data-testid=stImageCaption]").all_inner_texts()
     shown = [int(c.split(" ·")[0].lstrip("#")) for c in captions]
     round_one = Analysis.load(revision.directory)

@@ -70,7 +70,10 @@ def test_importance_classes_and_range_from_link(run_app):
     assert len(at.dataframe[0].value) > len(table)
 
 
-def test_every_page_renders_on_fashion_mnist(fashion_dir, run_app):
+def test_every_page_renders_on_fashion_mnist(fashion_subset_dir, fashion_build, copy_analysis, cache, run_app,
+                                             monkeypatch):
+    monkeypatch.setattr("coreclean.data.FASHION_MNIST_DIR", fashion_subset_dir)  # the picker's fashion-mnist: a subset
+    copy_analysis(fashion_build, cache)  # built once per session; a rebuild finds it
     for page in ["pages/overview.py", "pages/confusion.py", "pages/importance.py", "pages/review.py"]:
         at = run_app({"source": "fashion-mnist"}, page)
         shown = [w.options for w in (*at.selectbox, *at.multiselect)] + [d.value.to_string() for d in at.dataframe]

@@ -1,29 +1,20 @@
 """AppTest tests of the exploration pages (issue 14): Map, Sample, Duplicates, the Overview's leak count and the
-details link under image tiles. One digits build per module is copied into each test's own cache."""
+details link under image tiles. The session's digits build is copied into each test's own cache."""
 import json
-import shutil
 from urllib.parse import parse_qs
 
 import numpy as np
 import pytest
 
-from coreclean import Analysis
 from coreclean.analysis import explore_queries as q
 from coreclean.review.log import ReviewLog
 from ui.map_colours import COLOUR_FIELDS
 
 
-@pytest.fixture(scope="module")
-def built(module_cache):
-    return Analysis.build("digits", cache_dir=module_cache).directory
-
-
 @pytest.fixture
-def a(built, cache):
+def a(digits_analysis):
     """This test's own copy of the digits analysis (and so its own review log)."""
-    shutil.copytree(built, cache / built.name)
-    (cache / built.name / "reviews.sqlite").unlink(missing_ok=True)
-    return Analysis.load(cache / built.name)
+    return digits_analysis
 
 
 def tile_ids(at) -> list[int]:

@@ -1,16 +1,14 @@
 """AppTest tests of the review workflow in the dashboard: mark, persist, skip reviewed, log, undo, retrain."""
 import pytest
 
-from coreclean import Analysis
 from coreclean.review.log import ReviewLog
 from coreclean.build.rounds import find_round
 
 
 @pytest.fixture
-def log(cache):
-    analysis = Analysis.build("digits", cache_dir=cache)
-    (analysis.directory / "reviews.sqlite").unlink(missing_ok=True)
-    return analysis, ReviewLog(analysis.directory, len(analysis.y_train))
+def log(digits_analysis):
+    """This test's own copy of the digits analysis and its (empty) review log."""
+    return digits_analysis, ReviewLog(digits_analysis.directory, len(digits_analysis.y_train))
 
 
 def tile_ids(at):

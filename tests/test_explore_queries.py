@@ -13,8 +13,8 @@ from ui.map_colours import DECISION_KINDS, map_colour
 
 
 @pytest.fixture(scope="module")
-def a(module_cache):
-    return Analysis.build("digits", cache_dir=module_cache)
+def a(module_digits):
+    return module_digits
 
 
 def test_points_in_polygon_matches_matplotlib_on_a_concave_polygon():

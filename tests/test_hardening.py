@@ -1,11 +1,7 @@
 """Regression tests for the hostile-but-realistic trial (issue 12): each finding, fixed and kept fixed."""
 import json
 import os
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -13,12 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.server import serve
 from coreclean import Analysis, load_source
 from coreclean.cli.main import main
 from coreclean.data.decode import tile, to_rgb
 from coreclean.review.log import ReviewLog, ReviewLogError
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -36,24 +31,13 @@ def _listening_addresses(port: int) -> set[str]:
 
 
 def test_local_dashboard_listens_on_loopback_only(cache):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"),
-                             "--server.port", str(port), "--server.headless", "true"],  # no address: the default
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and not _listening_addresses(port):
-            time.sleep(0.3)
+    with serve(cache, address=None) as url:  # no --server.address: the app's own default
+        port = int(url.rpartition(":")[2])
         addresses = _listening_addresses(port)
         assert addresses, "the dashboard never listened"
         loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
         assert addresses <= loopback, f"listening beyond loopback: {addresses}"
-        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=10).read() == b"ok"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        assert urllib.request.urlopen(f"{url}/_stcore/health", timeout=10).read() == b"ok"
 
 
 def test_dashboard_refuses_to_embed_with_random_weights(tmp_path, make_image_folder, run_app, cache, monkeypatch):

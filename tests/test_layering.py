@@ -86,3 +86,13 @@ def test_pages_hold_no_numpy():
 
 def test_the_only_top_level_module_is_the_dashboard():
     assert sorted(p.name for p in ROOT.glob("*.py")) == ["dashboard.py"]
+
+
+def test_the_readme_test_command_is_what_ci_runs():
+    """A developer runs before a commit exactly what CI runs (with the slowest tests listed, to keep them in sight)."""
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+          if line.strip().startswith(".venv/bin/python -m pytest")]
+    readme = [line.strip() for line in (ROOT / "README.md").read_text().splitlines()
+              if line.strip().startswith(".venv/bin/python -m pytest")]
+    assert len(ci) == 1 and readme == ci
+    assert "--durations=15" in ci[0].split()

@@ -120,8 +120,8 @@ def test_exports_reload(tmp_path):
     assert labels.tolist() == [0, 2, 2, 1, 0] and keep.tolist() == [True, True, True, True, False]
 
 
-def test_apply_and_retrain_matches_recomputation(tmp_path):
-    analysis = Analysis.build("digits", cache_dir=tmp_path)
+def test_apply_and_retrain_matches_recomputation(digits_analysis):
+    analysis = digits_analysis
     log = ReviewLog(analysis.directory, len(analysis.y_train))
     top = np.argsort(-analysis.importance)[:6]
     for i in top[:3]:
