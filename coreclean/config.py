@@ -38,3 +38,14 @@ def cluster_address(override: str | None = None) -> str | None:
     Parsed by :func:`coreclean.build.cluster.parse_cluster` (``local:N`` or ``tcp://HOST:PORT``)."""
     value = override if override is not None else os.environ.get(CLUSTER_ENV, "")
     return value.strip() or None
+
+
+WEIGHTS_ENV = "CORECLEAN_WEIGHTS"
+
+
+def weights_setting(override: str | None = None) -> str | None:
+    """The one weights policy for ResNet builds (CLI and dashboard): ``override`` if given, else
+    ``$CORECLEAN_WEIGHTS`` (an operator's state_dict file for offline use), else ``"imagenet"`` (torchvision's enum,
+    downloaded once on an online machine); ``"none"`` means random init (tests)."""
+    value = (override if override is not None else os.environ.get(WEIGHTS_ENV, "")).strip() or "imagenet"
+    return None if value.lower() == "none" else value

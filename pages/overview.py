@@ -8,9 +8,9 @@ from ui import tables
 from ui import explore_grid, state
 
 analysis = state.current()
-meta, names = analysis.meta, state.labels(analysis)
+meta, params, names = analysis.meta, analysis.params, state.labels(analysis)
 st.title(f"Overview — {meta['name']}")
-if meta["backbone"] == "resnet18" and not meta.get("weights"):
+if params.backbone == "resnet18" and not params.weights:
     st.warning("This analysis was embedded with a randomly initialised ResNet18 (`--weights none`): its "
                "rankings are not meaningful. Rebuild with ImageNet weights or a weights file.")
 cols = st.columns(5)
@@ -18,7 +18,7 @@ cols[0].metric("Test accuracy", f"{analysis.accuracy:.2%}")
 cols[1].metric("Train samples", f"{meta['n_train']:,}")
 cols[2].metric("Test samples", f"{meta['n_test']:,}")
 cols[3].metric("Classes", analysis.n_classes)
-cols[4].metric("Backbone", f"{meta['backbone']} ({meta['n_features']}-d)")
+cols[4].metric("Backbone", f"{params.backbone} ({meta['n_features']}-d)")
 leaks = explore_queries.leak_count(analysis)
 if leaks is not None:
     row = st.columns([2, 3], vertical_alignment="center")
@@ -67,3 +67,11 @@ st.download_button(
     data=lambda: export.issues_csv(export.issues_table(analysis, export.logged_decisions(analysis), thresholds)),
     help="One row per training sample: label, prediction, importance, quality scores and flags (these thresholds), "
          "and the current review decision — the same table as `python -m coreclean export`.")
+with st.expander("How this analysis was built"):
+    st.write(", ".join(f"{name} = `{value}`" for name, value in vars(params).items()))
+    if meta.get("stages"):
+        st.dataframe(tables.stages_table(meta["stages"]), hide_index=True)
+        st.caption(f"{meta.get('build_seconds', 0):.1f} s in all. Peak memory is this process's resident size "
+                   "while the stage ran; CPU seconds count all its threads.")
+    else:
+        st.caption("Built before stage timings were recorded.")

@@ -42,6 +42,8 @@ from bench.server import WAIT_MS, WAIT_S, serve  # noqa: E402
 from coreclean.data import FASHION_MNIST_DIR  # noqa: E402
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# pretrained weights cannot be downloaded here: image-folder builds use random init unless a test says otherwise
+os.environ.setdefault("CORECLEAN_WEIGHTS", "none")
 APP = str(ROOT / "dashboard.py")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FASHION_TRAIN, FASHION_TEST = 6000, 1000  # the Fashion-MNIST subset every Fashion-MNIST test shares

@@ -17,7 +17,7 @@ from coreclean import load_source
 
 def test_digits_round_trip_and_noop_rebuild(digits_analysis, tmp_path):
     a = digits_analysis
-    assert a.meta["backbone"] == "pixels" and a.n_classes == 10
+    assert a.params.backbone == "pixels" and a.n_classes == 10
     assert 0.9 < a.accuracy <= 1.0
     assert a.importance.shape == a.y_train.shape and np.isclose(a.importance.sum(), 1)
     assert a.confusion.sum() == len(a.y_test)
@@ -69,7 +69,7 @@ def test_resnet18_image_folder_with_weights_file(tmp_path, weights_file, make_im
     root = make_image_folder(tmp_path / "pets", per_class=5)
     (root / "cat" / "bad.png").write_bytes(b"\x89PNG broken")
     a = Analysis.build(str(root), cache_dir=tmp_path / "cache", weights=str(weights_file))
-    assert a.meta["backbone"] == "resnet18" and a.x_train.shape[1] == 512
+    assert a.params.backbone == "resnet18" and a.x_train.shape[1] == 512
     assert any("bad.png" in s[0] for s in a.meta["skipped"])
     image = image_for(a, 0)
     assert image.mode == "RGB" and image.size == (16, 16)

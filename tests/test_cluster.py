@@ -12,7 +12,9 @@ from scipy.stats import spearmanr
 
 pytest.importorskip("distributed")
 
+from bench.server import WAIT_S  # noqa: E402
 from coreclean import Analysis, cli  # noqa: E402
+from coreclean.build.params import BuildParams  # noqa: E402
 from coreclean.build import cluster as cluster_module  # noqa: E402
 from coreclean.embedding import dask_embed  # noqa: E402
 from coreclean.classifier import dask_passes  # noqa: E402
@@ -40,9 +42,9 @@ def test_parse_cluster_specs():
         assert "local:N" in str(error.value) and "tcp://HOST:PORT" in str(error.value)
 
 
-def test_digits_on_cluster_equals_single_process(scheduler, tmp_path, monkeypatch):
+def test_digits_on_cluster_equals_single_process(scheduler, tmp_path, monkeypatch, digits_build):
     monkeypatch.setattr(dask_passes, "CHUNK_ROWS", 512)  # 3 chunks of the 1437 training rows
-    local = Analysis.build("digits", cache_dir=tmp_path / "local")
+    local = Analysis.load(digits_build)  # the session's single-process build
     spread = Analysis.build("digits", cache_dir=tmp_path / "dask", cluster=scheduler)
     assert abs(spread.accuracy - local.accuracy) <= 0.002
     assert spearmanr(spread.importance, local.importance).correlation >= 0.999
@@ -100,8 +102,8 @@ def test_cli_flag_and_environment_variable(scheduler, tmp_path, monkeypatch, wri
     monkeypatch.setenv("CORECLEAN_CLUSTER", scheduler)  # what the dashboard's builder runs with
     from ui.state import Builds
 
-    _, future = Builds().get(source, "coreclean", tmp_path / "env", None)
-    assert future.result(timeout=120).meta["cluster"]["spec"] == scheduler
+    _, future = Builds().get(source, BuildParams(), tmp_path / "env")
+    assert future.result(timeout=WAIT_S).meta["cluster"]["spec"] == scheduler
     monkeypatch.setenv("CORECLEAN_CLUSTER", " ")  # blank: this process
     assert cluster_address() is None and cluster_address("local:3") == "local:3"
 

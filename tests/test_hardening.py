@@ -56,7 +56,7 @@ def test_dashboard_uses_the_operators_weights_file(tmp_path, make_image_folder, 
     Image.new("L", (3000, 1), 128).save(folder / "cat" / "thin.png")  # readable, but 1 pixel high
     at = run_app({"path": str(folder), "cls": "cat", "seen": "true"}, "pages/review.py")
     analysis = at.session_state["analysis"]
-    assert analysis.meta["backbone"] == "resnet18" and analysis.meta["weights"] not in (None, "imagenet")
+    assert analysis.params.backbone == "resnet18" and analysis.params.weights not in (None, "imagenet")
     assert len(at.get("image")) >= 3
 
 

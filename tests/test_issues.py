@@ -64,7 +64,7 @@ def issues_build(tmp_path, cache, weights_file):
 
 def test_each_injected_issue_is_flagged_and_normal_images_are_not(issues_build):
     analysis, truth = issues_build
-    assert analysis.meta["quality"] == "file"
+    assert analysis.meta["quality"] == "files"
     scores = np.asarray(analysis.stack("quality_train"))
     assert scores.shape == (analysis.meta["n_train"], len(ISSUE_NAMES))
     assert analysis.stack("quality_raw_train").shape == (analysis.meta["n_train"], len(RAW_COLUMNS))
@@ -115,10 +115,10 @@ def test_odd_image_modes_and_broken_files(tmp_path, cache, weights_file):
 
 
 def test_in_memory_sources_get_the_issues_that_make_sense(digits_analysis):
-    assert digits_analysis.meta["quality"] == "memory"
+    assert digits_analysis.meta["quality"] == "pixels"
     scores = np.asarray(digits_analysis.stack("quality_train"))
     assert scores.shape == (len(digits_analysis.y_train), len(ISSUE_NAMES))
-    memory = issue_names("memory")
+    memory = issue_names("pixels")
     assert np.isfinite(scores[:, [ISSUE_NAMES.index(n) for n in memory]]).all()
     assert np.isnan(scores[:, [ISSUE_NAMES.index(n) for n in ISSUE_NAMES if n not in memory]]).all()
     assert list(issue_counts(digits_analysis)["issue"]) == memory
@@ -147,7 +147,7 @@ def test_precomputed_embeddings_with_and_without_image_paths(tmp_path, cache, wr
     texture((40, 30), 99).save(with_images / "outside.png")
     analysis = Analysis.build(str(with_images), cache_dir=cache)
     scores = np.asarray(analysis.stack("quality_train"))
-    assert analysis.meta["quality"] == "file" and analysis.meta["n_train"] == 30  # a missing image drops no sample
+    assert analysis.meta["quality"] == "files" and analysis.meta["n_train"] == 30  # a missing image drops no sample
     assert np.isnan(scores[[1, -1]]).all() and np.isfinite(np.delete(scores, [1, 29], axis=0)).all()
     assert list(flagged_samples(analysis, "dark")) == [0]
 

@@ -80,10 +80,10 @@ def test_adapter_result_becomes_our_artifacts(fake_dataheroes, tmp_path, capsys,
     fake_dataheroes("ok")
     d = write_embeddings(tmp_path / "emb")
     a = Analysis.build(str(d), cache_dir=tmp_path / "cache", importance="dataheroes")
-    assert a.meta["importance"] == "dataheroes"
+    assert a.params.importance == "dataheroes"
     np.testing.assert_allclose(a.importance, np.arange(60) / 60)
     builtin = Analysis.build(str(d), cache_dir=tmp_path / "cache")
-    assert builtin.directory != a.directory and builtin.meta["importance"] == "coreclean"
+    assert builtin.directory != a.directory and builtin.params.importance == "coreclean"
 
 
 def test_cli_dataheroes_failure_is_one_line(fake_dataheroes, tmp_path, capsys, write_embeddings):

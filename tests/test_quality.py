@@ -165,13 +165,13 @@ def test_bad_thresholds_raise(overrides, message):
 
 def test_registry_and_source_kinds():
     assert issue_names() == list(ISSUE_NAMES) == list(ISSUES)
-    assert issue_names("memory") == ["dark", "light", "blurry", "low_information"]
+    assert issue_names("pixels") == ["dark", "light", "blurry", "low_information"]
     assert all(issue.description and 0 < issue.threshold < 1 for issue in ISSUES.values())
     rows = np.stack([image_scores(np.asarray(texture((28, 28), s).convert("L"))) for s in range(4)])
-    scores = dataset_scores(rows, source_kind="memory")
+    scores = dataset_scores(rows, source_kind="pixels")
     memory_only = [ISSUE_NAMES.index(n) for n in ("grayscale", "odd_size", "odd_aspect_ratio")]
     assert np.isnan(scores[:, memory_only]).all() and not flags(scores)[:, memory_only].any()
-    with pytest.raises(ValueError, match="source_kind='disk': choose one of file, memory"):
+    with pytest.raises(ValueError, match="source_kind='disk': choose one of files, pixels"):
         issue_names("disk")
 
 
@@ -185,7 +185,7 @@ def test_failed_rows_stay_nan_and_never_flag():
 
 def test_table_columns_use_datalab_names():
     scores = dataset_scores(np.stack([image_scores(texture())]))
-    columns = table_columns(scores, source_kind="memory")
+    columns = table_columns(scores, source_kind="pixels")
     assert list(columns) == ["dark_score", "is_dark_issue", "light_score", "is_light_issue", "blurry_score",
                              "is_blurry_issue", "low_information_score", "is_low_information_issue"]
     assert len(table_columns(scores)) == 2 * len(ISSUE_NAMES)

@@ -51,3 +51,10 @@ def log_table(history: list[dict], names: Sequence[str]) -> pd.DataFrame:
 def skipped_table(skipped: list) -> pd.DataFrame:
     """Input files (or rows) left out of the build, with the reason."""
     return pd.DataFrame([list(s) for s in skipped], columns=["file", "reason"])
+
+
+def stages_table(stages: dict[str, dict]) -> pd.DataFrame:
+    """``meta["stages"]`` (stage -> seconds, cpu_seconds, peak_mb) as rows, in the order the stages ran."""
+    return pd.DataFrame([{"stage": name, "seconds": s["seconds"], "CPU seconds": s["cpu_seconds"],
+                          "peak memory (MB)": s["peak_mb"]} for name, s in stages.items()],
+                        columns=["stage", "seconds", "CPU seconds", "peak memory (MB)"])

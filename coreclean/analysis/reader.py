@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 from ..build import store
 from ..importance.sensitivity import normalize_per_class
 from ..classifier.model import ConfusionPair, confusion_pairs, predict_proba
+from ..build.params import BuildParams
 from ..build.pipeline import StageProgress, build_analysis
 
 
@@ -22,6 +24,7 @@ class Analysis:
     Attributes
     ----------
     directory : where it lives.   meta : its ``meta.json``.   classes : (K,) class names.
+    params : the :class:`~coreclean.build.params.BuildParams` it was built with (older meta mapped).
     y_train : (n,) int64 labels (corrected ones in a revision).   removed_train : (n,) bool, dropped by review.
     importance : (n,) float64 sensitivity.   pred_train : (n,) int64.   p_label_train : (n,) float32.
     y_test, pred_test : (m,) int64.   p_pred_test : (m,) float32.   confusion : (K, K) int64 test counts.
@@ -30,6 +33,7 @@ class Analysis:
 
     directory: Path
     meta: dict
+    params: BuildParams
     classes: list[str]
     y_train: np.ndarray
     removed_train: np.ndarray
@@ -46,6 +50,7 @@ class Analysis:
         self.directory = Path(directory)
         self.meta = store.read_meta(self.directory)
         self.classes = [str(c) for c in self.meta["classes"]]
+        self.params = BuildParams.from_meta(self.meta, where=f"{self.directory}/meta.json")
         self._chain = store.lineage(self.directory, self.meta)
         self.y_train = self._required("y_train")
         self.importance = self._required("importance")
@@ -64,16 +69,15 @@ class Analysis:
         return cls(directory)
 
     @classmethod
-    def build(
-        cls, source, *, cache_dir: str | Path | None = None, backbone: str | None = None, weights=None,
-        pca: int | None = 128, C: float = 1.0, importance: str = "coreclean",
-        max_fit_samples: int | str | None = "auto", progress: StageProgress | None = None,
-        cluster: str | None = None,
-    ) -> "Analysis":
-        """Build (or reuse) the analysis of ``source`` (see :func:`coreclean.build.pipeline.build_analysis`)."""
-        return cls(build_analysis(source, cache_dir=cache_dir, backbone=backbone, weights=weights, pca=pca, C=C,
-                                  importance=importance, max_fit_samples=max_fit_samples, progress=progress,
-                                  cluster=cluster))
+    def build(cls, source, params: BuildParams | None = None, *, cache_dir: str | Path | None = None,
+              progress: StageProgress | None = None, cluster: str | None = None, **settings) -> "Analysis":
+        """Build (or reuse) the analysis of ``source`` (see :func:`coreclean.build.pipeline.build_analysis`).
+
+        ``params``: a :class:`~coreclean.build.params.BuildParams`; ``settings`` (``backbone=``, ``weights=``,
+        ``pca=``, ``C=``, ``importance=``, ``max_fit_samples=``) build one, or override fields of ``params``.
+        """
+        params = replace(params, **settings) if params is not None else BuildParams(**settings)
+        return cls(build_analysis(source, params, cache_dir=cache_dir, progress=progress, cluster=cluster))
 
     def _required(self, name: str) -> np.ndarray:
         array = store.load_array(self._chain, name)

@@ -16,17 +16,19 @@ from typing import Callable
 
 import numpy as np
 
-from . import store
-from ..importance.backends import IMPORTANCE_BACKENDS, check_backend
-from .cluster import open_cluster, parse_cluster
+from ..classifier.model import confusion_matrix
+from ..classifier.row_passes import row_passes_on
 from ..config import cluster_address, writable_cache_dir
 from ..data import Dataset, load_source
-from ..exploration.stage import explore_stage
-from ..embedding.embed import check_backbone, default_backbone, embed, weights_identity
-from ..importance.sensitivity import CoresetSensitivity, label_statistics
-from ..classifier.model import confusion_matrix
+from ..embedding.embed import embed
 from ..embedding.quality_pass import raw_quality, source_kind, split_scores
-from ..classifier.row_passes import row_passes_on
+from ..exploration.stage import explore_stage
+from ..importance.backends import IMPORTANCE_BACKENDS, check_backend
+from ..importance.sensitivity import CoresetSensitivity, label_statistics
+from . import store
+from .cluster import open_cluster, parse_cluster
+from .params import BuildParams
+from .timing import StageClock
 
 StageProgress = Callable[[str, int, int], None]
 
@@ -42,7 +44,7 @@ class Embedded:
     keep_train: np.ndarray  # (n_input,) bool: input rows that were embedded
     keep_test: np.ndarray
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file or row, reason)
-    quality_kind: str | None = None  # 'file' | 'memory': which quality issues apply; None: no images, no quality
+    quality_kind: str | None = None  # 'files' | 'pixels': which quality issues apply; None: no images, no quality
     quality: dict[str, np.ndarray] = field(default_factory=dict)  # quality[_raw]_{train,test} of the kept rows
 
 
@@ -52,8 +54,16 @@ class Fitted:
     importance: np.ndarray  # (n,) float64
     pred_train: np.ndarray  # (n,) int64
     p_label_train: np.ndarray  # (n,) float32
-    leverage_train: np.ndarray  # (n,) float64, the leverage term of the importance bound ("why flagged")
+    p_pred_train: np.ndarray  # (n,) float32
+    loss_term_train: np.ndarray  # (n,) float64, the two terms of the importance bound ("why flagged")
+    leverage_term_train: np.ndarray  # (n,) float64
     fit_samples: int
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The per-sample arrays the store keeps, by their stored names."""
+        return {"coef": self.coef, "importance": self.importance, "pred_train": self.pred_train,
+                "p_label_train": self.p_label_train, "p_pred_train": self.p_pred_train,
+                "loss_term_train": self.loss_term_train, "leverage_term_train": self.leverage_term_train}
 
 
 @dataclass
@@ -64,8 +74,8 @@ class Evaluated:
     accuracy: float
 
 
-def embed_stage(dataset: Dataset, backbone: str, work_dir: Path, *, weights=None, pca: int | None = 128,
-                progress: StageProgress | None = None, client=None) -> Embedded:
+def embed_stage(dataset: Dataset, params: BuildParams, work_dir: Path, *, progress: StageProgress | None = None,
+                client=None, feature_files: dict[str, Path] | None = None) -> Embedded:
     """Embed both splits and score image quality (:mod:`coreclean.embedding.quality_pass`); rows whose image failed to
     decode are dropped and listed by file name. With a ``distributed.Client``, ResNet embedding runs per shard
     of images on its workers (:mod:`coreclean.embedding.dask_embed`)."""
@@ -73,10 +83,10 @@ def embed_stage(dataset: Dataset, backbone: str, work_dir: Path, *, weights=None
     total = len(dataset.y_train) + len(dataset.y_test)
     report("embed", 0, total)
     embedder = embed
-    if client is not None and backbone == "resnet18":
+    if client is not None and params.backbone == "resnet18":
         from ..embedding.dask_embed import embed_on
-        embedder = partial(embed_on, client)
-    x_train, x_test, failures = embedder(dataset, backbone, work_dir, weights=weights, pca=pca,
+        embedder = partial(embed_on, client, feature_files=feature_files)
+    x_train, x_test, failures = embedder(dataset, params.backbone, work_dir, weights=params.weights, pca=params.pca,
                                          progress=lambda done, _total: report("embed", done, total))
     report("embed", total, total)
     raw = raw_quality(dataset, work_dir, progress=lambda done, _total: report("quality", done, total))
@@ -103,21 +113,22 @@ def embed_stage(dataset: Dataset, backbone: str, work_dir: Path, *, weights=None
     )
 
 
-def fit_stage(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, *, C: float = 1.0,
-              importance: str = "coreclean", max_fit_samples: int | str | None = "auto",
+def fit_stage(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, params: BuildParams, *,
               progress: StageProgress | None = None) -> Fitted:
-    """Fit the classifier and score every training sample."""
+    """Fit the classifier and score every training sample with ``params.importance``."""
     report = progress or (lambda stage, done, total: None)
+    replacement = IMPORTANCE_BACKENDS[check_backend(params.importance)]
     report("fit", 0, 1)
-    est = CoresetSensitivity(C=C, max_fit_samples=max_fit_samples).fit(x_train, y_train, n_classes=n_classes)
+    est = CoresetSensitivity(C=params.C, max_fit_samples=params.max_fit_samples).fit(x_train, y_train,
+                                                                                       n_classes=n_classes)
     scores = est.importance_
-    replacement = IMPORTANCE_BACKENDS[check_backend(importance)]
     if replacement is not None:
         scores = replacement(x_train, y_train)
     report("fit", 1, 1)
     return Fitted(coef=est.coef_, importance=scores, pred_train=est.stats_["pred"],
-                  p_label_train=est.stats_["p_label"].astype(np.float32), leverage_train=est.leverage_,
-                  fit_samples=int(len(est.fit_indices_)))
+                  p_label_train=est.stats_["p_label"].astype(np.float32),
+                  p_pred_train=est.stats_["p_pred"].astype(np.float32), loss_term_train=est.loss_,
+                  leverage_term_train=est.leverage_term_, fit_samples=int(len(est.fit_indices_)))
 
 
 def evaluate_stage(x_test: np.ndarray, y_test: np.ndarray, coef: np.ndarray, n_classes: int, *,
@@ -132,82 +143,75 @@ def evaluate_stage(x_test: np.ndarray, y_test: np.ndarray, coef: np.ndarray, n_c
                      accuracy=float(np.mean(stats["pred"] == y_test)) if len(y_test) else float("nan"))
 
 
-def cache_key(dataset: Dataset, params: dict) -> str:
-    blob = json.dumps({"data": dataset.fingerprint, "params": params, "v": store.FORMAT_VERSION}, sort_keys=True)
+def cache_key(dataset: Dataset, params: BuildParams) -> str:
+    blob = json.dumps({"data": dataset.fingerprint, "params": params.cache_params(), "v": store.FORMAT_VERSION},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def build_analysis(
-    source: str | Dataset, *, cache_dir: str | Path | None = None, backbone: str | None = None, weights=None,
-    pca: int | None = 128, C: float = 1.0, importance: str = "coreclean",
-    max_fit_samples: int | str | None = "auto", progress: StageProgress | None = None, cluster: str | None = None,
-) -> Path:
-    """Build (or reuse) the analysis of ``source``; returns its directory.
+def build_analysis(source: str | Dataset, params: BuildParams | None = None, *, cache_dir: str | Path | None = None,
+                   progress: StageProgress | None = None, cluster: str | None = None) -> Path:
+    """Build (or reuse) the analysis of ``source`` with ``params`` (default :class:`BuildParams`); returns its
+    directory. ``meta.json`` records the params and each stage's seconds, CPU seconds and peak memory.
 
     ``cluster``: ``local:N`` or ``tcp://HOST:PORT`` (default ``$CORECLEAN_CLUSTER``; none: this process) runs the
-    embedding and the row passes of the fit and evaluation on Dask (:mod:`coreclean.build.cluster`); the cache must then
-    be on a path every worker can read. The result (and its cache key) is that of the single-process build.
+    embedding and the row passes of the fit and evaluation on Dask (:mod:`coreclean.build.cluster`); the cache must
+    then be on a path every worker can read. The result (and its cache key) is that of the single-process build.
     """
-    check_backend(importance)
+    params = params or BuildParams()
     address = cluster_address(cluster)
     spec = parse_cluster(address) if address else None
     cache = writable_cache_dir(cache_dir)
     dataset = load_source(source, cache_dir=cache) if isinstance(source, str) else source
-    backbone = check_backbone(dataset, backbone or default_backbone(dataset))
-    params = {"backbone": backbone, "weights": weights_identity(weights) if backbone == "resnet18" else None,
-              "pca": pca if backbone == "pixels" else None, "C": C}
-    if importance != "coreclean":
-        params["importance"] = importance
-    if max_fit_samples != "auto":
-        params["max_fit_samples"] = max_fit_samples
+    params = params.resolved(dataset)
     directory = cache / f"{_slug(dataset.name)}-{cache_key(dataset, params)}"
     if store.is_complete(directory):
         return directory
-    report = progress or (lambda stage, done, total: None)
     started = time.time()
     K = len(dataset.classes)
-    with open_cluster(spec) if spec else nullcontext() as client:
-        work = store.partial_dir(directory)
-        work.mkdir(parents=True, exist_ok=True)
-        embedded = embed_stage(dataset, backbone, work, weights=weights, pca=pca, progress=report, client=client)
-        passes = None
-        if client is not None:  # the features as files the workers read; the passes as tasks over their rows
-            from ..classifier.dask_passes import DaskRowPasses, share
-            passes = DaskRowPasses(client)
-            embedded.x_train = passes.register(share(embedded.x_train, work / "x_train.npy"))
-            embedded.x_test = passes.register(share(embedded.x_test, work / "x_test.npy"))
-        with row_passes_on(passes):
-            fitted = fit_stage(embedded.x_train, embedded.y_train, K, C=C, importance=importance,
-                               max_fit_samples=max_fit_samples, progress=report)
-            evaluated = evaluate_stage(embedded.x_test, embedded.y_test, fitted.coef, K, progress=report)
-        cluster_meta = None if client is None else {"spec": spec.spec, "workers": len(
-            client.scheduler_info()["workers"]), "tasks": dict(passes.tasks_)}
-    explored = explore_stage(embedded.x_train, embedded.x_test, embedded.y_train, fitted.importance,
-                             **_images_for_explore(dataset, embedded), progress=report)
-    report("store", 0, 1)
-    arrays = {"y_train": embedded.y_train, "y_test": embedded.y_test, "coef": fitted.coef,
-              "importance": fitted.importance, "pred_train": fitted.pred_train, "p_label_train": fitted.p_label_train,
-              "leverage_train": fitted.leverage_train,
-              "pred_test": evaluated.pred_test, "p_pred_test": evaluated.p_pred_test, "confusion": evaluated.confusion,
-              **embedded.quality, **explored.arrays}
-    for split, keep in (("train", embedded.keep_train), ("test", embedded.keep_test)):
-        pixels, paths = dataset.images(split), dataset.paths(split)
-        if pixels is not None:
-            arrays[f"images_{split}"] = np.asarray(pixels)[keep]
-        elif paths is not None:
-            arrays[f"paths_{split}"] = np.asarray(paths, dtype=str)[keep]
-    meta = {
-        "source": source if isinstance(source, str) else dataset.name, "name": dataset.name, "kind": dataset.kind,
-        "classes": list(dataset.classes), **params, "importance": importance,
-        "root": str(dataset.root) if dataset.root else None, "n_train": int(len(embedded.y_train)),
-        "n_test": int(len(embedded.y_test)), "n_features": int(embedded.x_train.shape[1]),
-        "accuracy": evaluated.accuracy, "classifier_fit_samples": fitted.fit_samples,
-        "skipped": [list(s) for s in embedded.skipped], "quality": embedded.quality_kind, **explored.meta,
-        "lineage": None, **({"cluster": cluster_meta} if cluster_meta else {}),
-        "build_seconds": round(time.time() - started, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    store.write_analysis(directory, arrays, meta, features={"x_train": embedded.x_train, "x_test": embedded.x_test})
-    report("store", 1, 1)
+    with StageClock(progress) as clock:
+        with open_cluster(spec) if spec else nullcontext() as client:
+            features = {split: store.feature_file(directory, f"x_{split}") for split in ("train", "test")}
+            embedded = embed_stage(dataset, params, store.work_dir(directory, "embedding"), progress=clock,
+                                   client=client, feature_files=features)
+            passes = None
+            if client is not None:  # the features as files the workers read; the passes as tasks over their rows
+                from ..classifier.dask_passes import DaskRowPasses, share
+                passes = DaskRowPasses(client)
+                embedded.x_train = passes.register(share(embedded.x_train, features["train"]))
+                embedded.x_test = passes.register(share(embedded.x_test, features["test"]))
+            with row_passes_on(passes):
+                fitted = fit_stage(embedded.x_train, embedded.y_train, K, params, progress=clock)
+                evaluated = evaluate_stage(embedded.x_test, embedded.y_test, fitted.coef, K, progress=clock)
+            cluster_meta = None if client is None else {"spec": spec.spec, "workers": len(
+                client.scheduler_info()["workers"]), "tasks": dict(passes.tasks_)}
+        explored = explore_stage(embedded.x_train, embedded.x_test, embedded.y_train, fitted.importance,
+                                 **_images_for_explore(dataset, embedded), progress=clock)
+        clock("store", 0, 1)
+        arrays = {"y_train": embedded.y_train, "y_test": embedded.y_test, **fitted.arrays(),
+                  "pred_test": evaluated.pred_test, "p_pred_test": evaluated.p_pred_test,
+                  "confusion": evaluated.confusion, **embedded.quality, **explored.arrays}
+        for split, keep in (("train", embedded.keep_train), ("test", embedded.keep_test)):
+            pixels, paths = dataset.images(split), dataset.paths(split)
+            if pixels is not None:
+                arrays[f"images_{split}"] = np.asarray(pixels)[keep]
+            elif paths is not None:
+                arrays[f"paths_{split}"] = np.asarray(paths, dtype=str)[keep]
+        meta = {
+            "source": source if isinstance(source, str) else dataset.name, "name": dataset.name,
+            "kind": dataset.kind, "classes": list(dataset.classes), "params": params.to_meta(),
+            "root": str(dataset.root) if dataset.root else None,
+            "n_train": int(len(embedded.y_train)), "n_test": int(len(embedded.y_test)),
+            "n_features": int(embedded.x_train.shape[1]), "accuracy": evaluated.accuracy,
+            "classifier_fit_samples": fitted.fit_samples, "skipped": [list(s) for s in embedded.skipped],
+            "quality": embedded.quality_kind, **explored.meta, "lineage": None,
+            **({"cluster": cluster_meta} if cluster_meta else {}),
+        }
+        store.write_analysis(directory, arrays, lambda: {  # evaluated once the arrays are written: "store" counts
+            **meta, "stages": clock.finish(), "build_seconds": round(time.time() - started, 2),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S")},
+            features={"x_train": embedded.x_train, "x_test": embedded.x_test})
+        clock("store", 1, 1)
     return directory
 
 

@@ -16,11 +16,13 @@ from typing import Callable
 
 import numpy as np
 
-from . import store
-from ..importance.sensitivity import label_statistics
 from ..classifier.model import ConfusionPair, confusion_pairs
-from .pipeline import evaluate_stage, fit_stage
+from ..importance.sensitivity import label_statistics
 from ..review.log import Decision, apply_corrections
+from . import store
+from .params import BuildParams
+from .pipeline import evaluate_stage, fit_stage
+from .timing import StageClock
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Revision:
     removed: int
     changed_classes: list[int]
     seconds: float
+    importance: str  # the importance backend the round scored with (the build's)
 
 
 def retrain(analysis, decisions: dict[int, Decision], *,
@@ -41,6 +44,7 @@ def retrain(analysis, decisions: dict[int, Decision], *,
     """Apply ``decisions`` (every current decision of the lineage's review log) to the original labels of
     ``analysis`` (an :class:`~coreclean.analysis.reader.Analysis`, original or revision), refit, store a revision."""
     started = time.perf_counter()
+    params = BuildParams.from_meta(analysis.meta, where=f"{analysis.directory}/meta.json")
     original = store.load_array([analysis.root_analysis], "y_train")
     labels, keep = apply_corrections(original, decisions)
     if keep.sum() < 2 or len(np.unique(labels[keep])) < 2:
@@ -48,22 +52,27 @@ def retrain(analysis, decisions: dict[int, Decision], *,
     x_train = analysis.x_train
     x_kept = x_train if keep.all() else np.asarray(x_train[keep], dtype=np.float32)
     K = analysis.n_classes
-    # A fresh fit, not one started from the old model: the round's model and ranking are then exactly those a
-    # build on the corrected labels would give (the old model was fitted to the very labels being corrected).
-    fitted = fit_stage(x_kept, labels[keep], K, C=float(analysis.meta.get("C", 1.0)),
-                       max_fit_samples=analysis.meta.get("max_fit_samples", "auto"), progress=progress)
-    evaluated = evaluate_stage(analysis.x_test, analysis.y_test, fitted.coef, K, progress=progress)
-    importance = np.zeros(len(labels))
-    importance[keep] = fitted.importance
-    leverage = np.full(len(labels), np.nan)
-    leverage[keep] = fitted.leverage_train
-    pred_train = np.array(analysis.pred_train, dtype=np.int64)
-    p_label = np.zeros(len(labels), dtype=np.float32)
-    pred_train[keep], p_label[keep] = fitted.pred_train, fitted.p_label_train
+    with StageClock(progress) as clock:
+        # A fresh fit with the build's own params (C, sample cap, importance backend), not one started from the old
+        # model: the round's model and ranking are then exactly those a build on the corrected labels would give.
+        fitted = fit_stage(x_kept, labels[keep], K, params, progress=clock)
+        evaluated = evaluate_stage(analysis.x_test, analysis.y_test, fitted.coef, K, progress=clock)
+
+    def every_row(kept_values: np.ndarray, fill) -> np.ndarray:  # removed rows keep their place: indices stay valid
+        full = np.full(len(labels), fill, dtype=kept_values.dtype)
+        full[keep] = kept_values
+        return full
+
+    per_sample = {"importance": every_row(fitted.importance, 0.0), "pred_train": every_row(fitted.pred_train, -1),
+                  "p_label_train": every_row(fitted.p_label_train, 0.0),
+                  "p_pred_train": every_row(fitted.p_pred_train, 0.0),
+                  "loss_term_train": every_row(fitted.loss_term_train, np.nan),
+                  "leverage_term_train": every_row(fitted.leverage_term_train, np.nan)}
     if not keep.all():  # removed rows still get a prediction for display
         gone = np.flatnonzero(~keep)
         stats = label_statistics(np.asarray(x_train[gone], np.float32), labels[gone], fitted.coef)
-        pred_train[gone], p_label[gone] = stats["pred"], stats["p_label"]
+        per_sample["pred_train"][gone], per_sample["p_label_train"][gone] = stats["pred"], stats["p_label"]
+        per_sample["p_pred_train"][gone] = stats["p_pred"]
     changed = np.flatnonzero((labels != original) | ~keep)
     seconds = time.perf_counter() - started
     parent_round = int((analysis.meta.get("lineage") or {}).get("round", 0))
@@ -72,18 +81,16 @@ def retrain(analysis, decisions: dict[int, Decision], *,
                         "errors_applied": sum(d.decision != "ok" for d in decisions.values()),
                         "relabelled": int((labels != original).sum()), "removed": int((~keep).sum()),
                         "accuracy_before": analysis.accuracy, "seconds": round(seconds, 2)},
+            "params": params.to_meta(), "stages": clock.stages_, "build_seconds": round(seconds, 2),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     directory = _new_revision_dir(analysis.directory)
-    store.write_analysis(directory, {
-        "y_train": labels, "removed_train": ~keep, "coef": fitted.coef, "importance": importance,
-        "pred_train": pred_train, "p_label_train": p_label, "leverage_train": leverage,
-        "pred_test": evaluated.pred_test,
-        "p_pred_test": evaluated.p_pred_test, "confusion": evaluated.confusion,
-    }, meta)
+    store.write_analysis(directory, {"y_train": labels, "removed_train": ~keep, "coef": fitted.coef, **per_sample,
+                                     "pred_test": evaluated.pred_test, "p_pred_test": evaluated.p_pred_test,
+                                     "confusion": evaluated.confusion}, meta)
     changed_classes = sorted({int(c) for c in np.concatenate([original[changed], labels[changed]])})
     return Revision(directory, analysis.accuracy, evaluated.accuracy, analysis.pairs(),
                     confusion_pairs(evaluated.confusion), int((labels != original).sum()), int((~keep).sum()),
-                    changed_classes, seconds)
+                    changed_classes, seconds, params.importance)
 
 
 def _new_revision_dir(parent: Path) -> Path:

@@ -2,15 +2,17 @@
 
 Layout of an analysis directory (``.npy`` + JSON only, never pickle)::
 
-    meta.json            source, parameters, class names, accuracy, skipped files, lineage
+    meta.json            source, build params (``"params"``, :class:`~coreclean.build.params.BuildParams`), class
+                         names, accuracy, skipped files, lineage, per-stage seconds/CPU/peak memory (``"stages"``)
     x_train.npy x_test.npy      embeddings (float32)        y_train.npy y_test.npy  labels
     coef.npy             classifier (d + 1, K)              confusion.npy  test confusion counts (K, K)
-    importance.npy       per-sample sensitivity (train)     pred_*.npy p_pred_test.npy p_label_train.npy
+    importance.npy       per-sample sensitivity (train)     pred_*.npy p_pred_*.npy p_label_train.npy
+    loss_term_train.npy leverage_term_train.npy   the two terms of the importance bound ("why flagged")
     removed_train.npy    (revisions) samples dropped by review decisions
     images_*.npy | paths_*.npy  what the UI shows for a sample
     quality_raw_*.npy    (optional) per-image quality rows (n, 7) in ``coreclean.quality.thresholds.RAW_COLUMNS`` order
     quality_*.npy        (optional) issue severities (n, 7) in ``ISSUE_NAMES`` order, NaN = failed / not applicable;
-                         meta["quality"] is the source kind they were scored for ('file' | 'memory'); older
+                         meta["quality"] is the source kind they were scored for ('files' | 'pixels'); older
                          analyses and embeddings without images have neither
     reviews.sqlite       the review log (written by :mod:`coreclean.review.log`, never by the store)
 
@@ -24,27 +26,50 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ..data.files import load_npy, save_npy, write_json
 
 FORMAT_VERSION = 4  # 4: revisions are analyses (lineage in meta); atomic directory writes
-REQUIRED_META = ("format", "name", "kind", "classes", "n_train", "n_test", "accuracy", "backbone")
+REQUIRED_META = ("format", "name", "kind", "classes", "n_train", "n_test", "accuracy")
+
+
+WORK = "work"  # inside the partial directory: the stages' resumable work files, removed once the analysis is stored
 
 
 def partial_dir(directory: Path) -> Path:
-    """Where ``directory`` is assembled before it is renamed into place (also the embedding work dir)."""
+    """Where ``directory`` is assembled before it is renamed into place."""
     return directory.with_name(directory.name + ".partial")
 
 
-def write_analysis(directory: Path, arrays: dict[str, np.ndarray], meta: dict, *,
+def work_dir(directory: Path, stage: str) -> Path:
+    """A folder (created) where ``stage`` keeps resumable work files for the analysis being assembled at
+    ``directory``: it survives an interrupted build (the next one resumes from it) and is removed, whole, when
+    :func:`write_analysis` stores the analysis. The stage names what is inside; nothing else is."""
+    path = partial_dir(Path(directory)) / WORK / stage
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def feature_file(directory: Path, name: str) -> Path:
+    """Where features ``name`` (``x_train``/``x_test``) of the analysis being assembled at ``directory`` will be
+    stored; a stage that must write them to disk anyway (a cluster build shares them with its workers) writes them
+    here, and :func:`write_analysis` then keeps the file instead of copying it."""
+    path = partial_dir(Path(directory)) / f"{name}.npy"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_analysis(directory: Path, arrays: dict[str, np.ndarray], meta: dict | Callable[[], dict], *,
                    features: dict[str, np.ndarray] | None = None) -> Path:
     """Write ``arrays`` (name -> array) and ``meta`` as the analysis at ``directory``, atomically.
 
     ``features`` (``x_train``/``x_test``) are copied in row blocks, or file to file when they are whole float32
-    ``.npy`` memmaps, so large embeddings never sit in memory. Work files left in the partial directory by the
-    embedding stage (``embed-*``) are removed once the features are stored.
+    ``.npy`` memmaps, so large embeddings never sit in memory. ``meta`` may be a callable, called once every array
+    is written (so it can say how long that took). The stages' work files (:func:`work_dir`) are removed once
+    everything is stored.
     """
     directory = Path(directory)
     staging = partial_dir(directory)
@@ -53,12 +78,12 @@ def write_analysis(directory: Path, arrays: dict[str, np.ndarray], meta: dict, *
         _copy_features(staging / f"{name}.npy", x)
     for name, value in arrays.items():
         save_npy(staging / f"{name}.npy", value)
+    meta = meta() if callable(meta) else meta
     missing = [key for key in REQUIRED_META if key not in meta and key != "format"]
     if missing:
         raise ValueError(f"store: meta lacks {missing}")  # a programming error, caught by the tests
     write_json(staging / "meta.json", {**meta, "format": FORMAT_VERSION})
-    for work in staging.glob("embed-*"):
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(staging / WORK, ignore_errors=True)
     if directory.exists():  # a damaged analysis: keep it aside, never delete what a user saved (reviews)
         aside = directory.with_name(f"{directory.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
         directory.rename(aside)

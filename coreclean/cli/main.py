@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data.files import load_npy
+from ..build.params import BuildParams
+from ..build.timing import stage_table
+from ..config import WEIGHTS_ENV, weights_setting
 from ..importance.backends import IMPORTANCE_BACKENDS
 from ..embedding.embed import BACKBONES
 
@@ -51,19 +54,27 @@ def write_csv(path: Path, header: list[str], rows) -> None:
     os.replace(handle.name, path)
 
 
+def _params(args) -> BuildParams:
+    """The build settings of ``build`` / ``export`` arguments (weights by the one policy when not given)."""
+    return BuildParams(backbone=args.backbone, weights=weights_setting(args.weights), pca=args.pca,
+                       importance=getattr(args, "importance", "coreclean"))
+
+
 def _build(args) -> int:
     from ..analysis.reader import Analysis
     from .progress import StageBars
 
     bars = StageBars()
     try:
-        analysis = Analysis.build(args.source, cache_dir=args.cache, backbone=args.backbone, weights=args.weights,
-                                  pca=args.pca, importance=args.importance, progress=bars, cluster=args.cluster)
+        analysis = Analysis.build(args.source, _params(args), cache_dir=args.cache, progress=bars,
+                                  cluster=args.cluster)
     finally:
         bars.close()
     meta = analysis.meta
     print(f"{meta['name']}: {meta['n_train']} train / {meta['n_test']} test, {len(analysis.classes)} classes, "
-          f"backbone {meta['backbone']}, test accuracy {analysis.accuracy:.4f}")
+          f"backbone {analysis.params.backbone}, test accuracy {analysis.accuracy:.4f}")
+    if meta.get("stages"):
+        print(stage_table(meta["stages"]) + f"\ntotal {meta['build_seconds']:.2f} s")
     for file, reason in meta["skipped"][:20]:
         print(f"skipped {file}: {reason}", file=sys.stderr)
     if len(meta["skipped"]) > 20:
@@ -161,8 +172,7 @@ def _export(args) -> int:
     else:
         bars = StageBars()
         try:
-            analysis = Analysis.build(args.source, cache_dir=args.cache, backbone=args.backbone,
-                                      weights=args.weights, pca=args.pca, progress=bars)
+            analysis = Analysis.build(args.source, _params(args), cache_dir=args.cache, progress=bars)
         finally:
             bars.close()
     table = issues_table(analysis, logged_decisions(analysis), thresholds)
@@ -185,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="cache directory (default: $CORECLEAN_CACHE or .coreclean-cache)")
     build.add_argument("--backbone", choices=list(BACKBONES), default=None,
                        help="default: pixels for digits/fashion-mnist, resnet18 for image folders")
-    build.add_argument("--weights", default="imagenet",
-                       help="'imagenet' (torchvision download), a state_dict FILE for offline use, or 'none'")
+    build.add_argument("--weights", default=None,
+                       help="'imagenet' (torchvision download), a state_dict FILE for offline use, or 'none' "
+                            f"(default: ${WEIGHTS_ENV}, else imagenet)")
     build.add_argument("--pca", type=int, default=128, help="PCA dimensions for the pixels backbone (0 = off)")
     build.add_argument("--importance", choices=list(IMPORTANCE_BACKENDS), default="coreclean",
                        help="importance backend; 'dataheroes' needs the optional package, an account and internet")
@@ -217,12 +228,10 @@ def main(argv: list[str] | None = None) -> int:
                              "e.g. --threshold dark=0.8 --threshold blurry=0.6")
     export.add_argument("--cache", type=Path, default=None, help="cache directory when building (as for build)")
     export.add_argument("--backbone", choices=list(BACKBONES), default=None, help="as for build")
-    export.add_argument("--weights", default="imagenet", help="as for build")
+    export.add_argument("--weights", default=None, help="as for build")
     export.add_argument("--pca", type=int, default=128, help="as for build")
     export.set_defaults(run=_export)
     args = parser.parse_args(argv)
-    if getattr(args, "weights", None) == "none":
-        args.weights = None
     try:
         return args.run(args)
     except ValueError as err:

@@ -49,10 +49,13 @@ def _shard(dataset: Dataset, split: str, start: int, stop: int) -> Dataset:
 
 
 def embed_on(client, dataset: Dataset, backbone: str, work_dir: Path, *, weights=None, pca=None,
-             progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int, str]]]:
+             progress: Progress | None = None, feature_files: dict[str, Path] | None = None,
+             ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int, str]]]:
     """:func:`coreclean.embedding.embed.embed` for the ``resnet18`` backbone, with shards as tasks on ``client``.
 
-    Returns (x_train, x_test) memory-mapped from ``work_dir/x_<split>.npy`` and (split, index, reason) failures.
+    Returns (x_train, x_test) memory-mapped from ``feature_files[split]`` (default ``work_dir/x_<split>.npy``;
+    a build passes where its store keeps the features, so they are written once) and (split, index, reason)
+    failures.
     """
     if backbone != "resnet18":
         raise ValueError(f"backbone={backbone!r}: only resnet18 embeds on a cluster; the others run in the build.")
@@ -60,8 +63,9 @@ def embed_on(client, dataset: Dataset, backbone: str, work_dir: Path, *, weights
     parts, failures, offset = [], [], 0
     for split in ("train", "test"):
         report = (lambda done, _n, base=offset: progress(base + done, total)) if progress else None
-        x, failed = embed_split_on(client, dataset, split, Path(work_dir) / f"embed-{split}",
-                                   Path(work_dir) / f"x_{split}.npy", weights=weights, progress=report)
+        out = (feature_files or {}).get(split, Path(work_dir) / f"x_{split}.npy")
+        x, failed = embed_split_on(client, dataset, split, Path(work_dir) / f"embed-{split}", out,
+                                   weights=weights, progress=report)
         parts.append(x)
         failures += [(split, i, reason) for i, reason in failed]
         offset += len(dataset.labels(split))

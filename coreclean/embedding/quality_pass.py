@@ -26,10 +26,11 @@ Progress = Callable[[int, int], None]
 
 
 def source_kind(dataset: Dataset) -> str | None:
-    """'memory' (in-memory pixels), 'file' (image files) or None (no images): which quality issues apply."""
+    """'pixels' (in-memory pixels), 'files' (image files, also behind precomputed embeddings) or None (no images):
+    which quality issues apply, in the vocabulary of ``Dataset.kind``."""
     if dataset.images("train") is not None:
-        return "memory"
-    return "file" if dataset.paths("train") is not None else None
+        return "pixels"
+    return "files" if dataset.paths("train") is not None else None
 
 
 def _score_chunk(dataset: Dataset, split: str, start: int, stop: int) -> np.ndarray:

@@ -54,8 +54,8 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
     and the metadata (method, recall@10, thresholds).
     """
     report = progress or (lambda stage, done, total: None)
-    steps, out = 5, Explored()
-    report("explore", 0, steps)
+    out = Explored()  # each step is a stage of its own: a progress bar each, and timed apart in meta["stages"]
+    report("neighbours", 0, 1)
     k = min(K, len(x_train) - 1)
     index = NeighborIndex(k).fit(x_train)
     idx, sim = index.kneighbors()
@@ -65,7 +65,8 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
     out.arrays.update(neighbors_train=idx, neighbor_sim_train=sim, neighbors_test=t_idx, neighbor_sim_test=t_sim)
     out.meta.update(neighbors={"k": k, "method": index.method_, "recall_at_10": round(float(recall), 4),
                                "recall_queries": int(min(1000, len(x_train)))})
-    report("explore", 1, steps)
+    report("neighbours", 1, 1)
+    report("duplicates", 0, 2)
     if pixels_train is not None:
         fp, fp_test = image_fingerprints(pixels_train), image_fingerprints(pixels_test)
         f_index = NeighborIndex(k).fit(candidate_vectors(fp))
@@ -82,7 +83,7 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
     if space == "fingerprint":
         out.arrays.update(dup_neighbors_train=d_idx, dup_sim_train=d_sim, dup_neighbors_test=dt_idx,
                           dup_sim_test=dt_sim)
-    report("explore", 2, steps)
+    report("duplicates", 1, 2)
     threshold = DEFAULT_THRESHOLD[space]
     exact = exact_duplicate_groups(hashes) if hashes is not None else np.full(len(y_train), -1, np.int64)
     out.arrays["exact_dup_train"] = exact
@@ -96,7 +97,8 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
     out.meta.update(duplicates={"space": space, "threshold": threshold,
                                 "exact": "file bytes" if files_train is not None else
                                 ("pixels" if pixels_train is not None else None)})
-    report("explore", 3, steps)
+    report("duplicates", 2, 2)
+    report("outliers", 0, 1)
     orientation, learned = None, None
     if pixels_train is not None and len(pixels_train) >= ORIENTATION_MIN_IMAGES:
         scorer = OrientationScorer().fit(pixels_train)
@@ -114,13 +116,14 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
                                 **({"orientation_skipped": learned} if learned else {})}
     score = outlier_score(x_train, sim, orientation=orientation)
     out.arrays["outlier_train"] = score
-    report("explore", 4, steps)
+    report("outliers", 1, 1)
+    report("map", 0, 1)
     flagged = np.flatnonzero((out.arrays["duplicate_of_train"] >= 0) | (score >= np.quantile(score, 0.99))
                              | (importance >= np.quantile(importance, 0.99)))
     rows, xy = project_2d(x_train, max_points=MAP_POINTS, must_include=flagged, labels=y_train)
     out.arrays.update(map_rows=rows, map_xy=xy)
     out.meta["map"] = {"method": "umap", "points": int(len(rows)), "of": int(len(y_train))}
-    report("explore", 5, steps)
+    report("map", 1, 1)
     return out
 
 

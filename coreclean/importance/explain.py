@@ -3,9 +3,9 @@
 The built-in importance (:mod:`coreclean.importance.sensitivity`) ranks by the bound
 ``b_i = loss_i + ||p_i - e_{y_i}|| sqrt(h_i / c)`` — a *loss term* (``-log p(label)``: the label disagrees with the
 model) plus a *leverage term* (the sample is also an outlier of the feature cloud). Their shares of ``b_i`` say
-which of the two put a sample on top. The build stores neither term, so :func:`bound_terms` recomputes both from
-what it stores (features, labels, classifier), exactly as the build did: leverage and mean curvature over the rows
-the model was fit on (those not removed by review). That is one streamed pass over the features, ``O(n d^2)``.
+which of the two put a sample on top. The build stores both terms (``loss_term_train``, ``leverage_term_train``,
+computed once by :func:`~coreclean.importance.sensitivity.bound_terms`); :func:`bound_terms_of` reads them, and
+recomputes them the same way only for analyses built before they were stored (one streamed ``O(n d^2)`` pass).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .leverage import leverage
+from .sensitivity import bound_terms as formula_terms
 from ..classifier.model import label_statistics
 
 
@@ -77,10 +78,8 @@ def bound_terms(X: np.ndarray, y: np.ndarray, coef: np.ndarray, removed: np.ndar
     else:
         h = np.asarray(leverage_scores, dtype=np.float64)
         h = h if len(h) == len(rows) else h[rows]
-    curvature = float(stats["curvature"].mean()) + 1e-12  # the same regularizer as the build
     loss, lev, p_pred = (np.full(n, np.nan) for _ in range(3))
-    loss[rows] = -np.log(np.clip(stats["p_label"], 1e-12, None))
-    lev[rows] = stats["residual_norm"] * np.sqrt(h / curvature)
+    loss[rows], lev[rows] = formula_terms(stats, h)
     p_pred[rows] = stats["p_pred"]
     return BoundTerms(loss=loss, leverage_term=lev, p_pred=p_pred)
 
@@ -100,7 +99,11 @@ def reasons(indices: np.ndarray, terms: BoundTerms, y: np.ndarray, pred: np.ndar
 
 
 def bound_terms_of(analysis) -> BoundTerms:
-    """:func:`bound_terms` of an :class:`~coreclean.analysis.reader.Analysis` (original or revision); uses a stored
-    ``leverage_train`` array when the build wrote one."""
+    """The importance bound's terms of an :class:`~coreclean.analysis.reader.Analysis` (original or revision): the
+    stored ``loss_term_train`` / ``leverage_term_train`` / ``p_pred_train``, or, for analyses built before those
+    were stored, :func:`bound_terms` recomputed (using a stored ``leverage_train`` when there is one)."""
+    stored = [analysis.stack(name) for name in ("loss_term_train", "leverage_term_train", "p_pred_train")]
+    if all(array is not None for array in stored):
+        return BoundTerms(*(np.asarray(array, dtype=np.float64) for array in stored))
     return bound_terms(analysis.x_train, analysis.y_train, analysis.coef, analysis.removed_train,
                        leverage_scores=analysis.stack("leverage_train"))

@@ -65,6 +65,21 @@ MAX_VALIDATION = 10_000  # rows held out for early stopping, at most (0.8% of Im
 EARLY_STOPPING_MIN_ROWS = 20_000  # "auto" early stopping from this many rows on (a slice of >= 2,000)
 
 
+def bound_terms(stats: dict[str, np.ndarray], leverage_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two terms of the sensitivity bound ``b_i = loss_i + ||p_i - e_{y_i}|| sqrt(h_i / c)``, the one place
+    the formula lives (the estimator ranks by it, :mod:`coreclean.importance.explain` shows its shares).
+
+    stats : :func:`label_statistics` of the rows (``p_label``, ``residual_norm``, ``curvature``, each (n,)).
+    leverage_scores : (n,) leverage ``h`` of ``[X, 1]`` over the same rows.
+    Returns (loss (n,), leverage_term (n,)) float64; ``c`` is the rows' mean softmax curvature.
+    """
+    curvature = float(np.mean(stats["curvature"])) + 1e-12
+    loss = -np.log(np.clip(np.asarray(stats["p_label"], dtype=np.float64), 1e-12, None))
+    lev = np.asarray(stats["residual_norm"], dtype=np.float64) * np.sqrt(np.asarray(leverage_scores, np.float64)
+                                                                          / curvature)
+    return loss, lev
+
+
 class CoresetSensitivity:
     """Label-aware local coreset sensitivity of every training sample (see module docstring).
 
@@ -92,7 +107,8 @@ class CoresetSensitivity:
     initial_coef_ : (d + 1, K) float32, the first, plain fit (on raw features; last row is the intercept).
     coef_ : (d + 1, K) float32, the robust refit the sensitivity is evaluated at; also the better classifier.
     stats_ : :func:`label_statistics` of every sample under ``coef_``.
-    loss_ : (n,) per-sample cross-entropy at the robust centre.
+    loss_ : (n,) per-sample cross-entropy at the robust centre, the *loss term* of the bound.
+    leverage_term_ : (n,) ``||p_i - e_{y_i}|| sqrt(h_i / c)``, the *leverage term* of the bound.
     residual_norm_ : (n,) ``||p_i - e_{y_i}||`` at the robust centre.
     leverage_ : (n,) leverage scores of ``[X, 1]``.
     suspect_ : (n,) bool, samples left out of the robust refit.
@@ -214,10 +230,9 @@ class CoresetSensitivity:
         self.suspect_ = drop
         mark("statistics")
         self.stats_ = stats = label_statistics(X, y, self.coef_, device=device)
-        self.loss_ = -np.log(np.clip(stats["p_label"], 1e-12, None))
         self.residual_norm_ = stats["residual_norm"]
-        curvature = float(stats["curvature"].mean()) + 1e-12
-        bound = self.loss_ + self.residual_norm_ * np.sqrt(self.leverage_ / curvature)
+        self.loss_, self.leverage_term_ = bound_terms(stats, self.leverage_)
+        bound = self.loss_ + self.leverage_term_
         self.importance_ = 0.5 * bound / bound.sum() + 0.5 / n
         mark(None)
         return self

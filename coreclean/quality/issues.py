@@ -24,7 +24,7 @@ def quality_scores(analysis) -> np.ndarray | None:
 
 
 def applicable_issues(analysis) -> list[str]:
-    """Issue names that apply to the analysis's images ('file' sources: all; in-memory pixels: no size, aspect
+    """Issue names that apply to the analysis's images ('files' sources: all; in-memory pixels: no size, aspect
     or grayscale); [] without quality scores."""
     kind = analysis.meta.get("quality")
     return issue_names(kind) if kind and quality_scores(analysis) is not None else []

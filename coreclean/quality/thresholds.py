@@ -22,7 +22,9 @@ from .stats import ANALYSIS_SIDE, RAW_COLUMNS, array_scores, image_scores
 
 __all__ = ["ANALYSIS_SIDE", "ISSUES", "ISSUE_NAMES", "RAW_COLUMNS", "SOURCE_KINDS", "IssueType", "array_scores",
            "dataset_scores", "flags", "image_scores", "issue_names", "table_columns", "threshold_values"]
-SOURCE_KINDS = ("file", "memory")
+# which images a source has, in the vocabulary of ``Dataset.kind``: image files, or in-memory pixel arrays
+SOURCE_KINDS = ("files", "pixels")
+_LEGACY_KINDS = {"file": "files", "memory": "pixels"}  # what analyses built before this vocabulary store
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class IssueType:
     description: str
 
 
-_BOTH, _FILES = frozenset(SOURCE_KINDS), frozenset({"file"})
+_BOTH, _FILES = frozenset(SOURCE_KINDS), frozenset({"files"})
 ISSUES: dict[str, IssueType] = {issue.name: issue for issue in (
     IssueType("dark", 0.68, _BOTH,
               "1 - brightness (luma, 0..1) of the 99th-percentile pixel: even the bright parts are dark."),
@@ -61,16 +63,19 @@ _PER_IMAGE = RAW_COLUMNS[2:]
 
 
 def issue_names(source_kind: str | None = None) -> list[str]:
-    """Issue names in column order; only those that make sense for ``source_kind`` ('file' or 'memory') if given."""
+    """Issue names in column order; only those that make sense for ``source_kind`` ('files' or 'pixels') if given."""
     if source_kind is None:
         return list(ISSUE_NAMES)
-    _check_kind(source_kind)
+    source_kind = _check_kind(source_kind)
     return [name for name, issue in ISSUES.items() if source_kind in issue.sources]
 
 
-def _check_kind(source_kind: str) -> None:
+def _check_kind(source_kind: str) -> str:
+    """``source_kind`` in the current vocabulary (older analyses' 'file' / 'memory' mapped), else ValueError."""
+    source_kind = _LEGACY_KINDS.get(source_kind, source_kind)
     if source_kind not in SOURCE_KINDS:
         raise ValueError(f"source_kind={source_kind!r}: choose one of {', '.join(SOURCE_KINDS)}.")
+    return source_kind
 
 
 def _relative(values: np.ndarray) -> np.ndarray:
@@ -83,13 +88,13 @@ def _relative(values: np.ndarray) -> np.ndarray:
     return distance / (distance + max(0.5, 3.0 * (q3 - q1)))
 
 
-def dataset_scores(raw: np.ndarray, *, source_kind: str = "file") -> np.ndarray:
+def dataset_scores(raw: np.ndarray, *, source_kind: str = "files") -> np.ndarray:
     """Severities (n, len(ISSUE_NAMES)) float32 in [0, 1] from the stacked ``image_scores`` rows ``raw`` (n, 7).
 
     odd_size and odd_aspect_ratio are relative to the finite rows of ``raw``. Rows of images that failed to decode
     should be NaN and stay NaN. Issues that do not apply to ``source_kind`` are NaN (never flagged).
     """
-    _check_kind(source_kind)
+    source_kind = _check_kind(source_kind)
     raw = np.asarray(raw, dtype=np.float64)
     if raw.ndim != 2 or raw.shape[1] != len(RAW_COLUMNS):
         raise ValueError(f"raw: shape {raw.shape}; stack image_scores rows into (n, {len(RAW_COLUMNS)}).")
