@@ -21,13 +21,33 @@ from ..embedding.embed import BACKBONES
 RANK_COLUMNS = ["index", "label", "importance", "predicted", "p_label", "duplicate_of", "outlier"]
 
 
+ANALYSIS_MARKERS = ("meta.json", "reviews.sqlite", "reviews.backup")  # what only an analysis directory holds
+
+
+def analysis_holding(path: Path) -> Path | None:
+    """The analysis directory (a build, a revision, one being assembled) that ``path`` lies inside, or ``None``.
+
+    Both the path as given and its resolved form (symlinks followed) are checked, so a link into an analysis
+    counts too."""
+    for candidate in dict.fromkeys((Path(os.path.abspath(path)), Path(path).resolve())):
+        for folder in candidate.parents:
+            if folder.name.endswith(".partial") or any((folder / m).exists() for m in ANALYSIS_MARKERS):
+                return folder
+    return None
+
+
 def check_output_path(out: str, *, inputs: tuple[str, ...] = ()) -> Path:
-    """Fail before any work when ``out`` cannot be written, or would overwrite an input."""
+    """Fail before any work when ``out`` cannot be written, would overwrite an input, or lies inside an analysis
+    directory (whose files — the review log, meta.json, the arrays — a CSV must never replace)."""
     path = Path(out)
     resolved = path.resolve()
     for given in inputs:
         if Path(given).resolve() == resolved:
             raise ValueError(f"--out {out}: is also an input file; choose another output path.")
+    holder = analysis_holding(path)
+    if holder is not None:
+        raise ValueError(f"--out {out}: inside the analysis directory {holder}, whose files must not be replaced; "
+                         "write the CSV somewhere else (e.g. ./ranking.csv).")
     if path.is_dir():
         raise ValueError(f"--out {out}: is a directory; give a file path such as {path / 'ranking.csv'}.")
     if not path.parent.is_dir():
@@ -153,9 +173,9 @@ def _rank(args) -> int:
 def _restore_log(args) -> int:
     from ..review.backup import restore
 
-    used, rows = restore(args.directory)
-    print(f"restored {rows} decision rows from {used} into {Path(args.directory) / 'reviews.sqlite'} "
-          "(the damaged file is kept next to it as reviews.sqlite.damaged-*)")
+    used, rows, aside = restore(args.directory, force=args.force)
+    print(f"restored {rows} decision rows from {used} into {Path(args.directory) / 'reviews.sqlite'}"
+          + (f" (the previous file is kept next to it as {aside})" if aside else ""))
     return 0
 
 
@@ -217,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     again.set_defaults(run=_retrain)
     restore = sub.add_parser("restore-log", help="replace a damaged review log by its newest intact backup")
     restore.add_argument("directory", help="the analysis directory holding reviews.sqlite")
+    restore.add_argument("--force", action="store_true",
+                         help="replace the log even when it is intact (it may hold decisions newer than every "
+                              "backup; it is kept aside)")
     restore.set_defaults(run=_restore_log)
     export = sub.add_parser("export", help="one CSV row per training sample with every signal, quality issues "
                                            "and the current review decision")

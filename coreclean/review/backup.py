@@ -50,26 +50,63 @@ def take_backup(db: sqlite3.Connection, log_path: Path) -> Path:
     return target
 
 
-def restore(directory: str | Path) -> tuple[Path, int]:
-    """Put the newest intact backup in place of ``directory/reviews.sqlite`` (kept aside as ``.damaged-…``).
+def log_state(log_path: Path) -> str:
+    """``"missing"``, ``"emptied"`` (0 bytes), ``"damaged"`` (unreadable or failing its integrity check) or
+    ``"intact"``."""
+    log_path = Path(log_path)
+    if not log_path.exists():
+        return "missing"
+    try:
+        if log_path.stat().st_size == 0:
+            return "emptied"
+        decision_rows(log_path)
+    except (sqlite3.DatabaseError, OSError):
+        return "damaged"
+    return "intact"
 
-    Returns (backup used, number of decision rows restored); ``ValueError`` when no intact backup exists.
+
+def _aside_name(log_path: Path, kind: str) -> str:
+    """A stamp for setting ``log_path`` (and its -wal/-shm) aside that names no existing file: two restores within
+    one second never overwrite the first one's copy."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for attempt in range(1, 10_000):
+        tag = f"{kind}-{stamp}" + (f"-{attempt}" if attempt > 1 else "")
+        if not any(Path(f"{log_path}{suffix}.{tag}").exists() for suffix in ("", "-wal", "-shm")):
+            return tag
+    raise ValueError(f"{log_path}: too many copies set aside this second; try again.")
+
+
+def restore(directory: str | Path, *, force: bool = False) -> tuple[Path, int, str | None]:
+    """Put the newest intact backup in place of ``directory/reviews.sqlite``.
+
+    A damaged, emptied or missing log is replaced; an intact one only with ``force`` (it may hold decisions newer
+    than every backup). Whatever is replaced is kept aside as ``reviews.sqlite.damaged-…`` (``.replaced-…`` when
+    it was intact), under a name no earlier copy has, never deleted.
+
+    Returns (backup used, number of decision rows restored, the name the old log was set aside as or ``None``);
+    ``ValueError`` when no intact backup exists or the log is intact and ``force`` is not given.
     """
     log_path = Path(directory) / "reviews.sqlite"
+    state = log_state(log_path)
+    if state == "intact" and not force:
+        raise ValueError(f"{log_path}: intact ({decision_rows(log_path)} decision rows), nothing to restore; "
+                         "restoring would drop decisions made after the newest backup. Add --force to replace it "
+                         "anyway (it is kept aside).")
     for candidate in backups(log_path):
         try:
             rows = decision_rows(candidate)
         except sqlite3.DatabaseError:
             continue
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        for suffix in ("", "-wal", "-shm"):
+        tag = _aside_name(log_path, "replaced" if state == "intact" else "damaged")
+        for suffix in ("", "-wal", "-shm"):  # a stray -wal would otherwise be replayed into the restored copy
             current = Path(f"{log_path}{suffix}")
             if current.exists():
-                current.rename(Path(f"{log_path}{suffix}.damaged-{stamp}"))
+                current.rename(Path(f"{log_path}{suffix}.{tag}"))
+        aside = None if state == "missing" else f"{log_path.name}.{tag}"
         tmp = log_path.with_suffix(".restoring")
         with closing(sqlite3.connect(f"file:{candidate}?mode=ro", uri=True)) as source, \
                 closing(sqlite3.connect(tmp)) as copy:
             source.backup(copy)
         os.replace(tmp, log_path)
-        return candidate, rows
+        return candidate, rows, aside
     raise ValueError(f"{log_path}: no intact backup in {backup_dir(log_path)}; nothing to restore.")

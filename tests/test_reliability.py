@@ -1,0 +1,93 @@
+"""Reliability, third pass (issue 23): no writer replaces what a user saved, no hang on wide features, no red
+error box a user can reach. Each test names the item of the issue it guards."""
+import os
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coreclean.cli.main import main
+from coreclean.review.log import ReviewLog
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+# --- item 1: every writer refuses a destination inside an analysis directory ------------------------------------
+@pytest.mark.parametrize("target", ["reviews.sqlite", "meta.json", "importance.npy", "new.csv",
+                                    "reviews.backup/x.csv"])
+@pytest.mark.parametrize("command", ["export", "rank"])
+def test_writers_refuse_a_destination_inside_an_analysis(digits_analysis, capsys, command, target):
+    directory = digits_analysis.directory
+    ReviewLog(directory, len(digits_analysis.y_train), digits_analysis.n_classes).record(0, 0, "ok")
+    before = _snapshot(directory)
+    assert main([command, str(directory), "--out", str(directory / target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and "inside the analysis directory" in err
+    assert _snapshot(directory) == before  # nothing written, nothing replaced
+
+
+def test_writers_refuse_a_symlink_into_an_analysis(digits_analysis, tmp_path, capsys):
+    link = tmp_path / "elsewhere"
+    link.symlink_to(digits_analysis.directory)
+    features, labels = tmp_path / "x.npy", tmp_path / "y.npy"
+    np.save(features, np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32))
+    np.save(labels, np.arange(30) % 3)
+    before = _snapshot(digits_analysis.directory)
+    assert main(["rank", "--features", str(features), "--labels", str(labels), "--out",
+                 str(link / "meta.json")]) == 2
+    assert "inside the analysis directory" in capsys.readouterr().err
+    assert _snapshot(digits_analysis.directory) == before
+
+
+def test_a_revision_is_an_analysis_too(tmp_path, capsys):
+    revision = tmp_path / "a" / "revisions" / "r1"
+    revision.mkdir(parents=True)
+    (tmp_path / "a" / "meta.json").write_text("{}")
+    assert main(["rank", str(tmp_path / "a"), "--out", str(revision / "ranking.csv")]) == 2
+    assert "inside the analysis directory" in capsys.readouterr().err
+
+
+# --- item 2: restore-log refuses an intact log unless --force, never overwrites a copy set aside ------------------
+def _log_with_decisions(directory: Path, n: int) -> Path:
+    log = ReviewLog(directory, n_samples=100, n_classes=10)
+    for i in range(n):
+        log.record(i, 1, "ok")
+    return directory / "reviews.sqlite"
+
+
+def test_restore_refuses_an_intact_log(tmp_path, capsys):
+    db = _log_with_decisions(tmp_path, 25)  # backups at 1, 10, 20: 5 decisions newer than the newest backup
+    assert main(["restore-log", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "intact" in err and "--force" in err
+    assert len(ReviewLog(tmp_path).current()) == 25
+    assert not list(tmp_path.glob("reviews.sqlite.*-2*")), "nothing set aside"
+    assert db.exists()
+
+
+def test_forced_restores_keep_every_copy_set_aside(tmp_path, capsys):
+    _log_with_decisions(tmp_path, 25)
+    assert main(["restore-log", str(tmp_path), "--force"]) == 0
+    assert len(ReviewLog(tmp_path).current()) == 20
+    assert main(["restore-log", str(tmp_path), "--force"]) == 0  # within the same second
+    asides = sorted(p for p in tmp_path.glob("reviews.sqlite.replaced-*") if not p.name.count("-wal")
+                    and not p.name.count("-shm"))
+    assert len(asides) == 2, asides
+    rows = []
+    for aside in asides:
+        with sqlite3.connect(f"file:{aside}?mode=ro", uri=True) as db:
+            rows.append(db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0])
+    assert sorted(rows) == [20, 25], "the original 25-decision log survives both restores"
+    capsys.readouterr()
+
+
+def test_restore_of_a_deleted_log(tmp_path, capsys):
+    db = _log_with_decisions(tmp_path, 12)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    assert main(["restore-log", str(tmp_path)]) == 0
+    assert "restored 10 decision rows" in capsys.readouterr().out
+    assert len(ReviewLog(tmp_path).current()) == 10
