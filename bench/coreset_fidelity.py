@@ -17,7 +17,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import Timer, features, machine, markdown_table  # noqa: E402
 from coreclean import coreset  # noqa: E402
-from coreclean.classifier.model import fit_logreg, predict_proba  # noqa: E402
+from bench.reference import fit_logreg  # noqa: E402
+from coreclean.classifier.model import predict_proba  # noqa: E402
 
 
 def evaluate(coef, X, y, X_test, y_test) -> tuple[float, float]:

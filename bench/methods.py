@@ -67,7 +67,7 @@ def old_coreset_fit(X, y, n_classes: int, *, C: float = 1.0, trim: float = 0.15,
     (at most ``max_iter`` iterations), a trimmed refit on the coreset, statistics for every row.
     ``mark(stage)`` is called as each stage starts. Returns coef, importance and the coreset rows."""
     from coreclean.importance.sensitivity import _lowest, label_statistics
-    from coreclean.classifier.model import fit_logreg
+    from bench.reference import fit_logreg
     from coreclean.importance.sampling import sensitivity_sample
 
     n, d = X.shape

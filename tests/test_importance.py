@@ -4,7 +4,8 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import average_precision_score
 
 from coreclean import CoresetSensitivity, coreset, importance, normalize_per_class
-from coreclean.classifier.model import confusion_matrix, confusion_pairs, fit_logreg, predict_proba
+from bench.reference import fit_logreg
+from coreclean.classifier.model import confusion_matrix, confusion_pairs, predict_proba
 
 
 @pytest.fixture(scope="module")

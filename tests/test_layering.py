@@ -96,3 +96,34 @@ def test_the_readme_test_command_is_what_ci_runs():
               if line.strip().startswith(".venv/bin/python -m pytest")]
     assert len(ci) == 1 and readme == ci
     assert "--durations=15" in ci[0].split()
+
+
+# The pipeline's stages, upstream first: a subpackage may import only from those before it (and coreclean.config).
+STAGES = ["data", "quality", "embedding", "classifier", "importance", "exploration", "review", "build", "analysis",
+          "audit", "cli"]
+LOOSE_MODULES = {"__init__.py", "__main__.py", "config.py"}  # the package face, the entry point, the one config
+
+
+def test_the_folder_list_reads_as_the_pipeline():
+    package = ROOT / "coreclean"
+    assert {p.name for p in package.glob("*.py")} <= LOOSE_MODULES
+    subpackages = {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
+    assert subpackages <= set(STAGES), f"place {sorted(subpackages - set(STAGES))} in STAGES, in pipeline order"
+
+
+def test_subpackages_import_only_upstream():
+    rank = {name: i for i, name in enumerate(STAGES)}
+    upward = []
+    for module, names in module_imports(ROOT / "coreclean").items():
+        parts = module.split(".")
+        if len(parts) < 2 or parts[1] not in rank:
+            continue
+        for name in names:
+            target = name.split(".")
+            if target[0] != "coreclean":
+                continue
+            if len(target) == 1 or target[1] == "__main__":  # the package face sits above every stage
+                upward.append(f"{module} -> {name}")
+            elif target[1] in rank and rank[target[1]] > rank[parts[1]]:
+                upward.append(f"{module} -> {name}")
+    assert upward == []
