@@ -1,9 +1,11 @@
 """coreclean: find mislabeled and problem samples in image-classification datasets, offline.
 
-The pipeline, one layer per step: :mod:`coreclean.data` (sources) → :mod:`coreclean.embedding.embed` (backbones) →
-:mod:`coreclean.classifier.model` / :mod:`coreclean.importance.sensitivity` (classifier and sensitivity) → :mod:`coreclean.build.pipeline`
-(stages) → :mod:`coreclean.build.store` (the one writer) → :class:`Analysis` (reading and queries) →
-:mod:`coreclean.review.log` / :mod:`coreclean.build.retrain` (decisions and rounds).
+The subpackages are the pipeline, upstream first (``tests/test_layering.py`` keeps every import pointing
+upstream): :mod:`~coreclean.data` (sources) → :mod:`~coreclean.quality` (image quality) →
+:mod:`~coreclean.embedding` (backbones) → :mod:`~coreclean.classifier` (the softmax solver) →
+:mod:`~coreclean.importance` (sensitivity, coresets) → :mod:`~coreclean.exploration` (neighbours, duplicates,
+outliers, map) → :mod:`~coreclean.review` (decisions, exports) → :mod:`~coreclean.build` (typed params, stages,
+the store, rounds) → :mod:`~coreclean.analysis` (:class:`Analysis`: reading and queries) → :mod:`~coreclean.cli`.
 """
 from .analysis.reader import Analysis
 from .importance.coreset import coreset
