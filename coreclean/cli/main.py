@@ -16,6 +16,9 @@ from ..build.timing import stage_table
 from ..config import WEIGHTS_ENV, weights_setting
 from ..importance.backends import IMPORTANCE_BACKENDS
 from ..embedding.embed import BACKBONES
+from . import exchange
+from .. import __version__
+from . import dashboard
 
 
 RANK_COLUMNS = ["index", "label", "importance", "predicted", "p_label", "duplicate_of", "outlier"]
@@ -185,6 +188,8 @@ def _export(args) -> int:
     from ..quality.issues import parse_thresholds
     from .progress import StageBars
 
+    if args.format != "csv":  # the other formats (Label Studio, FiftyOne, cleaned dataset): cli/exchange.py
+        return exchange.export(args)
     out = check_output_path(args.out)
     thresholds = parse_thresholds(args.threshold)
     if (Path(args.source) / "meta.json").is_file():  # an analysis directory (a build or a retrain revision)
@@ -207,6 +212,7 @@ def _export(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coreclean", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"coreclean {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="embed, classify and score a dataset; cache the analysis")
     build.add_argument("source", nargs="?", default="digits",
@@ -253,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--backbone", choices=list(BACKBONES), default=None, help="as for build")
     export.add_argument("--weights", default=None, help="as for build")
     export.add_argument("--pca", type=int, default=128, help="as for build")
+    exchange.add_export_options(export)
     export.set_defaults(run=_export)
+    exchange.add_import_command(sub)
+    dashboard.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
