@@ -57,9 +57,16 @@ st.subheader("Apply & retrain")
 st.caption("Relabels and drops as marked, refits the classifier on the corrected labels and recomputes importance. The "
            "result is a new cleaning round; every page continues on it, earlier rounds stay selectable in the sidebar "
            "and the review log is shared, so nothing is asked twice.")
-st.button("Apply & retrain", type="primary", on_click=lambda: state.start_retrain(analysis, log.current()),
-          disabled=state.retrain_running(analysis) or not any(d.decision != "ok" for d in decided.values()),
-          help="Runs in the background: other pages stay usable, and this page picks up the new round when done.")
+refusal = state.retrain_refusal(analysis)  # read-only hosting: off unless the operator allows it, bounded
+if refusal is not None and not state.hosted_retrain_rounds():
+    st.info(refusal)
+else:
+    st.button("Apply & retrain", type="primary", on_click=lambda: state.start_retrain(analysis, log.current()),
+              disabled=state.retrain_running(analysis) or refusal is not None
+              or not any(d.decision != "ok" for d in decided.values()),
+              help="Runs in the background: other pages stay usable, and this page picks up the new round when done.")
+    if refusal is not None and not state.retrain_running(analysis):
+        st.caption(refusal)
 retrain_slot = st.empty()  # its progress bar, filled at the end of the page once everything else is shown
 if analysis.is_revision:
     parent = state.parent(analysis)

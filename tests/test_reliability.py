@@ -91,3 +91,52 @@ def test_restore_of_a_deleted_log(tmp_path, capsys):
     assert main(["restore-log", str(tmp_path)]) == 0
     assert "restored 10 decision rows" in capsys.readouterr().out
     assert len(ReviewLog(tmp_path).current()) == 10
+
+
+# --- item 3: read-only hosting offers Apply & retrain only when the operator allows it, bounded, one at a time ----
+def _decide_something(analysis) -> None:
+    log = ReviewLog(analysis.directory, len(analysis.y_train), analysis.n_classes)
+    log.record(int(analysis.ranked(1)[0]), int(analysis.y_train[int(analysis.ranked(1)[0])]), "remove")
+
+
+def test_read_only_hosting_does_not_offer_apply_and_retrain(digits_analysis, run_app, monkeypatch):
+    _decide_something(digits_analysis)
+    monkeypatch.setenv("CORECLEAN_READONLY", "1")
+    monkeypatch.delenv("CORECLEAN_HOSTED_RETRAIN", raising=False)
+    at = run_app(page="pages/decisions.py")
+    assert not [b for b in at.button if b.label == "Apply & retrain"]
+    assert any("CORECLEAN_HOSTED_RETRAIN" in i.value for i in at.info)
+    assert not (digits_analysis.directory / "revisions").exists()
+
+
+def test_hosted_retrain_is_bounded_and_one_at_a_time(digits_analysis, run_app, monkeypatch):
+    import threading
+
+    from ui import state
+
+    _decide_something(digits_analysis)
+    monkeypatch.setenv("CORECLEAN_READONLY", "1")
+    for raw in ("", "0", "²", "-1", "x"):  # anything but ASCII digits: off
+        monkeypatch.setenv("CORECLEAN_HOSTED_RETRAIN", raw)
+        assert state.hosted_retrain_rounds() == 0
+    monkeypatch.setenv("CORECLEAN_HOSTED_RETRAIN", "1")
+    assert state.retrain_refusal(digits_analysis) is None
+    button = next(b for b in run_app(page="pages/decisions.py").button if b.label == "Apply & retrain")
+    assert not button.disabled
+
+    release = threading.Event()
+    job = state._builder().start(("retrain", "another analysis", 0), lambda progress: release.wait(60))
+    try:
+        assert "Another Apply & retrain is running" in state.retrain_refusal(digits_analysis)
+    finally:
+        release.set()
+        job.result(timeout=60)
+
+    real_rounds = state.list_rounds
+    monkeypatch.setattr(state, "list_rounds", lambda root: real_rounds(root) * 2)  # one retrained round exists
+    assert "the most this server allows" in state.retrain_refusal(digits_analysis)
+    at = run_app(page="pages/decisions.py")
+    button = next(b for b in at.button if b.label == "Apply & retrain")
+    assert button.disabled and any("the most this server allows" in c.value for c in at.caption)
+    monkeypatch.delenv("CORECLEAN_READONLY")
+    assert state.retrain_refusal(digits_analysis) is None  # locally: no bound

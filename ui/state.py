@@ -32,6 +32,36 @@ def read_only() -> bool:
     return os.environ.get("CORECLEAN_READONLY", "") not in ("", "0", "false")
 
 
+HOSTED_RETRAIN_ENV = "CORECLEAN_HOSTED_RETRAIN"
+
+
+def hosted_retrain_rounds() -> int:
+    """In read-only mode, how many cleaning rounds viewers may add to each analysis with Apply & retrain
+    (``CORECLEAN_HOSTED_RETRAIN=N``, set by the operator). 0, the default (also for anything but ASCII digits):
+    Apply & retrain is not offered, so viewers never write revisions into the operator's cache."""
+    raw = os.environ.get(HOSTED_RETRAIN_ENV, "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() else 0
+
+
+def retrain_refusal(analysis: Analysis) -> str | None:
+    """Why Apply & retrain of ``analysis`` cannot start now on this server, or ``None`` when it can. Only read-only
+    hosting refuses: when the operator has not enabled it, when its lineage holds the operator's number of rounds
+    (viewers cannot delete rounds, so they are bounded), or while another Apply & retrain runs (one at a time)."""
+    if not read_only():
+        return None
+    limit = hosted_retrain_rounds()
+    if limit == 0:
+        return (f"Apply & retrain is off on this read-only server (the operator can allow it with "
+                f"{HOSTED_RETRAIN_ENV}=N rounds per analysis); the decisions are kept in the review log.")
+    made = len(list_rounds(analysis.root_analysis)) - 1
+    if made >= limit:
+        return (f"This analysis already has {made} retrained rounds, the most this server allows "
+                f"({HOSTED_RETRAIN_ENV}={limit}); ask its operator to raise the limit.")
+    if _builder().running("retrain"):
+        return "Another Apply & retrain is running on this server; try again when it has finished."
+    return None
+
+
 def prebuilt_caches() -> list[str]:
     root = config.cache_dir()
     try:
@@ -67,6 +97,11 @@ class Builds:
                 future = self.pool.submit(task, *args, progress=report, **kwargs)
                 self.futures[key] = future
             return future
+
+    def running(self, kind: str) -> bool:
+        """Whether a job whose key starts with ``kind`` is queued or running."""
+        with self.lock:
+            return any(key[0] == kind and not future.done() for key, future in self.futures.items())
 
     def get(self, source: str, params: BuildParams, directory: Path) -> tuple[tuple, Future]:
         key = (source, params, str(directory))
@@ -201,6 +236,7 @@ class RetrainJob:
 
 
 _RETRAIN_JOB, _RETRAIN_FAILED = "retrain_job", "retrain_failed"
+_HOSTED_START = threading.Lock()
 
 
 def start_retrain(analysis: Analysis, decisions: dict[int, Decision]) -> None:
@@ -208,7 +244,13 @@ def start_retrain(analysis: Analysis, decisions: dict[int, Decision]) -> None:
     followed by this session (:func:`retrain_outcome`). The same round and decisions asked for again while the job
     runs (another click, another session) join it instead of queueing a copy."""
     key = ("retrain", str(analysis.directory), hash(tuple(sorted(d.id for d in decisions.values()))))
-    future = _builder().start(key, retrain, analysis, dict(decisions), again=True)
+    builds = _builder()
+    with _HOSTED_START:  # the check and the start as one step: two viewers' clicks never both pass the check
+        refusal = retrain_refusal(analysis)
+        if refusal is not None and not (builds.futures.get(key) and not builds.futures[key].done()):
+            st.session_state[_RETRAIN_FAILED] = (str(analysis.root_analysis), refusal)
+            return
+        future = builds.start(key, retrain, analysis, dict(decisions), again=True)
     st.session_state[_RETRAIN_JOB] = RetrainJob(key, future, str(analysis.root_analysis))
     st.session_state.pop(_RETRAIN_FAILED, None)
 
