@@ -8,9 +8,10 @@ outliers, map) → :mod:`~coreclean.review` (decisions, exports) → :mod:`~core
 the store, rounds) → :mod:`~coreclean.analysis` (:class:`Analysis`: reading and queries) → :mod:`~coreclean.cli`.
 """
 from .analysis.reader import Analysis
+from .config import VERSION
 from .importance.coreset import coreset
 from .data import Dataset, load_source
 from .importance.sensitivity import CoresetSensitivity, importance, normalize_per_class
 
 __all__ = ["Analysis", "CoresetSensitivity", "Dataset", "coreset", "importance", "load_source", "normalize_per_class"]
-__version__ = "0.1.0"
+__version__ = VERSION

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+VERSION = "0.1.0"  # the one place (pyproject.toml reads it; coreclean.__version__, coreclean --version)
 CACHE_ENV = "CORECLEAN_CACHE"
 DEFAULT_CACHE_NAME = ".coreclean-cache"
 

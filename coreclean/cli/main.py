@@ -13,11 +13,10 @@ import numpy as np
 from ..data.files import load_npy
 from ..build.params import BuildParams
 from ..build.timing import stage_table
-from ..config import WEIGHTS_ENV, weights_setting
+from ..config import VERSION, WEIGHTS_ENV, weights_setting
 from ..importance.backends import IMPORTANCE_BACKENDS
-from ..embedding.embed import BACKBONES
+from ..embedding.registry import OWN as OWN_BACKBONES
 from . import exchange
-from .. import __version__
 from . import dashboard
 
 
@@ -212,15 +211,18 @@ def _export(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coreclean", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"coreclean {__version__}")
+    parser.add_argument("--version", action="version", version=f"coreclean {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="embed, classify and score a dataset; cache the analysis")
     build.add_argument("source", nargs="?", default="digits",
                        help="digits | fashion-mnist[:DIR] | ImageFolder DIR | embeddings DIR (default: digits)")
     build.add_argument("--cache", type=Path, default=None,
                        help="cache directory (default: $CORECLEAN_CACHE or .coreclean-cache)")
-    build.add_argument("--backbone", choices=list(BACKBONES), default=None,
-                       help="default: pixels for digits/fashion-mnist, resnet18 for image folders")
+    build.add_argument("--backbone", default=None, metavar="NAME",
+                       help=f"{', '.join(OWN_BACKBONES)}, any torchvision classification model (resnet18, resnet50, "
+                            "convnext_tiny, vit_b_16 ...), clip:ARCH (open_clip, e.g. clip:ViT-B-32; text search) or "
+                            "clip with --weights DIR; default: pixels for digits/fashion-mnist, resnet18 for image "
+                            "folders (README: which backbone for which data)")
     build.add_argument("--weights", default=None,
                        help="'imagenet' (torchvision download), a state_dict FILE for offline use, or 'none' "
                             f"(default: ${WEIGHTS_ENV}, else imagenet)")
@@ -256,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="override an issue's flag threshold (score in [0, 1], flagged above it); repeatable, "
                              "e.g. --threshold dark=0.8 --threshold blurry=0.6")
     export.add_argument("--cache", type=Path, default=None, help="cache directory when building (as for build)")
-    export.add_argument("--backbone", choices=list(BACKBONES), default=None, help="as for build")
+    export.add_argument("--backbone", default=None, metavar="NAME", help="as for build")
     export.add_argument("--weights", default=None, help="as for build")
     export.add_argument("--pca", type=int, default=128, help="as for build")
     exchange.add_export_options(export)
