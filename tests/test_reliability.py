@@ -140,3 +140,37 @@ def test_hosted_retrain_is_bounded_and_one_at_a_time(digits_analysis, run_app, m
     assert button.disabled and any("the most this server allows" in c.value for c in at.caption)
     monkeypatch.delenv("CORECLEAN_READONLY")
     assert state.retrain_refusal(digits_analysis) is None  # locally: no bound
+
+
+# --- item 4: wide features (d > n) never form a d x d matrix ------------------------------------------------------
+def test_wide_whitener_matches_the_explicit_covariance():
+    from coreclean.exploration.outliers import _whitener
+
+    rng = np.random.default_rng(0)
+    sample = (rng.normal(size=(40, 120)) * rng.uniform(0.1, 3, 120)).astype(np.float32)
+    mean, squared_distance = _whitener(sample, 0.01)
+    centred = sample - sample.mean(axis=0)
+    cov = centred.T.astype(np.float64) @ centred / 39
+    cov = 0.99 * cov + 0.01 * np.trace(cov) / 120 * np.eye(120)
+    queries = np.vstack([sample[:3], rng.normal(size=(3, 120)).astype(np.float32)]) - mean
+    expected = np.einsum("ij,jk,ik->i", queries, np.linalg.inv(cov), queries)
+    np.testing.assert_allclose(squared_distance(queries), expected, rtol=1e-3)
+
+
+def test_rank_of_wide_features_never_forms_a_d_by_d_matrix(tmp_path, capsys):
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n, d = 50, 15_000  # a d x d float64 matrix would be 1.8 GB (before: > 10 min in eigh, 7.7 GB)
+    np.save(tmp_path / "x.npy", rng.normal(size=(n, d)).astype(np.float32))
+    np.save(tmp_path / "y.npy", np.arange(n) % 3)
+    tracemalloc.start()
+    try:
+        code = main(["rank", "--features", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"),
+                     "--out", str(tmp_path / "ranking.csv")])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 0, capsys.readouterr().err
+    assert len((tmp_path / "ranking.csv").read_text().splitlines()) == n + 1
+    assert peak < 300e6, f"numpy peak {peak / 1e6:.0f} MB for a {n * d * 4 / 1e6:.0f} MB input"

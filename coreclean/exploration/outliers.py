@@ -27,6 +27,8 @@ the sum; one unit, nats, for every source).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .neighbors import BLOCK_ROWS, check_matrix
@@ -50,17 +52,53 @@ def knn_distance(similarities) -> np.ndarray:
     return (1 - similarities[:, -1]).astype(np.float32)
 
 
-def _whitener(sample: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
-    """(mean (d,), W (d, d)) float32 such that ||(x - mean) @ W||^2 is the Mahalanobis distance under a covariance
-    shrunk towards its average variance (keeps W finite when a feature is constant or d nears the sample size)."""
+def _whitener(sample: np.ndarray, shrinkage: float) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """(mean (d,) float32, squared_distance) where ``squared_distance(X - mean)`` (b, d) -> (b,) is the squared
+    Mahalanobis distance under a covariance shrunk towards its average variance (keeps it finite when a feature is
+    constant or d nears the sample size).
+
+    With more features than sample rows (d > m) the covariance has rank < m: it is never formed (d x d would not fit
+    in memory for wide features, and its eigh costs d^3); the m x m Gram matrix gives the same eigenvalues and,
+    through the rows, the eigenvectors, and the distance off their span is measured at the shrinkage floor."""
     mean = sample.mean(axis=0, dtype=np.float64)
     centered = sample - mean.astype(np.float32)
-    cov = (centered.T @ centered).astype(np.float64) / max(len(sample) - 1, 1)
+    rows, d = centered.shape
+    if d > rows:
+        return mean.astype(np.float32), _wide_distance(centered, shrinkage)
+    cov = (centered.T @ centered).astype(np.float64) / max(rows - 1, 1)
     ridge = np.trace(cov) / len(cov) or 1.0
     cov = (1 - shrinkage) * cov + shrinkage * ridge * np.eye(len(cov))
     values, vectors = np.linalg.eigh(cov)
-    whiten = vectors / np.sqrt(np.maximum(values, 1e-12 * ridge))
-    return mean.astype(np.float32), whiten.astype(np.float32)
+    whiten = (vectors / np.sqrt(np.maximum(values, 1e-12 * ridge))).astype(np.float32)
+
+    def squared_distance(z: np.ndarray) -> np.ndarray:
+        white = z @ whiten
+        return np.einsum("ij,ij->i", white, white)
+
+    return mean.astype(np.float32), squared_distance
+
+
+def _wide_distance(centered: np.ndarray, shrinkage: float) -> Callable[[np.ndarray], np.ndarray]:
+    """``squared_distance`` of :func:`_whitener` for ``centered`` (m, d) with d > m, in O(m^2 d) time and O(m d)
+    memory: covariance C = centered.T @ centered / (m - 1) shares its non-zero eigenvalues with the Gram matrix
+    centered @ centered.T / (m - 1), whose eigenvectors u give C's as centered.T @ u / sqrt(value (m - 1))."""
+    rows, d = centered.shape
+    scale = max(rows - 1, 1)
+    gram = (centered @ centered.T).astype(np.float64) / scale
+    ridge = np.trace(gram) / d or 1.0
+    values, left = np.linalg.eigh(gram)
+    kept = values > 1e-9 * max(values.max(), ridge)  # numerically non-zero directions of the span
+    basis = ((centered.T.astype(np.float64) @ left[:, kept]) / np.sqrt(values[kept] * scale)).astype(np.float32)
+    inside = 1 / ((1 - shrinkage) * values[kept] + shrinkage * ridge)
+    floor = shrinkage * ridge  # every direction off the span has variance 0, shrunk to this
+
+    def squared_distance(z: np.ndarray) -> np.ndarray:
+        projected = (z @ basis).astype(np.float64)
+        along = projected ** 2
+        off = np.maximum(np.einsum("ij,ij->i", z, z, dtype=np.float64) - along.sum(axis=1), 0.0)
+        return (along @ inside + off / floor).astype(np.float32)
+
+    return squared_distance
 
 
 def mahalanobis_score(X, *, trim: float = 0.1, n_iter: int = 2, shrinkage: float = 0.01,
@@ -81,17 +119,15 @@ def mahalanobis_score(X, *, trim: float = 0.1, n_iter: int = 2, shrinkage: float
         raise ValueError("X: contains NaN or inf; drop or impute those rows first.")
     keep = np.ones(len(sample), dtype=bool)
     for _ in range(n_iter + 1):
-        mean, W = _whitener(sample[keep], shrinkage)
-        z = (sample - mean) @ W
-        dist = np.einsum("ij,ij->i", z, z)
+        mean, squared_distance = _whitener(sample[keep], shrinkage)
+        dist = squared_distance(sample - mean)
         keep = dist <= np.quantile(dist, 1 - trim)
     out = np.empty(len(X), dtype=np.float32)
     for start in range(0, len(X), block_rows):
         block = np.asarray(X[start:start + block_rows], dtype=np.float32)
         if not np.isfinite(block).all():
             raise ValueError(f"X: rows {start}..{start + len(block) - 1} contain NaN or inf; drop or impute them.")
-        z = (block - mean) @ W
-        out[start:start + len(block)] = np.sqrt(np.einsum("ij,ij->i", z, z))
+        out[start:start + len(block)] = np.sqrt(squared_distance(block - mean))
     return out
 
 
