@@ -185,6 +185,40 @@ def _check_threshold(threshold: float) -> float:
     return float(threshold)
 
 
+# the k-th neighbour distance used as a row's scale is at least this share of its median over the rows, so a group
+# of more than k near-identical copies (whose k-th neighbour is another copy) still reads as duplicates
+SCALE_FLOOR = 0.2
+
+
+def neighbor_scale(similarities, *, floor: float = SCALE_FLOOR) -> np.ndarray:
+    """(n,) float64 local distance scale of each row: its cosine distance to the k-th (last) neighbour of
+    ``similarities`` (n, k), raised to ``floor`` x the median of those distances (and above 0)."""
+    similarities = np.asarray(similarities, dtype=np.float64)
+    if similarities.ndim != 2 or similarities.shape[1] < 1:
+        raise ValueError(f"similarities: expected (n, k) from nearest_neighbors, got shape {similarities.shape}.")
+    last = np.maximum(1 - similarities[:, -1], 0)
+    median = float(np.median(last)) if len(last) else 0.0
+    return np.maximum(last, max(floor * median, 1e-12))
+
+
+def relative_similarity(similarities, scale=None) -> np.ndarray:
+    """(n, k) float32 1 - (cosine distance to each neighbour) / (the row's own scale, :func:`neighbor_scale`).
+
+    A fixed cosine cut means different things in different spaces (0.98 flags 5% of Fashion-MNIST's PCA features,
+    none of a CNN's). Measured against each row's distance to its k-th neighbour, a copy stands out wherever it
+    lies: 0.9 means "ten times closer than the row's k-th neighbour"; a constant offset or rescaling of the
+    features changes nothing (with centred neighbours). ``scale`` (n,): the query rows' scales, default from
+    ``similarities`` itself (test-vs-train lists: the test rows' own k-th train neighbour). Negative values
+    (farther than the k-th neighbour) are kept, so 1.0 still means identical.
+    """
+    similarities = np.asarray(similarities, dtype=np.float64)
+    scale = neighbor_scale(similarities) if scale is None else np.asarray(scale, dtype=np.float64)
+    if scale.shape != similarities.shape[:1]:
+        raise ValueError(f"scale: shape {scale.shape}, expected one value per row of similarities "
+                         f"{similarities.shape}.")
+    return np.maximum(1 - np.maximum(1 - similarities, 0) / scale[:, None], -1).astype(np.float32)
+
+
 def near_duplicate_groups(indices, similarities, threshold: float) -> np.ndarray:
     """duplicate_of (n,) int64 grouping samples joined by neighbour edges with cosine similarity >= threshold.
 

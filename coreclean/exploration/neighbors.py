@@ -32,8 +32,9 @@ def check_matrix(X, name: str = "X", *, min_rows: int = 2) -> np.ndarray:
     return X
 
 
-def unit_rows(block: np.ndarray, *, name: str = "X", offset: int = 0) -> np.ndarray:
-    """float32 copy of ``block`` (b, d) with each row scaled to unit L2 norm; all-zero rows stay zero.
+def unit_rows(block: np.ndarray, *, name: str = "X", offset: int = 0, mean: np.ndarray | None = None) -> np.ndarray:
+    """float32 copy of ``block`` (b, d), minus ``mean`` (d,) when given, with each row scaled to unit L2 norm;
+    all-zero rows stay zero.
 
     Raises ValueError naming the first row (``offset`` + position) holding NaN or inf.
     """
@@ -41,9 +42,21 @@ def unit_rows(block: np.ndarray, *, name: str = "X", offset: int = 0) -> np.ndar
     bad = ~np.isfinite(out).all(axis=1)
     if bad.any():
         raise ValueError(f"{name}: row {offset + int(np.argmax(bad))} contains NaN or inf; drop or impute it first.")
+    if mean is not None:
+        out -= mean
     norms = np.sqrt(np.einsum("ij,ij->i", out, out))
     out /= np.maximum(norms, 1e-12)[:, None]
     return out
+
+
+def column_mean(X, *, block_rows: int = BLOCK_ROWS) -> np.ndarray:
+    """(d,) float32 mean of the rows of X (n, d; array or memmap), summed in float64 over row blocks."""
+    total = np.zeros(X.shape[1], dtype=np.float64)
+    for start in range(0, len(X), block_rows):
+        total += np.asarray(X[start:start + block_rows], dtype=np.float64).sum(axis=0)
+    if not np.isfinite(total).all():
+        raise ValueError("X: contains NaN or inf (or values too large to sum); drop or impute those rows first.")
+    return (total / max(len(X), 1)).astype(np.float32)
 
 
 def _check_k(k: int, n_rows: int, exclude_self: bool) -> int:
@@ -74,10 +87,11 @@ def _drop_self(sim: np.ndarray, idx: np.ndarray, query_ids: np.ndarray) -> tuple
 
 
 def exact_search(X, queries: np.ndarray, k: int, *, exclude_ids: np.ndarray | None = None,
-                 block_rows: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+                 block_rows: int = BLOCK_ROWS, mean: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact cosine top-k of unit-norm ``queries`` (m, d) among the rows of ``X`` (n, d), streaming X in blocks.
 
-    ``exclude_ids`` (m,): each query's own row in X, removed from its result. Returns (indices (m, k) int64,
+    ``exclude_ids`` (m,): each query's own row in X, removed from its result. ``mean`` (d,): subtracted from X's
+    rows before their cosine (centred search; the queries must be centred the same way). Returns (indices (m, k) int64,
     similarities (m, k) float32), most similar first.
     """
     import faiss
@@ -86,7 +100,7 @@ def exact_search(X, queries: np.ndarray, k: int, *, exclude_ids: np.ndarray | No
     best_sim = np.full((len(queries), 0), -np.inf, dtype=np.float32)
     best_idx = np.zeros((len(queries), 0), dtype=np.int64)
     for start in range(0, len(X), block_rows):
-        block = unit_rows(X[start:start + block_rows], offset=start)
+        block = unit_rows(X[start:start + block_rows], offset=start, mean=mean)
         sim, idx = faiss.knn(queries, block, int(min(want, len(block))), metric=faiss.METRIC_INNER_PRODUCT)
         best_sim = np.concatenate([best_sim, sim], axis=1)
         best_idx = np.concatenate([best_idx, idx + start], axis=1)
@@ -136,18 +150,22 @@ class NeighborIndex:
     n_lists, n_probe : ivf lists and lists searched per query (default: :func:`default_ivf_params`).
     block_rows : rows of X read and normalized at a time.
     n_jobs : threads (default: all cores).
+    center : compare rows after subtracting X's column mean (cosine of centred features). Uncentred cosine
+        depends on where the origin happens to be: non-negative (ReLU) features, or any constant offset, make
+        every pair look alike (+5 on 8-d features: all 200 of 200 rows "near-duplicates").
     random_state : seed of the k-means sample and initialization.
 
     Attributes
     ----------
-    method_ : "exact" or "ivf".  n_rows_ : n.  n_lists_, n_probe_ : ivf parameters used (None for exact).
+    method_ : "exact" or "ivf".  n_rows_ : n.  mean_ : (d,) float32 column mean subtracted (None uncentred).  n_lists_, n_probe_ : ivf parameters used (None for exact).
     order_ : (n,) int64, rows of X in list order (ivf).  list_offsets_ : (n_lists + 1,) int64 (ivf).
     """
 
     def __init__(self, k: int = 10, *, method: str = "auto", n_lists: int | None = None,
                  n_probe: int | None = None, block_rows: int = BLOCK_ROWS, n_jobs: int | None = None,
-                 random_state: int = 0):
+                 center: bool = False, random_state: int = 0):
         self.k = k
+        self.center = center
         self.method = method
         self.n_lists = n_lists
         self.n_probe = n_probe
@@ -172,6 +190,7 @@ class NeighborIndex:
         if self.method == "auto":
             self.method_ = "exact" if float(n) * n * d <= EXACT_MAX_WORK else "ivf"
         self.X_, self.n_rows_ = X, n
+        self.mean_ = column_mean(X, block_rows=self.block_rows) if self.center else None
         self.n_lists_ = self.n_probe_ = None
         if self.method_ == "ivf":
             self._fit_ivf(X)
@@ -189,7 +208,7 @@ class NeighborIndex:
                              f"n_rows ({n}).")
         rng = np.random.default_rng(self.random_state)
         sample_rows = np.sort(rng.choice(n, min(n, 40 * self.n_lists_), replace=False))
-        sample = unit_rows(X[sample_rows])
+        sample = unit_rows(X[sample_rows], mean=self.mean_)
         kmeans = faiss.Kmeans(d, self.n_lists_, niter=10, spherical=True, seed=self.random_state,
                               max_points_per_centroid=40)
         kmeans.train(sample)
@@ -197,8 +216,9 @@ class NeighborIndex:
         self.quantizer_ = faiss.IndexFlatIP(d)
         self.quantizer_.add(kmeans.centroids)
         starts = range(0, n, self.block_rows)
-        probes = _in_threads(lambda s: self.quantizer_.search(unit_rows(X[s:s + self.block_rows], offset=s),
-                                                               self.n_probe_)[1].astype(np.int32), starts, self.n_jobs_)
+        unit = lambda s: unit_rows(X[s:s + self.block_rows], offset=s, mean=self.mean_)
+        probes = _in_threads(lambda s: self.quantizer_.search(unit(s), self.n_probe_)[1].astype(np.int32), starts,
+                             self.n_jobs_)
         self.probes_ = np.concatenate(probes)
         # Each row is stored once, in its nearest list, so candidates from different lists never repeat.
         self.order_ = np.argsort(self.probes_[:, 0], kind="stable")
@@ -208,7 +228,7 @@ class NeighborIndex:
                                                                         minlength=self.n_lists_))])
         self.stored_ = np.empty((n, d), dtype=np.float32)
         for s in starts:
-            self.stored_[self.position_[s:s + self.block_rows]] = unit_rows(X[s:s + self.block_rows], offset=s)
+            self.stored_[self.position_[s:s + self.block_rows]] = unit(s)
 
     def kneighbors(self, queries=None) -> tuple[np.ndarray, np.ndarray]:
         """(indices (m, k) int64 into X, cosine similarities (m, k) float32), most similar first, for ``queries``
@@ -226,13 +246,13 @@ class NeighborIndex:
         return self._ivf(k, queries)
 
     def _exact(self, k, queries):
-        X, b = self.X_, self.block_rows
+        X, b, mean = self.X_, self.block_rows, self.mean_
         if queries is None:
-            parts = [exact_search(X, unit_rows(X[s:s + b], offset=s), k, exclude_ids=np.arange(s, min(s + b, len(X))),
-                                  block_rows=b) for s in range(0, len(X), b)]
+            parts = [exact_search(X, unit_rows(X[s:s + b], offset=s, mean=mean), k, mean=mean, block_rows=b,
+                                  exclude_ids=np.arange(s, min(s + b, len(X)))) for s in range(0, len(X), b)]
         else:
-            parts = [exact_search(X, unit_rows(queries[s:s + b], name="queries", offset=s), k, block_rows=b)
-                     for s in range(0, len(queries), b)]
+            parts = [exact_search(X, unit_rows(queries[s:s + b], name="queries", offset=s, mean=mean), k, mean=mean,
+                                  block_rows=b) for s in range(0, len(queries), b)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _ivf(self, k, queries):
@@ -242,7 +262,7 @@ class NeighborIndex:
         if queries is None:
             qvec, qpos, qprobes, want = self.stored_, self.position_, self.probes_, k + 1
         else:
-            qvec = np.concatenate([unit_rows(queries[s:s + b], name="queries", offset=s)
+            qvec = np.concatenate([unit_rows(queries[s:s + b], name="queries", offset=s, mean=self.mean_)
                                    for s in range(0, len(queries), b)])
             qpos, want = np.arange(len(qvec)), k
             qprobes = np.concatenate(_in_threads(lambda s: self.quantizer_.search(qvec[s:s + b], n_probe)[1],
@@ -280,14 +300,14 @@ class NeighborIndex:
         short = np.flatnonzero((out_idx < 0).any(axis=1))
         if len(short):  # probed lists held fewer than k rows: search those queries exactly
             vectors = qvec[qpos[short]]
-            out_idx[short], out_sim[short] = exact_search(self.X_, vectors, k, block_rows=b,
+            out_idx[short], out_sim[short] = exact_search(self.X_, vectors, k, block_rows=b, mean=self.mean_,
                                                           exclude_ids=short if queries is None else None)
         return out_idx, out_sim
 
 
 def nearest_neighbors(X, *, k: int = 10, queries=None, method: str = "auto", n_lists: int | None = None,
                       n_probe: int | None = None, block_rows: int = BLOCK_ROWS, n_jobs: int | None = None,
-                      random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                      center: bool = False, random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """k most cosine-similar rows of ``X`` (n, d; array or read-only memmap) for every row of X (self excluded)
     or for each row of ``queries`` (m, d). One-shot form of ``NeighborIndex(...).fit(X).kneighbors(queries)``
     (see there for the parameters); to search X and queries with one index, use the class.
@@ -296,5 +316,5 @@ def nearest_neighbors(X, *, k: int = 10, queries=None, method: str = "auto", n_l
     queries is None.
     """
     index = NeighborIndex(k, method=method, n_lists=n_lists, n_probe=n_probe, block_rows=block_rows,
-                          n_jobs=n_jobs, random_state=random_state)
+                          n_jobs=n_jobs, center=center, random_state=random_state)
     return index.fit(X).kneighbors(queries)

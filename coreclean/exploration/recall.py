@@ -16,12 +16,12 @@ def recall_at_k(approx_indices, exact_indices) -> float:
     return float(hits.mean())
 
 
-def measure_recall(X, indices, *, queries=None, rows=None, n_samples: int = 1000,
+def measure_recall(X, indices, *, queries=None, rows=None, n_samples: int = 1000, mean=None,
                    random_state: int = 0) -> tuple[float, np.ndarray]:
     """Recall@k of stored neighbour ``indices`` (m, k) against exact search, on a random sample of the queries.
 
     ``queries`` must be the array ``indices`` was computed for (None: X itself, self excluded). ``rows`` picks the
-    sampled queries explicitly. Returns (recall, sampled rows); cost is n_samples * n * d, streamed over X.
+    sampled queries explicitly; ``mean`` (d,): the index's ``mean_`` when it searched centred rows. Returns (recall, sampled rows); cost is n_samples * n * d, streamed over X.
     """
     X = check_matrix(X)
     indices = np.asarray(indices)
@@ -33,6 +33,6 @@ def measure_recall(X, indices, *, queries=None, rows=None, n_samples: int = 1000
         rows = np.sort(rng.choice(m, min(n_samples, m), replace=False))
     rows = np.asarray(rows, dtype=np.int64)
     source = X if queries is None else check_matrix(queries, "queries", min_rows=1)
-    q = unit_rows(source[rows], name="X" if queries is None else "queries")
-    exact, _ = exact_search(X, q, indices.shape[1], exclude_ids=rows if queries is None else None)
+    q = unit_rows(source[rows], name="X" if queries is None else "queries", mean=mean)
+    exact, _ = exact_search(X, q, indices.shape[1], exclude_ids=rows if queries is None else None, mean=mean)
     return recall_at_k(indices[rows], exact), rows

@@ -2,9 +2,12 @@
 
 One neighbour structure (k = 10 cosine neighbours of every training sample, and of every test sample among the
 training set) is computed once and stored; duplicate groups are recomputed from it for any threshold without a new
-search (:func:`duplicate_groups`). In-memory images (digits, Fashion-MNIST) are compared as image fingerprints with
-a small shift search, which tells copies from look-alikes far better than their PCA features; file and
-embedding sources use the embedding's cosine similarity. Exact copies are found by content hash (file bytes or
+search (:func:`duplicate_groups`). Neighbours are searched on centred features (cosine after subtracting the column
+mean: an offset must not make every pair alike). In-memory images (digits, Fashion-MNIST) are compared as image
+fingerprints with a small shift search, which tells copies from look-alikes far better than their PCA features;
+file and embedding sources use the embedding's *relative* similarity (each neighbour's distance against the row's
+own distance to its k-th neighbour, :func:`coreclean.exploration.duplicates.relative_similarity`), so one
+threshold means the same in pixel, PCA and CNN feature spaces. Exact copies are found by content hash (file bytes or
 pixel rows) and merged in. The outlier score has a third view, from the images themselves, when they are in memory
 (:mod:`coreclean.exploration.orientation`: images not recognized as upright; see :mod:`coreclean.exploration.outliers`).
 """
@@ -14,8 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .duplicates import (candidate_vectors, exact_duplicate_groups, hash_files, hash_rows, image_fingerprints,
-                         leakage, merge_groups, near_duplicate_groups, shift_similarity)
+from .duplicates import (SCALE_FLOOR, candidate_vectors, exact_duplicate_groups, hash_files, hash_rows,
+                         image_fingerprints, leakage, merge_groups, near_duplicate_groups, neighbor_scale,
+                         relative_similarity, shift_similarity)
 from .neighbors import NeighborIndex
 from .orientation import OrientationScorer
 from .outliers import outlier_score
@@ -23,9 +27,13 @@ from .projection import project_2d
 from .recall import measure_recall
 
 K = 10
-# cosine similarity at or above which two samples are near-duplicates (bench/explore.py: 0.997 on pixel
-# fingerprints found 97% of injected shifted/noised/darker copies of Fashion-MNIST with few other rows flagged)
-DEFAULT_THRESHOLD = {"fingerprint": 0.997, "embedding": 0.98}
+# similarity at or above which two samples are near-duplicates (bench/explore.py): shift similarity 0.997 on pixel
+# fingerprints found 97% of injected shifted/noised/darker copies of Fashion-MNIST with few other rows flagged;
+# relative similarity 0.9 ("ten times closer than the row's k-th neighbour") on centred embeddings
+DEFAULT_THRESHOLD = {"fingerprint": 0.997, "embedding": 0.9}
+MEASURE = {"fingerprint": "shift similarity of blurred pixel fingerprints",
+           "embedding": f"relative similarity: 1 - cosine distance / the row's distance to its k-th neighbour "
+                        f"(at least {SCALE_FLOOR} x its median), centred features"}
 MAP_POINTS = 100_000
 # fewest images the orientation view of the outlier score learns from (digits' 1,437 suffice: test_orientation.py)
 ORIENTATION_MIN_IMAGES = 1000
@@ -57,13 +65,14 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
     out = Explored()  # each step is a stage of its own: a progress bar each, and timed apart in meta["stages"]
     report("neighbours", 0, 1)
     k = min(K, len(x_train) - 1)
-    index = NeighborIndex(k).fit(x_train)
+    index = NeighborIndex(k, center=True).fit(x_train)
     idx, sim = index.kneighbors()
     no_test = (np.zeros((0, k), np.int64), np.zeros((0, k), np.float32))
     t_idx, t_sim = index.kneighbors(x_test) if len(x_test) else no_test
-    recall, _ = measure_recall(x_train, idx, n_samples=1000)
+    recall, _ = measure_recall(x_train, idx, n_samples=1000, mean=index.mean_)
     out.arrays.update(neighbors_train=idx, neighbor_sim_train=sim, neighbors_test=t_idx, neighbor_sim_test=t_sim)
     out.meta.update(neighbors={"k": k, "method": index.method_, "recall_at_10": round(float(recall), 4),
+                               "centred": True,
                                "recall_queries": int(min(1000, len(x_train)))})
     report("neighbours", 1, 1)
     report("duplicates", 0, 2)
@@ -77,12 +86,15 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
         space = "fingerprint"
         hashes, test_hashes = hash_rows(pixels_train), hash_rows(pixels_test) if len(pixels_test) else None
     else:
-        d_idx, d_sim, dt_idx, dt_sim, space = idx, sim, t_idx, t_sim, "embedding"
+        scale = neighbor_scale(sim)
+        d_idx, d_sim, dt_idx, space = idx, relative_similarity(sim, scale), t_idx, "embedding"
+        # a test row is judged against the train rows' scale (its nearest train row's), not its own
+        dt_sim = relative_similarity(t_sim, scale[t_idx[:, 0]]) if len(t_idx) else t_sim
         hashes = hash_files(files_train) if files_train is not None else None
         test_hashes = hash_files(files_test) if files_test is not None and len(files_test) else None
-    if space == "fingerprint":
-        out.arrays.update(dup_neighbors_train=d_idx, dup_sim_train=d_sim, dup_neighbors_test=dt_idx,
-                          dup_sim_test=dt_sim)
+    out.arrays.update(dup_sim_train=d_sim, dup_sim_test=dt_sim)
+    if space == "fingerprint":  # embedding duplicates reuse neighbors_* (no second copy of 1.28M x 10 indices)
+        out.arrays.update(dup_neighbors_train=d_idx, dup_neighbors_test=dt_idx)
     report("duplicates", 1, 2)
     threshold = DEFAULT_THRESHOLD[space]
     exact = exact_duplicate_groups(hashes) if hashes is not None else np.full(len(y_train), -1, np.int64)
@@ -94,7 +106,7 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
         exact_leak = np.array([first.get(h, -1) for h in test_hashes], dtype=np.int64)
         leak = np.where(exact_leak >= 0, exact_leak, leak)
     out.arrays["leak_of_test"] = leak
-    out.meta.update(duplicates={"space": space, "threshold": threshold,
+    out.meta.update(duplicates={"space": space, "threshold": threshold, "measure": MEASURE[space],
                                 "exact": "file bytes" if files_train is not None else
                                 ("pixels" if pixels_train is not None else None)})
     report("duplicates", 2, 2)
@@ -136,16 +148,19 @@ def duplicate_groups(analysis, threshold: float | None = None) -> np.ndarray:
     info = analysis.meta.get("duplicates") or {}
     if threshold is None or threshold == info.get("threshold"):
         return np.asarray(stored)
-    fingerprint = info.get("space") == "fingerprint"
-    idx = analysis.stack("dup_neighbors_train" if fingerprint else "neighbors_train")
-    sim = analysis.stack("dup_sim_train" if fingerprint else "neighbor_sim_train")
+    # analyses built before relative similarity stored no dup_* lists for embeddings: plain cosine there
+    stored_lists = analysis.stack("dup_sim_train") is not None
+    idx = analysis.stack("dup_neighbors_train")
+    idx = analysis.stack("neighbors_train") if idx is None else idx
+    sim = analysis.stack("dup_sim_train" if stored_lists else "neighbor_sim_train")
     return merge_groups(np.asarray(analysis.stack("exact_dup_train")),
                         near_duplicate_groups(np.asarray(idx), np.asarray(sim), threshold))
 
 
 def feature_signals(X: np.ndarray, *,
                     threshold: float = DEFAULT_THRESHOLD["embedding"]) -> tuple[np.ndarray, np.ndarray]:
-    """(duplicate_of (n,) int64, outlier (n,) float32) of bare features X (n, d): near-duplicates by cosine
-    similarity of the features, outliers as in the build. For ``rank`` on a user's own embeddings."""
-    idx, sim = NeighborIndex(min(K, len(X) - 1)).fit(X).kneighbors()
-    return near_duplicate_groups(idx, sim, threshold), outlier_score(X, sim)
+    """(duplicate_of (n,) int64, outlier (n,) float32) of bare features X (n, d): near-duplicates by relative
+    similarity on centred features (see the module docstring), outliers as in the build. For ``rank`` on a user's
+    own embeddings."""
+    idx, sim = NeighborIndex(min(K, len(X) - 1), center=True).fit(X).kneighbors()
+    return near_duplicate_groups(idx, relative_similarity(sim), threshold), outlier_score(X, sim)
