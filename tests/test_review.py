@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from bench.server import WAIT_S
 from coreclean import Analysis, CoresetSensitivity
 from coreclean.classifier.model import predict_proba
 from coreclean.build.retrain import retrain
@@ -73,7 +74,7 @@ def test_concurrent_processes_lose_nothing(tmp_path):
     for p in procs:
         p.start()
     for p in procs:
-        p.join(60)
+        p.join(WAIT_S)
         assert p.exitcode == 0
     rows = ReviewLog(tmp_path).history()
     assert len(rows) == 120 and {r["reviewer"] for r in rows} == {"p0", "p1", "p2", "p3"}
@@ -84,7 +85,7 @@ def test_killed_writer_leaves_consistent_database(tmp_path):
     code = ("import sys; from coreclean.review.log import ReviewLog; log = ReviewLog(sys.argv[1])\n"
             "i = 0\nwhile True:\n    log.record(i, 0, 'remove'); i += 1\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)])
-    deadline = time.time() + 30
+    deadline = time.time() + WAIT_S  # a cap only: the loop ends at 50 rows
     while time.time() < deadline and len(ReviewLog(tmp_path).history()) < 50:
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)

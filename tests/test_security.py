@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.server import WAIT_S
 from coreclean import Analysis
 from coreclean.data.images import ImageUnavailable, image_for
 
@@ -41,7 +42,7 @@ def test_cache_names_cannot_be_paths(monkeypatch, run_app, digits_analysis):
 def test_shared_password_gate(cache, app_file):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(app_file, default_timeout=60)
+    at = AppTest.from_file(app_file, default_timeout=WAIT_S)
     at.secrets["password"] = "s3cret"
     at.run()
     assert not at.title and at.text_input(key="access_password")
