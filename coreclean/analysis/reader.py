@@ -75,9 +75,27 @@ class Analysis:
 
         ``params``: a :class:`~coreclean.build.params.BuildParams`; ``settings`` (``backbone=``, ``weights=``,
         ``pca=``, ``C=``, ``importance=``, ``max_fit_samples=``) build one, or override fields of ``params``.
+        ``progress``: a ``(stage, done, total)`` callable; by default bars in Jupyter (tqdm.auto), else quiet.
         """
+        from .notebook import default_progress
+
         params = replace(params, **settings) if params is not None else BuildParams(**settings)
-        return cls(build_analysis(source, params, cache_dir=cache_dir, progress=progress, cluster=cluster))
+        bars = default_progress() if progress is None else None
+        try:
+            return cls(build_analysis(source, params, cache_dir=cache_dir, progress=progress or bars,
+                                      cluster=cluster))
+        finally:
+            if bars is not None:
+                bars.close()
+
+    @property
+    def figures(self):
+        """The dashboard's figures of this analysis as plain plotly figures: ``.confusion()``,
+        ``.importance_histogram(classes)``, ``.image_grid(indices)``, ``.map(colour=...)`` (drawn by the installed
+        dashboard package through an entry point, :mod:`coreclean.analysis.notebook`; this layer draws nothing)."""
+        from .notebook import figures_for
+
+        return figures_for(self)
 
     def _required(self, name: str) -> np.ndarray:
         array = store.load_array(self._chain, name)
