@@ -34,9 +34,7 @@ if not show_seen:
     ranked = review.reviewable(ranked, decided, decided_here)
 page = int(rows * cols)
 last = max(len(ranked) - 1, 0)
-raw = st.query_params.get("pos")
-if raw is not None and (not raw.lstrip("-").isdigit() or not 0 <= int(raw) <= last):
-    st.warning(f"Link parameter `pos={raw}` is outside 0..{last}; starting at the top.")
+widgets.link_int("pos", last, default="starting at the top")  # a notice for a bad link; the slider ignores it
 
 
 def step(delta: int) -> None:

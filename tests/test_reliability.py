@@ -174,3 +174,77 @@ def test_rank_of_wide_features_never_forms_a_d_by_d_matrix(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     assert len((tmp_path / "ranking.csv").read_text().splitlines()) == n + 1
     assert peak < 300e6, f"numpy peak {peak / 1e6:.0f} MB for a {n * d * 4 / 1e6:.0f} MB input"
+
+
+# --- item 5: --cluster tcp://HOST:PORT where something else answers: one error line, within the timeout ----------
+def _listener(greeting: bytes | None):
+    """A local TCP server that sends ``greeting`` to each connection (an SSH banner), or stays silent (``None``)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            if greeting:
+                conn.sendall(greeting)
+            held.append(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("greeting, says", [(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", "not a Dask scheduler"),
+                                            (None, "nothing answered as a Dask scheduler within 2 s")])
+def test_cluster_handshake_is_validated_and_times_out(tmp_path, capsys, monkeypatch, greeting, says):
+    from coreclean.build import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)  # the promise is 30 s; the test keeps it short
+    server, address = _listener(greeting)
+    try:
+        assert main(["build", "digits", "--cache", str(tmp_path / "cache"), "--cluster", address]) == 2
+    finally:
+        server.close()
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and says in err, err
+    assert not any((tmp_path / "cache").rglob("meta.json"))
+
+
+def test_a_real_scheduler_passes_the_handshake():
+    from distributed import LocalCluster
+
+    from coreclean.build.cluster import check_scheduler, parse_cluster
+
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp", dashboard_address=None) as local:
+        check_scheduler(parse_cluster(local.scheduler_address), 10)
+
+
+def test_unicode_digits_are_not_a_worker_count():
+    from coreclean.build.cluster import parse_cluster
+
+    for spec in ("local:²", "local:①", "local:٣"):
+        with pytest.raises(ValueError, match="from 1 to 512"):
+            parse_cluster(spec)
+
+
+# --- item 6: integer link parameters are ASCII digits, parsed by one function every page uses ---------------------
+def test_one_parser_for_integer_link_parameters():
+    from ui.widgets import parse_link_int
+
+    assert [parse_link_int(raw) for raw in ("0", "12", "007")] == [0, 12, 7]
+    for raw in (None, "", "²", "①", "٣", "-1", "+1", "1e3", " 1", "9" * 40):
+        assert parse_link_int(raw) is None, raw
+
+
+@pytest.mark.parametrize("page, key, raw", [("pages/sample.py", "i", "²"), ("pages/sample.py", "i", "٣"),
+                                            ("pages/review.py", "pos", "①"), ("pages/review.py", "pos", "²")])
+def test_unicode_digits_in_links_are_a_notice(run_app, page, key, raw):
+    at = run_app({key: raw}, page)  # run_app fails on any exception
+    assert any(f"{key}={raw}" in w.value for w in at.warning), [w.value for w in at.warning]

@@ -9,6 +9,7 @@ import streamlit as st
 from coreclean import Analysis
 from coreclean.review.log import ReviewLog
 
+from . import widgets
 from .widgets import LINK_PARAMS
 
 
@@ -43,10 +44,8 @@ def sample_picker(analysis: Analysis) -> tuple[str, int]:
             st.warning(f"Link parameter `split={split}` is not train or test; showing train.")
             split = "train"
         last = len(analysis.y_train if split == "train" else analysis.y_test) - 1
-        if raw is not None and (not raw.isdigit() or int(raw) > last):
-            st.warning(f"Link parameter `i={raw}` is outside 0..{last} of the {split} split; showing sample 0.")
-            raw = None
-        st.session_state["sample_split"], st.session_state["sample_i"] = split, int(raw or 0)
+        index = widgets.link_int("i", last, default=f"showing sample 0 of the {split} split")
+        st.session_state["sample_split"], st.session_state["sample_i"] = split, index or 0
     top = st.columns([1, 1, 3])
     split = top[0].radio("Split", SPLITS, horizontal=True, key="sample_split")
     last = len(analysis.y_train if split == "train" else analysis.y_test) - 1

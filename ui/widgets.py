@@ -44,6 +44,28 @@ def notice_invalid(key: str, valid) -> None:
         st.warning(f"Link parameter `{key}={raw}` is not valid here; showing the default instead.")
 
 
+def parse_link_int(raw: str | None) -> int | None:
+    """The integer a link parameter spells in ASCII digits (``"12"``), else ``None``: the one parser of integer
+    link parameters, so ``²``, ``①`` or ``٣`` (which ``str.isdigit`` accepts and ``int`` may not) never reach
+    ``int``."""
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        return None
+    return int(raw)
+
+
+def link_int(key: str, last: int, *, default: str) -> int | None:
+    """``?key=`` as an integer in 0..``last`` (:func:`parse_link_int`); when the link names anything else, a notice
+    saying ``default`` is shown instead, and ``None``. ``None`` too when the link has no ``key``."""
+    raw = st.query_params.get(key)
+    if raw is None:
+        return None
+    value = parse_link_int(raw)
+    if value is None or value > last:
+        st.warning(f"Link parameter `{key}={raw[:40]}` is outside 0..{last}; {default}.")
+        return None
+    return value
+
+
 def page_number(container, label: str, pages: int, key: str, **kwargs) -> int:
     """A page number input (1..``pages``) in ``container``, kept in the URL as ``?key=``; a page past the end (the
     list shrank, or the link named a longer one) becomes the last."""
