@@ -129,3 +129,14 @@ def _health(port: int) -> str:
         return urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5).read().decode()
     except OSError:
         return ""
+
+
+def test_the_docker_image_builds_the_same_wheel_and_runs_its_command():
+    """No Docker here: check the Dockerfile copies exactly what the wheel is built from and serves via the command."""
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    wheel_stage = lines[:next(i for i, line in enumerate(lines) if line.startswith("FROM") and i > 0 and
+                              "AS wheel" not in line)]
+    copied = {part.rstrip("/") for line in wheel_stage if line.startswith("COPY ") for part in line.split()[1:-1]}
+    assert copied == set(SHIPPED)
+    assert any(line.startswith("RUN pip install") and "coreclean-*.whl" in line for line in lines)
+    assert lines[-1].startswith('CMD ["coreclean", "dashboard", "--read-only"')
