@@ -148,8 +148,8 @@ def fashion(args) -> None:
     root = Path(args.fashion_dir)
     train, y = idx_array(root / "train-images-idx3-ubyte.gz"), idx_array(root / "train-labels-idx1-ubyte.gz")
     test = idx_array(root / "t10k-images-idx3-ubyte.gz")
-    if args.quick:
-        train, y, test = train[:3000], y[:3000], test[:500]
+    if args.quick or args.rows:
+        train, y, test = train[:args.rows or 3000], y[:args.rows or 3000], test[:500 if args.quick else 10000]
     rng = np.random.default_rng(0)
     scale = len(train) / 60000
     truth = inject(train, test, rng, int(300 * scale) // 4 * 4, int(args.strays * scale) // 3 * 3,
@@ -225,6 +225,7 @@ def fashion(args) -> None:
                ("embedding views only (the score before the orientation view)", lambda: outlier_score(x_train, sim)),
                ("orientation view only (rotation predictor)", lambda: orientation),
                ("kNN distance (k=10, cosine)", lambda: knn_distance(sim)),
+               ("kNN distance (k=30, Euclidean)", lambda: knn30_distance(x_train)),
                ("IsolationForest (sklearn default)",
                 lambda: -IsolationForest(random_state=0).fit(x_train).score_samples(x_train)),
                ("global part only (robust Mahalanobis)", lambda: mahalanobis_score(x_train))]
@@ -236,6 +237,97 @@ def fashion(args) -> None:
         print(markdown_table([(name, f"{seconds:.1f}", f"{ap:.3f}", f"{rec:.3f}",
                                " / ".join(f"{p:.3f}" for p in per_kind))], columns, header=False), flush=True)
     print(f"\nmap: {len(rows)} points, 10-NN label accuracy on the map {map_quality(xy, y[rows]):.3f}")
+
+
+def knn30_distance(X):
+    """Baseline outlier score: Euclidean distance to the 30th nearest neighbour (exact, faiss)."""
+    import faiss
+
+    x = np.ascontiguousarray(X, dtype=np.float32)
+    squared, _ = faiss.knn(x, x, 31)            # itself first
+    return np.sqrt(np.maximum(squared[:, -1], 0))
+
+
+def isolation_forest(X):
+    from sklearn.ensemble import IsolationForest
+
+    return -IsolationForest(random_state=0).fit(X).score_samples(X)
+
+
+def cnn_like(n, rng, d=512, classes=100, rank=16):
+    """Non-negative (ReLU) class-structured features like a CNN's penultimate layer: centre + rank-16 within-class
+    variation + noise, then max(0, .)."""
+    y = rng.integers(0, classes, n)
+    centres, basis = rng.normal(size=(classes, d)), rng.normal(size=(classes, rank, d)) * 0.5
+    x = centres[y] + np.einsum("nr,nrd->nd", rng.normal(size=(n, rank)), basis[y]) + 0.3 * rng.normal(size=(n, d))
+    return np.maximum(x, 0).astype(np.float32)
+
+
+def heldout(args) -> None:
+    """The issue's held-out check: bare features through ``rank --features``'s signals (feature_signals), in pixel,
+    PCA-128 (with and without a +5 offset) and CNN-like spaces, with injected exact copies, near copies and strays."""
+    from coreclean.embedding.embed import pixel_features
+    from coreclean.exploration.stage import feature_signals
+
+    root = Path(args.fashion_dir)
+    train = idx_array(root / "train-images-idx3-ubyte.gz")[:args.heldout_rows]
+    test = idx_array(root / "t10k-images-idx3-ubyte.gz")[:100]
+    n = len(train)
+    truth = inject(train, test, np.random.default_rng(0), int(300 * n / 60000) // 4 * 4,
+                   int(args.strays * n / 60000) // 3 * 3, 5)
+    print(f"\n## Held-out check: Fashion-MNIST {n} rows, {len(truth['copies'])} injected copies (exact / 1-pixel "
+          f"shift / noise sigma 8 / x0.8 brightness), {len(truth['strays'])} strays; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+    pca, _ = pixel_features(train, test, pca=128)
+    spaces = [("pixels (standardized, 784-d)", pixel_features(train, test, pca=None)[0], truth),
+              ("PCA-128", pca, truth), ("PCA-128 + 5 (constant offset)", pca + 5, truth)]
+    rng = np.random.default_rng(1)
+    cnn = cnn_like(n, rng)
+    pick = rng.choice(n, 3 * (n // 200), replace=False).reshape(3, -1)
+    half = pick.shape[1] // 2
+    cnn[pick[0, :half]] = cnn[pick[1, :half]]                                                      # exact copies
+    cnn[pick[0, half:]] = np.maximum(cnn[pick[1, half:]] + 0.05 * rng.normal(size=(len(pick[0]) - half, 512)), 0)
+    cnn[pick[2]] = np.maximum(rng.normal(size=(pick.shape[1], 512)) * 4, 0)                       # strays
+    kinds = np.where(np.arange(pick.shape[1]) < half, 0, 2)
+    spaces.append(("CNN-like (ReLU, 512-d)", cnn, dict(copies=pick[0], sources=pick[1], copy_kind=kinds,
+                                                       strays=pick[2], stray_kind=np.zeros(pick.shape[1], int))))
+    dup_columns = ["space", "rule", "recall exact+noise copies", "recall exact / shift / noise / brightness",
+                   "rows flagged", "precision (injected rows / flagged)"]
+    out_columns = ["space", "method", "seconds", "average precision", "recall in top 1%"]
+    dup_rows, out_rows = [], []
+    for name, X, t in spaces:
+        started = time.perf_counter()
+        dup, score = feature_signals(X)
+        seconds = time.perf_counter() - started
+        idx, sim = nearest_neighbors(X, k=10)                       # the old rule: uncentred cosine >= 0.98
+        for rule, groups in (("relative similarity >= 0.9, centred (ours)", dup),
+                             ("cosine >= 0.98, uncentred (before)", near_duplicate_groups(idx, sim, 0.98))):
+            hit = (groups[t["copies"]] >= 0) & (groups[t["copies"]] == groups[t["sources"]])
+            seen = np.isin(t["copy_kind"], (0, 2))
+            injected = np.zeros(n, bool)
+            injected[t["copies"]] = injected[t["sources"]] = True
+            flagged = groups >= 0
+            per_kind = " / ".join(f"{hit[t['copy_kind'] == k].mean():.2f}" if (t["copy_kind"] == k).any() else "-"
+                                  for k in range(4))
+            dup_rows.append((name, rule, f"{hit[seen].mean():.3f}", per_kind, int(flagged.sum()),
+                             f"{(flagged & injected).sum() / max(flagged.sum(), 1):.3f}"))
+        is_stray = np.zeros(n, bool)
+        is_stray[t["strays"]] = True
+        for method, fn in (("coreclean (feature_signals)", lambda: score), ("kNN distance (k=30)", lambda: knn30_distance(X)),
+                           ("IsolationForest (sklearn default)", lambda: isolation_forest(X))):
+            began = time.perf_counter()
+            values = fn()
+            took = seconds if method.startswith("coreclean") else time.perf_counter() - began
+            from sklearn.metrics import average_precision_score
+
+            top = np.argsort(-values)[:max(1, n // 100)]
+            out_rows.append((name, method, f"{took:.1f}", f"{average_precision_score(is_stray, values):.3f}",
+                             f"{is_stray[top].sum() / is_stray.sum():.3f}"))
+        print(f"{name}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+    print("\n### Held-out duplicates (feature_signals, as `rank --features`)\n")
+    print(markdown_table(dup_rows, dup_columns))
+    print("\n### Held-out outliers\n")
+    print(markdown_table(out_rows, out_columns))
 
 
 def compare_maps(args) -> None:
@@ -335,6 +427,11 @@ def main(argv=None) -> int:
     parser.add_argument("--map-points", type=int, default=None, help="map size (default 100000; 10000 compared)")
     parser.add_argument("--recall-queries", type=int, default=1000)
     parser.add_argument("--strays", type=int, default=600, help="stray images injected into Fashion-MNIST's 60k")
+    parser.add_argument("--heldout", action="store_true",
+                        help="also run the held-out check (bare features through rank --features's signals)")
+    parser.add_argument("--heldout-only", action="store_true", help="run only the held-out check")
+    parser.add_argument("--heldout-rows", type=int, default=20000)
+    parser.add_argument("--rows", type=int, default=None, help="Fashion-MNIST training rows (default all 60000)")
     args = parser.parse_args(argv)
     if args.threshold is None:
         args.threshold = 0.98 if args.imagenet else 0.997
@@ -346,8 +443,12 @@ def main(argv=None) -> int:
     elif args.compare_maps:
         args.map_points = args.map_points or 10_000
         compare_maps(args)
+    elif args.heldout_only:
+        heldout(args)
     else:
         fashion(args)
+        if args.heldout:
+            heldout(args)
     return 0
 
 

@@ -1,0 +1,60 @@
+"""Duplicate and outlier signals that must mean the same in any feature space (issue 25 item 6, issue 23 item 8)."""
+import numpy as np
+import pytest
+
+from coreclean.exploration.duplicates import near_duplicate_groups, neighbor_scale, relative_similarity
+from coreclean.exploration.neighbors import NeighborIndex, nearest_neighbors
+from coreclean.exploration.outliers import mahalanobis_score, outlier_score
+from coreclean.exploration.recall import measure_recall
+from coreclean.exploration.stage import feature_signals
+
+
+def test_constant_offset_makes_no_row_a_duplicate_and_copies_still_count():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 8))
+    X[10], X[20] = X[3], X[4] + 1e-3 * rng.normal(size=8)
+    for shifted in (X, X + 5, 3 * X - 40):   # uncentred cosine called all 200 rows of X + 5 near-duplicates
+        dup, outlier = feature_signals(shifted)
+        assert list(np.flatnonzero(dup >= 0)) == [3, 4, 10, 20]
+        assert dup[10] == 3 and dup[20] == 4 and outlier.shape == (200,)
+
+
+def test_relative_similarity_reads_the_same_in_tight_and_loose_spaces_and_keeps_big_groups():
+    rng = np.random.default_rng(1)
+    found = []
+    for spread in (0.01, 1.0):   # the same data at two scales around a far-off centre: cosine ranges differ a lot
+        X = 100 + spread * rng.normal(size=(1000, 32))
+        X[500:515] = X[7] + 1e-3 * spread * rng.normal(size=(15, 32))   # 16 copies of one row: more than k = 10
+        X[600] = X[8]
+        idx, sim = nearest_neighbors(X, k=10, center=True)
+        dup = near_duplicate_groups(idx, relative_similarity(sim), 0.9)
+        found.append(np.flatnonzero(dup >= 0))
+    assert [list(f) for f in found] == 2 * [[7, 8] + list(range(500, 515)) + [600]]
+    scale = neighbor_scale(sim)
+    assert scale.shape == (1000,) and (scale > 0).all()
+    with pytest.raises(ValueError, match="scale"):
+        relative_similarity(sim, scale[:5])
+
+
+def test_centred_index_matches_search_on_centred_rows():
+    rng = np.random.default_rng(2)
+    X = np.abs(rng.normal(size=(3000, 16))).astype(np.float32) + 3   # non-negative, like ReLU features
+    exact_idx, exact_sim = nearest_neighbors(X - X.mean(axis=0), k=5, method="exact")
+    index = NeighborIndex(5, center=True, method="exact").fit(X)
+    idx, sim = index.kneighbors()
+    assert np.allclose(sim, exact_sim, atol=1e-5) and (idx[:, 0] == exact_idx[:, 0]).mean() > 0.99
+    ivf = NeighborIndex(5, center=True, method="ivf", n_lists=20, n_probe=20).fit(X)
+    assert measure_recall(X, ivf.kneighbors()[0], n_samples=200, mean=ivf.mean_)[0] > 0.99
+    q_idx, _ = index.kneighbors(X[:3] + 1e-4)
+    assert list(q_idx[:, 0]) == [0, 1, 2]
+
+
+def test_a_two_percent_clump_of_strays_does_not_mask_itself():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(4000, 64)) * np.linspace(0.2, 2, 64)
+    clump = rng.choice(4000, 80, replace=False)   # 2%: fitted on every row, they pulled the covariance to themselves
+    X[clump] = 2.5 * rng.normal(size=64) + 0.05 * rng.normal(size=(80, 64))
+    top = np.argsort(-mahalanobis_score(X))[:80]
+    assert len(set(top) & set(clump)) >= 76
+    _, sim = nearest_neighbors(X, k=10, center=True)
+    assert len(set(np.argsort(-outlier_score(X, sim))[:80]) & set(clump)) >= 76
