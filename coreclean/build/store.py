@@ -136,12 +136,50 @@ def lineage(directory: Path, meta: dict) -> list[Path]:
 
 
 def load_array(chain: list[Path], name: str, *, mmap: bool = False) -> np.ndarray | None:
-    """Array ``name`` from the first directory of ``chain`` that has it (``None`` if none does)."""
+    """Array ``name`` from the first directory of ``chain`` that has it (``None`` if none does), validated against
+    the meta of ``chain[0]``: a per-sample array has one row per sample of its split, labels are integers naming
+    a class. ``ValueError`` naming the file and the fix otherwise (a truncated or hand-edited file), never an
+    IndexError later."""
     for directory in chain:
         path = directory / f"{name}.npy"
         if path.exists():
-            return load_npy(path, mmap=mmap)
+            array = load_npy(path, mmap=mmap)
+            _check_stored(path, name, array, _meta_counts(chain[0]))
+            return array
     return None
+
+
+_PER_SPLIT = {"importance": "train", "coef": None, "confusion": None, "map_xy": None, "map_rows": None}
+
+
+def _meta_counts(directory: Path) -> tuple[int, int, int] | None:
+    """(n_train, n_test, n_classes) of the analysis at ``directory``, or ``None`` when its meta is unreadable."""
+    try:
+        meta = read_meta(directory)
+        return int(meta["n_train"]), int(meta["n_test"]), len(meta["classes"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _check_stored(path: Path, name: str, array: np.ndarray, counts: tuple[int, int, int] | None) -> None:
+    if counts is None:
+        return
+    n_train, n_test, n_classes = counts
+    split = _PER_SPLIT.get(name, "train" if name.endswith("_train") else "test" if name.endswith("_test") else None)
+    fix = "rebuild with 'python -m coreclean build' (the review log next to it is kept)"
+    if split is not None:
+        rows = n_train if split == "train" else n_test
+        if array.ndim == 0 or len(array) != rows:
+            raise ValueError(f"{path}: {0 if array.ndim == 0 else len(array)} rows, but meta.json says {rows} "
+                             f"{split} samples; {fix}.")
+    if name in ("y_train", "y_test"):
+        if array.ndim != 1 or array.dtype.kind not in "iu":
+            raise ValueError(f"{path}: labels must be one integer per sample, got {array.dtype} {array.shape}; {fix}.")
+        if len(array) and (int(array.min()) < 0 or int(array.max()) >= n_classes):
+            raise ValueError(f"{path}: labels {int(array.min())}..{int(array.max())}, but meta.json names "
+                             f"{n_classes} classes; {fix}.")
+    if name == "map_xy" and (array.ndim != 2 or array.shape[1:] != (2,)):
+        raise ValueError(f"{path}: expected (m, 2) map coordinates, got {array.shape}; {fix}.")
 
 
 def _copy_features(path: Path, x: np.ndarray, batch: int = 65536) -> None:
@@ -157,3 +195,37 @@ def _copy_features(path: Path, x: np.ndarray, batch: int = 65536) -> None:
         out[start:start + batch] = x[start:start + batch]
     out.flush()
     del out
+
+
+AUDIT = "audit"  # inside an analysis directory: the dataset audit's cached results (coreclean.audit)
+
+
+def write_audit(directory: Path, summary: dict, arrays: dict[str, np.ndarray]) -> Path:
+    """Store an audit of the analysis at ``directory`` (``summary`` as ``audit/summary.json``, per-sample
+    ``arrays`` as ``audit/<name>.npy``), atomically: assembled beside it and renamed into place, replacing an
+    older audit (derived data, recomputable; nothing a user saved lives there)."""
+    target = Path(directory) / AUDIT
+    staging = target.with_name(f"{AUDIT}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for name, value in arrays.items():
+        save_npy(staging / f"{name}.npy", value)
+    write_json(staging / "summary.json", summary)
+    old = target.with_name(f"{AUDIT}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def read_audit(directory: Path, names: tuple[str, ...]) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """(summary, arrays ``names``) of the stored audit of ``directory``; ``None`` when there is none or it is
+    incomplete or unreadable (the caller recomputes it)."""
+    folder = Path(directory) / AUDIT
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        return summary, {name: load_npy(folder / f"{name}.npy") for name in names}
+    except (OSError, ValueError):
+        return None

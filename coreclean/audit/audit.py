@@ -1,0 +1,111 @@
+"""The dataset audit of one analysis: noise estimate, suggestions, overlap, balance and health, computed once and
+cached in the analysis directory through the store (``audit/``), so the dashboard and ``report`` never recompute.
+
+``audit_of(analysis)`` returns an :class:`Audit`: ``summary`` (plain JSON: every dataset-level number) and
+per-sample arrays over the training set (``suggested``, ``confidence``, ``p_wrong``; -1 / NaN for samples removed
+by review). An analysis directory never changes once written (a retrain writes a new one), so the cache needs no
+key beyond the audit's own settings and version.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..build import store
+from ..importance.sensitivity import FIT_BUDGET, MIN_PASSES
+from .crossfit import out_of_fold_proba
+from .health import class_balance, health_scores, overlapping_classes
+from .noise import ANCHOR_SHARE, estimate_noise
+from .suggest import fit_temperature, suggest_labels
+
+AUDIT_VERSION = 1
+SAMPLE_ARRAYS = ("suggested", "confidence", "p_wrong")
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Audit:
+    """summary : JSON-ready dict (see :func:`compute_audit`).   suggested : (n,) int64 suggested label (-1: removed
+    sample).   confidence : (n,) float32 probability the suggestion is the true label.   p_wrong : (n,) float32
+    probability the given label is wrong (NaN: removed)."""
+
+    summary: dict
+    suggested: np.ndarray
+    confidence: np.ndarray
+    p_wrong: np.ndarray
+
+
+def settings(folds: int = 5, seed: int = 0, bootstrap: int = 200) -> dict:
+    return {"version": AUDIT_VERSION, "folds": folds, "seed": seed, "bootstrap": bootstrap,
+            "method": "anchors", "anchor_share": ANCHOR_SHARE}
+
+
+def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 200,
+                  progress: Progress | None = None) -> Audit:
+    """Cross-fit the analysis's classifier on its stored features (``x_train``; samples removed by review left
+    out), estimate the noise, suggest labels and score the dataset's health."""
+    y, K = np.asarray(analysis.y_train, dtype=np.int64), analysis.n_classes
+    rows = np.flatnonzero(~analysis.removed_train)
+    x = analysis.x_train
+    # the same work cap as the build's classifier: large sets get a few streamed passes per fold
+    per_pass = max(len(rows) * (x.shape[1] + 1) * K, 1)
+    passes = None if per_pass * 200 * folds <= FIT_BUDGET else max(MIN_PASSES, FIT_BUDGET // (per_pass * folds))
+    proba = out_of_fold_proba(x, y, K, folds=folds, C=analysis.params.C, seed=seed, rows=rows,
+                              max_passes=passes, progress=progress)[rows]
+    given = y[rows]
+    if progress:
+        progress("noise estimate", 0, 1)
+    estimate = estimate_noise(proba, given, K, bootstrap=bootstrap, seed=seed)
+    temperature = fit_temperature(proba, given, seed=seed)
+    suggested_rows, confidence_rows, wrong_rows = suggest_labels(proba, given, estimate.noise_matrix, temperature)
+    del proba
+    if progress:
+        progress("noise estimate", 1, 1)
+    n = len(y)
+    suggested = np.full(n, -1, np.int64)
+    confidence = np.full(n, np.nan, np.float32)
+    p_wrong = np.full(n, np.nan, np.float32)
+    suggested[rows], confidence[rows], p_wrong[rows] = suggested_rows, confidence_rows, wrong_rows
+    counts = np.bincount(given, minlength=K)
+    overall, per_class = health_scores(estimate.class_rates, counts)
+    summary = {
+        "settings": settings(folds, seed, bootstrap),
+        "n": int(len(rows)),
+        "classes": list(analysis.classes),
+        "counts": counts.tolist(),
+        "noise_rate": estimate.rate,
+        "noise_interval": estimate.rate_interval.tolist(),
+        "label_issues": int(round(estimate.rate * len(rows))),
+        "class_noise_rates": estimate.class_rates.tolist(),
+        "class_noise_intervals": estimate.class_intervals.tolist(),
+        "noise_matrix": estimate.noise_matrix.tolist(),
+        "joint": estimate.joint.tolist(),
+        "temperature": temperature,
+        "health": overall,
+        "class_health": per_class.tolist(),
+        "overlap": overlapping_classes(estimate.joint, len(rows)),
+        "balance": class_balance(counts),
+    }
+    return Audit(summary, suggested, confidence, p_wrong)
+
+
+def audit_of(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 200, progress: Progress | None = None,
+             cached_only: bool = False) -> Audit | None:
+    """The audit of ``analysis``: read from its directory when stored with these settings, else computed and
+    stored (where the directory is not writable, e.g. a read-only hosted cache, it is only returned).
+    ``cached_only``: return ``None`` instead of computing."""
+    stored = store.read_audit(analysis.directory, SAMPLE_ARRAYS)
+    if stored is not None and stored[0].get("settings") == settings(folds, seed, bootstrap) \
+            and all(len(a) == len(analysis.y_train) for a in stored[1].values()):
+        return Audit(stored[0], **stored[1])
+    if cached_only:
+        return None
+    audit = compute_audit(analysis, folds=folds, seed=seed, bootstrap=bootstrap, progress=progress)
+    try:
+        store.write_audit(analysis.directory, audit.summary,
+                          {name: getattr(audit, name) for name in SAMPLE_ARRAYS})
+    except OSError:
+        pass  # read-only cache: the audit is still returned, just not kept
+    return audit

@@ -1,0 +1,177 @@
+"""How many labels are wrong, in which classes, and where they go: confident learning on out-of-fold probabilities.
+
+Two estimators of the joint ``Q[given, true] = P(given g, true t)``, both on out-of-fold probabilities:
+*anchors* (the default, :func:`anchor_noise_matrix`) and the *confident joint*. The confident joint
+(Northcutt, Jiang & Chuang 2021, "Confident learning") counts, for every given label ``g``, the samples whose out-of-fold probability of some class ``t`` reaches that class's own threshold
+``thr_t = mean(p_t | given t)`` (the most probable such class when several do). Rescaled so each given label keeps
+its count, divided by ``n``, it estimates the joint distribution ``Q[g, t] = P(given g, true t)``; from it
+
+* overall noise rate  ``1 - trace(Q)``,
+* per class (of the samples *labelled* c, the share whose true class is another) ``1 - Q[c, c] / Q[c, :].sum()``,
+* noise matrix (true class -> given label) ``M[t, g] = Q[g, t] / Q[:, t].sum()`` (each row sums to 1).
+
+Intervals: a Poisson bootstrap over rows (each replicate reweights the rows with Poisson(1) counts and recounts
+the joint, thresholds held at their full-data values), 2.5th and 97.5th percentiles. This is cleanlab's
+``estimate_noise_matrices`` / ``compute_confident_joint`` computed in O(n K) without (n, K) temporaries beyond the
+input; ``bench/audit.py`` compares the two on the same probabilities.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+MIN_ANCHORS = 200
+
+
+def class_thresholds(proba: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """(K,) ``thr_t``: mean out-of-fold probability of class t over the samples labelled t (1 where none is)."""
+    sums = np.bincount(y, weights=proba[np.arange(len(y)), y].astype(np.float64), minlength=n_classes)
+    counts = np.bincount(y, minlength=n_classes)
+    return np.divide(sums, counts, out=np.ones(n_classes), where=counts > 0)
+
+
+def confident_class(proba: np.ndarray, thresholds: np.ndarray, *, batch: int = 65536) -> np.ndarray:
+    """(n,) int64: per row the most probable class whose probability reaches its threshold, -1 where none does."""
+    out = np.empty(len(proba), dtype=np.int64)
+    for start in range(0, len(proba), batch):
+        p = np.asarray(proba[start:start + batch], dtype=np.float32)
+        above = np.where(p >= thresholds.astype(np.float32) - 1e-6, p, -1.0)
+        best = above.argmax(axis=1)
+        out[start:start + batch] = np.where(above[np.arange(len(p)), best] >= 0, best, -1)
+    return out
+
+
+def calibrated_joint(y: np.ndarray, confident: np.ndarray, n_classes: int,
+                     weights: np.ndarray | None = None) -> np.ndarray:
+    """(K, K) estimate of ``Q[given, true]`` (sums to 1) from the confident assignments of rows ``y``."""
+    keep = confident >= 0
+    w = None if weights is None else weights[keep]
+    counts = np.bincount(y[keep] * n_classes + confident[keep], weights=w,
+                         minlength=n_classes * n_classes).reshape(n_classes, n_classes).astype(np.float64)
+    given = np.bincount(y, weights=weights, minlength=n_classes).astype(np.float64)
+    rows = counts.sum(axis=1)
+    # a given label no row is confident about keeps its count on the diagonal (nothing says it is wrong)
+    empty = (rows == 0) & (given > 0)
+    counts[empty, empty] = 1.0
+    rows = counts.sum(axis=1)
+    scaled = counts * np.divide(given, rows, out=np.zeros(n_classes), where=rows > 0)[:, None]
+    return scaled / max(scaled.sum(), 1e-12)
+
+
+def anchor_rows(proba: np.ndarray, y: np.ndarray, n_classes: int, *, anchor_share: float = 0.1) -> list[np.ndarray]:
+    """Per class t the *anchors*: the rows whose out-of-fold probability of t is among the highest, read as
+    "truly t": ``anchor_share`` times the number of rows labelled t, but at least ``MIN_ANCHORS`` (or half the
+    class), so that the count's sampling error stays near 2 pp at 10% noise."""
+    counts = np.bincount(y, minlength=n_classes)
+    out = []
+    for t in range(n_classes):
+        take = min(max(int(np.ceil(anchor_share * counts[t])), min(MIN_ANCHORS, counts[t] // 2)), len(y))
+        column = np.asarray(proba[:, t], dtype=np.float32)
+        out.append(np.argpartition(-column, take - 1)[:take] if 0 < take < len(y) else np.arange(take))
+    return out
+
+
+def anchor_noise_matrix(anchors: list[np.ndarray], y: np.ndarray, n_classes: int,
+                        weights: np.ndarray | None = None) -> np.ndarray:
+    """(K, K) ``M[true, given]``: row t is the share of each given label among class t's anchors
+    (:func:`anchor_rows`). Under class-conditional noise a label is flipped independently of the image, so
+    easy, unambiguous images are flipped as often as hard ones, while the classifier's own confusions (ambiguous
+    images) stay out of the count: the anchor-point idea (Liu & Tao 2016; Patrini et al. 2017) with given labels
+    counted instead of probabilities read. ``weights`` (n,) reweights rows (bootstrap)."""
+    matrix = np.eye(n_classes)
+    for t, rows in enumerate(anchors):
+        given = np.bincount(y[rows], weights=None if weights is None else weights[rows], minlength=n_classes)
+        if given.sum() > 0:
+            matrix[t] = given / given.sum()
+    return matrix
+
+
+def joint_from_matrix(matrix: np.ndarray, y: np.ndarray, n_classes: int,
+                      weights: np.ndarray | None = None) -> np.ndarray:
+    """(K, K) ``Q[given, true] = pi_t M[t, given]`` with the true-class prior ``pi`` solving
+    ``pi M = P(given)`` (least squares, clipped at 0, renormalized)."""
+    given = np.bincount(y, weights=weights, minlength=n_classes).astype(np.float64)
+    given /= max(given.sum(), 1e-12)
+    prior = np.clip(np.linalg.lstsq(matrix.T, given, rcond=None)[0], 0.0, None)
+    prior = prior / prior.sum() if prior.sum() > 0 else given
+    return (prior[:, None] * matrix).T
+
+
+def rates_of(joint: np.ndarray) -> tuple[float, np.ndarray]:
+    """(overall noise rate, (K,) per-given-label noise rate, NaN for a label no sample has) of a joint Q."""
+    rows = joint.sum(axis=1)
+    per_class = np.divide(rows - np.diag(joint), rows, out=np.full(len(rows), np.nan), where=rows > 0)
+    return float(1.0 - np.trace(joint)), per_class
+
+
+def noise_matrix_of(joint: np.ndarray) -> np.ndarray:
+    """(K, K) ``M[true, given] = P(given | true)``; a true class without mass gets the identity row."""
+    columns = joint.sum(axis=0)
+    matrix = np.divide(joint.T, columns[:, None], out=np.zeros_like(joint), where=columns[:, None] > 0)
+    matrix[columns <= 0, :] = 0.0
+    matrix[columns <= 0, np.flatnonzero(columns <= 0)] = 1.0
+    return matrix
+
+
+@dataclass(frozen=True)
+class NoiseEstimate:
+    """Result of :func:`estimate_noise`.
+
+    rate : overall estimated fraction of wrong labels.   rate_interval : (2,) bootstrap 95% interval.
+    class_rates : (K,) per given label.   class_intervals : (K, 2).
+    joint : (K, K) ``Q[given, true]``.   noise_matrix : (K, K) ``P(given | true)``, rows = true class.
+    thresholds : (K,) per-class confidence thresholds.   confident : (n,) confident class per row (-1: none).
+    """
+
+    rate: float
+    rate_interval: np.ndarray
+    class_rates: np.ndarray
+    class_intervals: np.ndarray
+    joint: np.ndarray
+    noise_matrix: np.ndarray
+    thresholds: np.ndarray
+    confident: np.ndarray
+
+
+METHODS = ("anchors", "confident-joint")
+ANCHOR_SHARE = 0.1
+
+
+def estimate_noise(proba: np.ndarray, y: np.ndarray, n_classes: int | None = None, *, method: str = "anchors",
+                   anchor_share: float = ANCHOR_SHARE, bootstrap: int = 200, seed: int = 0) -> NoiseEstimate:
+    """Noise rates and matrix from out-of-fold probabilities ``proba`` (n, K) and given labels ``y`` (n,).
+
+    method : ``"anchors"`` (default; :func:`anchor_noise_matrix`, which leaves the classifier's own confusions
+        out and came closer to injected noise rates in ``bench/audit.py``) or ``"confident-joint"`` (cleanlab's
+        estimator, :func:`calibrated_joint`).
+    """
+    y = np.asarray(y, dtype=np.int64)
+    K = int(n_classes or proba.shape[1])
+    if proba.shape != (len(y), K):
+        raise ValueError(f"proba has shape {proba.shape}, expected ({len(y)}, {K})")
+    if method not in METHODS:
+        raise ValueError(f"method {method!r}: use one of {METHODS}")
+    thresholds = class_thresholds(proba, y, K)
+    confident = confident_class(proba, thresholds)
+    if method == "anchors":
+        anchors = anchor_rows(proba, y, K, anchor_share=anchor_share)
+        joint_of = lambda w: joint_from_matrix(anchor_noise_matrix(anchors, y, K, w), y, K, w)  # noqa: E731
+    else:
+        joint_of = lambda w: calibrated_joint(y, confident, K, w)  # noqa: E731
+    joint = joint_of(None)
+    rate, class_rates = rates_of(joint)
+    rng = np.random.default_rng(seed)
+    samples = np.empty((bootstrap, K + 1))
+    for b in range(bootstrap):
+        r, per = rates_of(joint_of(rng.poisson(1.0, len(y)).astype(np.float64)))
+        samples[b, 0], samples[b, 1:] = r, per
+    if bootstrap:
+        with np.errstate(all="ignore"):
+            low, high = (np.nanpercentile(samples, q, axis=0) for q in (2.5, 97.5))
+    else:
+        low = high = np.full(K + 1, np.nan)
+    return NoiseEstimate(rate=rate, rate_interval=np.array([low[0], high[0]]), class_rates=class_rates,
+                         class_intervals=np.stack([low[1:], high[1:]], axis=1), joint=joint,
+                         noise_matrix=noise_matrix_of(joint), thresholds=thresholds, confident=confident)
