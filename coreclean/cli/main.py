@@ -263,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--pca", type=int, default=128, help="as for build")
     exchange.add_export_options(export)
     export.set_defaults(run=_export)
+    from .report import add_parser as add_report
+
+    add_report(sub)
     exchange.add_import_command(sub)
     dashboard.add_parser(sub)
     args = parser.parse_args(argv)
