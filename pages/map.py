@@ -2,7 +2,7 @@ import streamlit as st
 
 from coreclean.analysis import explore_queries as explore
 from coreclean.review import log as review
-from ui import map_colours, map_figures, map_selection, review_grid, selection, state, widgets
+from ui import map_colours, map_figures, map_selection, review_grid, selection, state, text_search, widgets
 
 analysis = state.current()
 names = state.labels(analysis)
@@ -13,7 +13,8 @@ if not explore.has_exploration(analysis):
     st.stop()
 log = state.current_log()
 COLUMNS = 4
-widgets.notice_invalid("colour", map_colours.COLOUR_FIELDS)
+fields = map_colours.colour_fields(analysis)  # zero_shot only where the backbone has a text tower
+widgets.notice_invalid("colour", fields)
 widgets.notice_invalid("draw", map_figures.DRAW_MODES)
 
 
@@ -28,8 +29,9 @@ def clear_selection() -> None:
 
 rows = explore.map_points(analysis)[0]
 top = st.columns([2, 2, 4, 1])
-colour = top[0].selectbox("Colour by", map_colours.COLOUR_FIELDS, key="colour", bind="query-params",
-                          help="importance is normalized within each class; outlier is the score's percentile.")
+colour = top[0].selectbox("Colour by", fields, key="colour", bind="query-params",
+                          help="importance is normalized within each class; outlier is the score's percentile; "
+                               "zero_shot is p(label) by the backbone's text tower.")
 modes = map_figures.DRAW_MODES
 draw = top[1].radio("Draw", modes, index=modes.index(map_figures.default_draw(len(rows))), key="draw",
                     bind="query-params", horizontal=True,
@@ -56,6 +58,11 @@ st.caption(f"{info.get('method', 'map').upper()} of the embeddings: {len(rows):,
            "training samples" + (" (a stratified sample that keeps every flagged one)" if len(rows) < len(
                analysis.y_train) else "") + ". Drag to select; double-click to reset the zoom.")
 
+query = text_search.query_box(analysis, key="mq")  # no box for backbones without a text tower
+if query:
+    text_search.results_grid(analysis, log, names, decided, query, columns=COLUMNS, reviewer=state.reviewer(),
+                             why=st.query_params.get("why", "True") != "False")
+    st.stop()
 if not view.selection:
     st.caption("Select samples on the map (box, or lasso from the chart's toolbar) to review them here.")
     review_grid.reasons(analysis, [])  # the why-flagged terms, once per server, while the user looks at the map

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from coreclean.review import log as review
-from ui import review_grid, selection, state, widgets
+from ui import review_grid, selection, state, text_search, widgets
 
 analysis = state.current()
 log = state.current_log()
@@ -30,6 +30,9 @@ issue = review_grid.issue_from_link(analysis)  # ?issue=blurry from the Overview
 decided = log.current()
 decided_here = st.session_state.setdefault("decided_here", set())  # stay visible while this session works on them
 ranked, described = review_grid.queue_for(analysis, choice, names, descending=order == ORDERS[0], issue=issue)
+query = text_search.query_box(analysis)  # no box for backbones without a text tower
+if query:
+    ranked, described = text_search.matches(analysis, query), f"closest to “{query}” (all classes)"
 if not show_seen:
     ranked = review.reviewable(ranked, decided, decided_here)
 page = int(rows * cols)

@@ -12,8 +12,15 @@ from coreclean.analysis.labels import unique_labels
 from coreclean.review.log import DECISIONS_SHOWN
 
 COLOUR_FIELDS = ("label", "prediction", "importance", "outlier", "duplicate", "decision")
+TEXT_FIELDS = ("zero_shot",)  # only for analyses whose backbone has a text tower
 DUPLICATE_KINDS = ("no duplicate", "first of its group", "copy")
 DECISION_KINDS = ("undecided", *DECISIONS_SHOWN)
+
+
+def colour_fields(analysis) -> tuple[str, ...]:
+    """The fields ``analysis`` can be coloured by: :data:`COLOUR_FIELDS`, plus zero_shot (p(label) by the text
+    tower) when the backbone has one."""
+    return COLOUR_FIELDS + (TEXT_FIELDS if analysis.stack("zero_shot_train") is not None else ())
 
 
 @dataclass(frozen=True)
@@ -57,4 +64,7 @@ def map_colour(analysis, field: str, rows: np.ndarray, decisions: Mapping[int, s
             found = np.isin(rows, keys)
             codes[found] = [decided[int(r)] for r in rows[found]]
         return MapColour(field, codes, DECISION_KINDS, field)
-    raise ValueError(f"field={field!r}: colour the map by one of {COLOUR_FIELDS}.")
+    if field == "zero_shot" and field in colour_fields(analysis):
+        return MapColour(field, np.asarray(analysis.stack("zero_shot_train"))[rows].astype(np.float32), None,
+                         "zero-shot p(label)")
+    raise ValueError(f"field={field!r}: colour the map by one of {colour_fields(analysis)}.")

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from ..config import weights_setting
 from ..data import Dataset
 from ..embedding.embed import check_backbone, default_backbone, weights_identity
+from ..embedding.registry import resolve_weights
 from ..importance.backends import check_backend
 
 PARAMS_SCHEMA = 1
@@ -22,10 +23,13 @@ PARAMS_SCHEMA = 1
 class BuildParams:
     """Every setting a build reads.
 
-    backbone : registry name (:data:`coreclean.embedding.embed.BACKBONES`); None: the source's default.
-    weights : ResNet weights: ``"imagenet"`` (torchvision enum), a state_dict file, or None (random init);
-        ``"none"`` reads as None. Default: the one weights policy, :func:`coreclean.config.weights_setting`
-        (``$CORECLEAN_WEIGHTS``, else ``"imagenet"``). Only the resnet18 backbone uses them.
+    backbone : a name of the registry (:mod:`coreclean.embedding.registry`: pixels, precomputed, cnn, any
+        torchvision classification model, clip:ARCH, clip); None: the source's default.
+    weights : network weights: ``"imagenet"`` (torchvision's DEFAULT enum; for clip:ARCH its first open_clip tag),
+        an enum member name or open_clip tag, a state_dict / checkpoint file (a model directory for ``clip``), or
+        None (random init); ``"none"`` reads as None. Default: the one weights policy,
+        :func:`coreclean.config.weights_setting` (``$CORECLEAN_WEIGHTS``, else ``"imagenet"``). Only network
+        backbones use them; a file is kept as its absolute path (a text query reloads it later).
     pca : components for the pixels backbone (None or 0: off).
     C : inverse L2 strength of the classifier (> 0).
     importance : importance backend (:data:`coreclean.importance.backends.IMPORTANCE_BACKENDS`).
@@ -57,7 +61,7 @@ class BuildParams:
         source's), and settings the backbone does not read set to None so they cannot split the cache."""
         check_backend(self.importance)
         backbone = check_backbone(dataset, self.backbone or default_backbone(dataset))
-        return replace(self, backbone=backbone, weights=self.weights if backbone == "resnet18" else None,
+        return replace(self, backbone=backbone, weights=resolve_weights(backbone, self.weights),
                        pca=self.pca if backbone == "pixels" else None)
 
     def cache_params(self) -> dict:

@@ -22,6 +22,7 @@ from ..config import cluster_address, writable_cache_dir
 from ..data import Dataset, load_source
 from ..embedding.embed import embed
 from ..embedding.quality_pass import raw_quality, source_kind, split_scores
+from ..embedding.text import tower_meta, zero_shot_train
 from ..exploration.stage import explore_stage
 from ..importance.backends import IMPORTANCE_BACKENDS, check_backend
 from ..importance.sensitivity import CoresetSensitivity, label_statistics
@@ -174,6 +175,9 @@ def build_analysis(source: str | Dataset, params: BuildParams | None = None, *, 
             features = {split: store.feature_file(directory, f"x_{split}") for split in ("train", "test")}
             embedded = embed_stage(dataset, params, store.work_dir(directory, "embedding"), progress=clock,
                                    client=client, feature_files=features)
+            tower = tower_meta(params.backbone, params.weights)  # CLIP-style backbones: text search, zero-shot
+            text = {} if tower is None else {"zero_shot_train": zero_shot_train(
+                tower, list(dataset.classes), embedded.x_train, embedded.y_train)}
             passes = None
             if client is not None:  # the features as files the workers read; the passes as tasks over their rows
                 from ..classifier.dask_passes import DaskRowPasses, share
@@ -190,7 +194,7 @@ def build_analysis(source: str | Dataset, params: BuildParams | None = None, *, 
         clock("store", 0, 1)
         arrays = {"y_train": embedded.y_train, "y_test": embedded.y_test, **fitted.arrays(),
                   "pred_test": evaluated.pred_test, "p_pred_test": evaluated.p_pred_test,
-                  "confusion": evaluated.confusion, **embedded.quality, **explored.arrays}
+                  "confusion": evaluated.confusion, **embedded.quality, **explored.arrays, **text}
         for split, keep in (("train", embedded.keep_train), ("test", embedded.keep_test)):
             pixels, paths = dataset.images(split), dataset.paths(split)
             if pixels is not None:
@@ -205,7 +209,7 @@ def build_analysis(source: str | Dataset, params: BuildParams | None = None, *, 
             "n_features": int(embedded.x_train.shape[1]), "accuracy": evaluated.accuracy,
             "classifier_fit_samples": fitted.fit_samples, "skipped": [list(s) for s in embedded.skipped],
             "quality": embedded.quality_kind, **explored.meta, "lineage": None,
-            **({"cluster": cluster_meta} if cluster_meta else {}),
+            **({"cluster": cluster_meta} if cluster_meta else {}), **({"text_tower": tower} if tower else {}),
         }
         store.write_analysis(directory, arrays, lambda: {  # evaluated once the arrays are written: "store" counts
             **meta, "stages": clock.finish(), "build_seconds": round(time.time() - started, 2),

@@ -139,9 +139,11 @@ def _rank_analysis(args) -> int:
     if duplicate_of is None or outlier is None:
         raise ValueError(f"{analysis.directory}: built before the exploration signals; rebuild it with "
                          "'python -m coreclean build'.")
-    write_csv(out, RANK_COLUMNS,
+    zero_shot = analysis.stack("zero_shot_train")  # backbones with a text tower: p(label) zero-shot
+    write_csv(out, RANK_COLUMNS + (["zero_shot"] if zero_shot is not None else []),
               ([int(i), int(analysis.y_train[i]), f"{analysis.importance[i]:.6g}", int(analysis.pred_train[i]),
-                f"{analysis.p_label_train[i]:.6g}", int(duplicate_of[i]), f"{outlier[i]:.4g}"] for i in order))
+                f"{analysis.p_label_train[i]:.6g}", int(duplicate_of[i]), f"{outlier[i]:.4g}"]
+               + ([f"{zero_shot[i]:.4g}"] if zero_shot is not None else []) for i in order))
     print(f"wrote {len(order)} rows to {out}")
     return 0
 

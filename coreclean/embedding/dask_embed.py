@@ -20,7 +20,7 @@ from ..data.dataset import Dataset
 from .embed import CHUNK, Progress, embed_chunk, resnet18_backbone
 
 FEATURES = 512
-_LOADED: dict[str, tuple] = {}  # per worker process: weights -> (model, preprocess, device)
+_LOADED: dict[str, tuple] = {}  # per worker process: weights -> Loaded (model, preprocess, device, dim)
 
 
 class _Window:

@@ -1,12 +1,12 @@
-"""Backbones (one registry, :data:`BACKBONES`) and batched feature extraction.
+"""Batched feature extraction for every backbone of the registry (:mod:`coreclean.embedding.registry`).
 
 * ``precomputed``: the source's own embeddings, kept memory-mapped.
 * ``pixels``: standardized raw pixels, PCA to ``pca`` components (fit on train) — for tiny grayscale sets.
-* ``resnet18``: torchvision ResNet18 without its classification layer (512-d), ImageNet preprocessing from the
-  weights enum. ``weights``: ``"imagenet"`` (the torchvision enum; downloads once on an online machine), a path to
-  a saved ``state_dict`` (offline), or ``None`` (random init; tests only).
+* ``cnn``: a small CNN trained on the data itself, cross-fitted (:mod:`coreclean.embedding.crossfit_cnn`).
+* torchvision models (``resnet18`` …) and CLIP image towers (``clip:ARCH``, ``clip``): penultimate / image
+  embeddings. ``weights``: see the registry (``"imagenet"``, an enum name or tag, a file, or None = random init).
 
-ResNet features are computed in chunks written to disk, so an interrupted run resumes at the first missing chunk.
+Network features are computed in chunks written to disk, so an interrupted run resumes at the first missing chunk.
 
 Image quality (:mod:`coreclean.quality.thresholds`) rides on the same decode: the ResNet loop scores every image file as
 decoded (before RGB conversion) and writes its rows (``RAW_COLUMNS``) to ``quality_<start>.npy`` beside
@@ -25,6 +25,8 @@ from ..data.files import inside, save_npy
 from ..data.dataset import Dataset
 from ..data.decode import UnreadableImage, open_image, to_rgb
 from ..quality.thresholds import RAW_COLUMNS, image_scores
+from . import registry
+from .registry import Loaded, resnet18_backbone, weights_file, weights_identity  # noqa: F401  (the public names)
 
 Progress = Callable[[int, int], None]
 CHUNK = 2048
@@ -50,59 +52,6 @@ def pixel_features(train: np.ndarray, test: np.ndarray, *, pca: int | None = 128
         flat_train, flat_test = model.transform(flat_train), model.transform(flat_test)
     scale = float(flat_train.std()) or 1.0
     return (flat_train / scale).astype(np.float32), (flat_test / scale).astype(np.float32)
-
-
-def weights_file(weights: str | Path) -> Path:
-    """The state_dict file named by ``weights``, or ``ValueError`` saying how to make one."""
-    path = Path(weights)
-    try:
-        found = path.is_file()
-    except OSError:
-        found = False
-    if not found:
-        raise ValueError(f"{path}: weights file not found; on an online machine save one with "
-                         "torch.save(torchvision.models.resnet18(weights='IMAGENET1K_V1').state_dict(), 'r18.pt').")
-    return path
-
-
-def weights_identity(weights: str | Path | None) -> str | None:
-    """What identifies ``weights`` in a cache key: None, 'imagenet', or the sha256 of the weights file."""
-    from ..data.files import file_digest
-
-    if weights is None or weights == "imagenet":
-        return weights
-    return file_digest(weights_file(weights))
-
-
-def resnet18_backbone(weights: str | Path | None, device: str | None = None):
-    """(model, preprocess, device): ResNet18 with ``fc`` removed, in eval mode.
-
-    ``weights="imagenet"`` downloads torchvision's enum weights once (online machines); offline the download fails
-    and the error says how to pass a weights file instead.
-    """
-    import torch
-    from torchvision.models import ResNet18_Weights, resnet18
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    enum = ResNet18_Weights.IMAGENET1K_V1
-    if weights == "imagenet":
-        try:
-            model = resnet18(weights=enum)
-        except (OSError, RuntimeError) as err:  # URLError is an OSError
-            raise ValueError(f"could not download the ImageNet weights ({err}). Offline, pass --weights FILE: a "
-                             "ResNet18 state_dict saved on an online machine with torch.save(torchvision.models."
-                             "resnet18(weights='IMAGENET1K_V1').state_dict(), 'r18.pt').") from err
-    else:
-        model = resnet18(weights=None)
-        if weights is not None:
-            path = weights_file(weights)
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-                model.load_state_dict(state)
-            except Exception as err:  # torch raises several types for a bad file
-                raise ValueError(f"{path}: not a ResNet18 state_dict ({err}).") from err
-    model.fc = torch.nn.Identity()
-    return model.eval().to(device), enum.transforms(), device
 
 
 def _open_image(dataset: Dataset, split: str, index: int, quality: bool) -> tuple[Image.Image, np.ndarray | None]:
@@ -160,11 +109,19 @@ def quality_file(out_dir: Path, start: int) -> Path:
     return out_dir / f"quality_{start:09d}.npy"
 
 
+def load_backbone(backbone: str, weights, device: str | None = None) -> Loaded:
+    """The image encoder of a network backbone (resnet18 through its own name, which tests replace)."""
+    if backbone == "resnet18":
+        return resnet18_backbone(weights, device)
+    return registry.image_backbone(backbone, weights, device)
+
+
 def embed_split(
     dataset: Dataset, split: str, out_dir: Path, *, weights=None, batch_size: int = 64,
-    progress: Progress | None = None, device: str | None = None, quality: bool = True,
+    progress: Progress | None = None, device: str | None = None, quality: bool = True, backbone: str = "resnet18",
 ) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """ResNet18 features (n, 512) float32 for one split, resumable via chunk files in ``out_dir``.
+    """Network features (n, dim) float32 for one split (``backbone``: resnet18 = 512-d), resumable via chunk files
+    in ``out_dir``.
 
     Returns the features and (index, reason) for images that failed to decode (their rows are NaN). Unless
     ``quality`` is off (a benchmark baseline), the quality rows of each file chunk are written beside it
@@ -172,15 +129,15 @@ def embed_split(
     """
     n = len(dataset.labels(split))
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = preprocess = None
+    loaded = None
     chunks, failures = [], []
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
         chunk_file, fail_file = out_dir / f"chunk_{start:09d}.npy", out_dir / f"chunk_{start:09d}.failed.json"
         if not chunk_file.exists():
-            if model is None:
-                model, preprocess, device = resnet18_backbone(weights, device)
-            embed_chunk(dataset, split, out_dir, start, stop, (model, preprocess, device), batch_size=batch_size,
+            if loaded is None:
+                loaded = load_backbone(backbone, weights, device)
+            embed_chunk(dataset, split, out_dir, start, stop, loaded, batch_size=batch_size,
                         quality=quality, progress=(lambda done: progress(done, n)) if progress else None)
         elif progress:
             progress(stop, n)
@@ -196,9 +153,9 @@ def embed_chunk(dataset: Dataset, split: str, out_dir: Path, start: int, stop: i
     quality rows; the chunk file is written last, so its presence marks the chunk done."""
     import torch
 
-    model, preprocess, device = backbone
+    model, preprocess, device, dim = backbone
     chunk_file = out_dir / f"chunk_{start:09d}.npy"
-    feats = np.full((stop - start, 512), np.nan, dtype=np.float32)
+    feats = np.full((stop - start, dim), np.nan, dtype=np.float32)
     quality_rows = np.full((stop - start, len(RAW_COLUMNS)), np.nan, dtype=np.float32)
     failed = []
     for b in range(start, stop, batch_size):
@@ -230,32 +187,31 @@ def _pixels(dataset: Dataset, work_dir: Path, *, weights=None, pca: int | None =
     return x_train, x_test, []
 
 
-def _resnet18(dataset: Dataset, work_dir: Path, *, weights=None, pca=None, progress=None):
+def _network(dataset: Dataset, work_dir: Path, *, backbone: str = "resnet18", weights=None, pca=None,
+             progress=None):
     total = len(dataset.y_train) + len(dataset.y_test)
     failures, parts, offset = [], [], 0
     for split in ("train", "test"):
         report = (lambda done, _n, base=offset: progress(base + done, total)) if progress else None
-        x, failed = embed_split(dataset, split, work_dir / f"embed-{split}", weights=weights, progress=report)
+        x, failed = embed_split(dataset, split, work_dir / f"embed-{split}", weights=weights, progress=report,
+                                backbone=backbone)
         parts.append(x)
         failures += [(split, i, reason) for i, reason in failed]
         offset += len(dataset.labels(split))
     return parts[0], parts[1], failures
 
 
-BACKBONES = {"resnet18": _resnet18, "pixels": _pixels, "precomputed": _precomputed}
-
-
 def check_backbone(dataset: Dataset, backbone: str) -> str:
-    """``backbone`` if it is known and can embed ``dataset``; else ``ValueError`` saying what fits."""
-    if backbone not in BACKBONES:
-        raise ValueError(f"backbone={backbone!r}: choose one of {', '.join(BACKBONES)}.")
-    if backbone == "precomputed" and dataset.features_train is None:
+    """``backbone`` if the registry knows it and it can embed ``dataset``; else ``ValueError`` saying what fits."""
+    kind = registry.kind(backbone)
+    if kind == "precomputed" and dataset.features_train is None:
         raise ValueError(f"{dataset.name}: the precomputed backbone needs an embeddings directory (x_train.npy ...); "
                          "for images use --backbone resnet18.")
-    if backbone == "pixels" and dataset.pixels_train is None:
-        raise ValueError(f"{dataset.name}: the pixels backbone needs in-memory images; use --backbone resnet18.")
-    if backbone == "resnet18" and dataset.pixels_train is None and dataset.paths_train is None:
-        raise ValueError(f"{dataset.name}: the resnet18 backbone needs images; this source has embeddings only "
+    if kind in ("pixels", "cnn") and dataset.pixels_train is None:
+        raise ValueError(f"{dataset.name}: the {kind} backbone needs in-memory images (digits, fashion-mnist); use "
+                         "--backbone resnet18 or another network.")
+    if kind in ("torchvision", "clip") and dataset.pixels_train is None and dataset.paths_train is None:
+        raise ValueError(f"{dataset.name}: the {backbone} backbone needs images; this source has embeddings only "
                          "(use --backbone precomputed).")
     return backbone
 
@@ -273,4 +229,13 @@ def embed(
 
     ``progress(done, total)`` counts images over both splits, so one bar reaches 100 %.
     """
-    return BACKBONES[check_backbone(dataset, backbone)](dataset, Path(work_dir), weights=weights, pca=pca, progress=progress)
+    kind = registry.kind(check_backbone(dataset, backbone))
+    if kind == "precomputed":
+        return _precomputed(dataset, Path(work_dir))
+    if kind == "pixels":
+        return _pixels(dataset, Path(work_dir), pca=pca, progress=progress)
+    if kind == "cnn":
+        from .crossfit_cnn import cnn_features
+
+        return cnn_features(dataset, Path(work_dir), progress=progress)
+    return _network(dataset, Path(work_dir), backbone=backbone, weights=weights, progress=progress)

@@ -63,8 +63,8 @@ def issues_table(analysis, decided: dict[int, Decision] | None = None,
     """Every signal per training sample, one row each (Datalab ``get_issues()`` style), in index order.
 
     Columns: index, path (when the source has files), label, label_name, predicted, predicted_name, p_label,
-    importance; outlier and duplicate_of when the analysis stores them (``outlier_train`` /
-    ``duplicate_of_train``); removed (revisions); ``<issue>_score`` and ``is_<issue>_issue`` for each quality
+    importance; outlier, duplicate_of and zero_shot when the analysis stores them (``outlier_train`` /
+    ``duplicate_of_train`` / ``zero_shot_train``: p(label) by the text tower of a CLIP-style backbone); removed (revisions); ``<issue>_score`` and ``is_<issue>_issue`` for each quality
     issue that applies (:func:`coreclean.quality.thresholds.table_columns`, ``thresholds`` overriding the defaults);
     decision ('' when undecided) and new_label (mislabeled decisions).
     """
@@ -77,7 +77,8 @@ def issues_table(analysis, decided: dict[int, Decision] | None = None,
     y, pred = np.asarray(analysis.y_train), np.asarray(analysis.pred_train)
     columns.update(label=y, label_name=names[y], predicted=pred, predicted_name=names[pred],
                    p_label=np.asarray(analysis.p_label_train), importance=np.asarray(analysis.importance))
-    for column, stored in (("outlier", "outlier_train"), ("duplicate_of", "duplicate_of_train")):
+    for column, stored in (("outlier", "outlier_train"), ("duplicate_of", "duplicate_of_train"),
+                           ("zero_shot", "zero_shot_train")):  # zero_shot: backbones with a text tower
         values = analysis.stack(stored)
         if values is not None and len(values) == n:
             columns[column] = np.asarray(values)

@@ -1,0 +1,106 @@
+"""The backbone registry: torchvision models by name with a state_dict file, CLIP image towers from a checkpoint
+directory the test writes, the errors (unknown name, missing file, architecture/weights mismatch), and cache keys
+of the existing backbones unchanged. Tiny random-weight models only; nothing is downloaded."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from coreclean import Analysis
+from coreclean.build.params import BuildParams
+from coreclean.cli.main import main
+from coreclean.data.files import file_digest
+from coreclean.embedding import registry
+
+
+def tiny_clip_dir(directory, seed: int = 0):
+    """An open_clip model directory (config + random weights) small enough for a test: 16-d, 32 px, one layer."""
+    import torch
+    from open_clip.model import CLIP
+
+    config = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8,
+                                              "head_width": 16},
+              "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "open_clip_config.json").write_text(json.dumps({"model_cfg": config, "preprocess_cfg": {}}))
+    torch.manual_seed(seed)
+    torch.save(CLIP(**config).state_dict(), directory / "open_clip_pytorch_model.bin")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def small_state_dicts(tmp_path_factory):
+    """state_dict files: mobilenet_v3_small (ImageNet head) and shufflenet_v2_x0_5 fine-tuned to 3 classes."""
+    import torch
+    from torchvision.models import mobilenet_v3_small, shufflenet_v2_x0_5
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("state-dicts")
+    torch.save(mobilenet_v3_small(weights=None).state_dict(), root / "mobilenet.pt")
+    torch.save(shufflenet_v2_x0_5(weights=None, num_classes=3).state_dict(), root / "shufflenet-3.pt")
+    return root
+
+
+def test_torchvision_model_by_name_builds_end_to_end(tmp_path, cache, make_image_folder, small_state_dicts):
+    folder = make_image_folder(tmp_path / "imgs", per_class=5)
+    weights = small_state_dicts / "mobilenet.pt"
+    analysis = Analysis.build(str(folder), BuildParams(backbone="mobilenet_v3_small", weights=str(weights)),
+                              cache_dir=cache)
+    assert analysis.params.backbone == "mobilenet_v3_small"
+    assert analysis.meta["n_features"] == 1024  # the input of the last linear layer (576 -> 1024 -> 1000)
+    assert np.isfinite(np.asarray(analysis.x_train)).all()
+    assert analysis.params.weights == file_digest(weights)  # stored by identity
+
+
+def test_fine_tuned_head_of_any_size_loads(small_state_dicts):
+    loaded = registry.torchvision_backbone("shufflenet_v2_x0_5", small_state_dicts / "shufflenet-3.pt", "cpu")
+    assert loaded.dim == 1024
+    assert loaded.preprocess.crop_size == [224]  # the DEFAULT enum's preprocessing, known offline
+
+
+def test_errors_are_one_line(tmp_path, cache, make_image_folder, small_state_dicts, weights_file, capsys):
+    folder = make_image_folder(tmp_path / "imgs", per_class=3)
+    cases = {
+        ("--backbone", "resnet9000"): "choose one of precomputed, pixels, cnn, any torchvision",
+        ("--backbone", "clip:NoSuchArch"): "unknown open_clip architecture",
+        ("--backbone", "resnet50", "--weights", str(tmp_path / "missing.pt")): "weights file not found",
+        ("--backbone", "mobilenet_v3_small", "--weights", str(weights_file)): "not a mobilenet_v3_small state_dict",
+        ("--backbone", "clip", "--weights", str(tmp_path)): "not an open_clip model directory",
+        ("--backbone", "vit_b_16", "--weights", "IMAGENET9K"): "vit_b_16 knows 'imagenet', IMAGENET1K_V1",
+    }
+    for args, expected in cases.items():
+        assert main(["build", str(folder), "--cache", str(cache), *args]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()  # progress lines may come first (weights load late)
+        errors = [line for line in lines if line.startswith("error: ")]
+        assert len(errors) == 1 and lines[-1] == errors[0] and expected in errors[0], (args, lines)
+    assert not list(cache.glob("*/meta.json"))  # no analysis written
+
+
+def test_existing_backbones_keep_their_cache_keys(weights_file):
+    from coreclean.data import load_source
+
+    digits = load_source("digits")
+    params = BuildParams(backbone="pixels").resolved(digits)
+    assert params.cache_params() == {"backbone": "pixels", "weights": None, "pca": 128, "C": 1.0}
+    resnet = BuildParams(backbone="resnet18", weights=str(weights_file)).resolved(digits)
+    assert resnet.cache_params() == {"backbone": "resnet18", "weights": file_digest(weights_file), "pca": None,
+                                     "C": 1.0}
+    assert BuildParams(backbone="resnet18", weights="imagenet").resolved(digits).cache_params()["weights"] == "imagenet"
+
+
+def test_clip_names_resolve_their_weights():
+    assert registry.kind("clip:ViT-B-32") == "clip" and registry.has_text("clip:ViT-B-32")
+    assert registry.resolve_weights("clip:ViT-B-32", "imagenet") == "openai"  # the default policy -> first tag
+    assert registry.resolve_weights("clip:ViT-B-32", "laion2b_s34b_b79k") == "laion2b_s34b_b79k"
+    assert not registry.has_text("resnet50") and registry.kind("convnext_tiny") == "torchvision"
+
+
+def test_clip_directory_builds_normalized_embeddings(tmp_path, cache, make_image_folder):
+    folder = make_image_folder(tmp_path / "imgs", per_class=5)
+    model_dir = tiny_clip_dir(tmp_path / "tiny-clip")
+    assert main(["build", str(folder), "--cache", str(cache), "--backbone", "clip", "--weights", str(model_dir)]) == 0
+    analysis = Analysis.load(next(p for p in cache.iterdir() if (p / "meta.json").exists()))
+    norms = np.linalg.norm(np.asarray(analysis.x_train), axis=1)
+    assert analysis.meta["n_features"] == 16 and np.allclose(norms, 1, atol=1e-5)
