@@ -8,6 +8,7 @@ its own site-packages, entry points), while a ``.pth`` line only appends a folde
 inside it (an editable install of the checkout) are not run, so the checkout cannot leak in; the tests check where
 ``coreclean`` was imported from.
 """
+import argparse
 import os
 import shutil
 import site
@@ -21,6 +22,8 @@ import pytest
 
 from bench.server import free_port, wait_until
 from coreclean import __version__
+from coreclean.cli.dashboard import app_directory, streamlit_command
+from coreclean.cli.main import main
 from test_hardening import _listening_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,10 +119,17 @@ def test_installed_command_builds_ranks_and_serves_from_an_empty_folder(fresh, d
         server.wait(timeout=30)
 
 
-def test_installed_dashboard_refuses_to_serve_others_unless_read_only(fresh):
-    refused = _run([fresh["bin"] / "coreclean", "dashboard", "--address", "0.0.0.0"], cwd=fresh["cwd"],
-                   env=fresh["env"], check=False)
-    assert refused.returncode == 2 and refused.stderr.startswith("error: --address 0.0.0.0")
+def test_dashboard_command_serves_others_only_read_only(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CORECLEAN_READONLY", raising=False)
+    assert main(["dashboard", "--address", "0.0.0.0"]) == 2
+    assert capsys.readouterr().err.startswith("error: --address 0.0.0.0: serving the dashboard to other machines")
+    assert main(["dashboard", "--cache", str(tmp_path / "missing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    args = argparse.Namespace(port=8600, address="0.0.0.0", read_only=True, cache=tmp_path)
+    command, env = streamlit_command(args, app_directory())
+    assert env == {"CORECLEAN_CACHE": str(tmp_path.resolve()), "CORECLEAN_READONLY": "1"}
+    addresses = [flag for flag in command if flag.startswith("--server.address")]
+    assert addresses == ["--server.address=0.0.0.0"] and "--server.headless=true" in command  # from config.toml
 
 
 def _health(port: int) -> str:

@@ -71,9 +71,10 @@ def streamlit_command(args, app: Path) -> tuple[list[str], dict[str, str]]:
         env[CACHE_ENV] = str(args.cache.resolve())
     if read_only:
         env[READONLY_ENV] = "1"
-    command = [sys.executable, "-m", "streamlit", "run", str(app / "dashboard.py"),
-               *config_flags(app / ".streamlit" / "config.toml"),
-               f"--server.port={args.port}", f"--server.address={args.address}"]
+    chosen = [f"--server.port={args.port}", f"--server.address={args.address}"]
+    settings = [flag for flag in config_flags(app / ".streamlit" / "config.toml")
+                if flag.partition("=")[0] not in {c.partition("=")[0] for c in chosen}]
+    command = [sys.executable, "-m", "streamlit", "run", str(app / "dashboard.py"), *settings, *chosen]
     return command, env
 
 
