@@ -115,7 +115,8 @@ def test_image_paths_cannot_escape_root(tmp_path, write_embeddings):
         image_for(a, 4)
 
 
-def test_cli_build_and_rank(tmp_path, capsys, write_embeddings):
+def test_cli_build_and_rank(tmp_path, capsys, write_embeddings, digits_build, copy_analysis):
+    copy_analysis(digits_build, tmp_path / "c")  # the CLI's build finds the session's build: a no-op
     assert main(["build", "digits", "--cache", str(tmp_path / "c")]) == 0
     assert "test accuracy" in capsys.readouterr().out
     d = write_embeddings(tmp_path / "emb")
@@ -138,9 +139,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "pickled" in capsys.readouterr().err
 
 
-def test_cli_module_entry_point(tmp_path):
+def test_cli_module_entry_point(tmp_path, digits_build, copy_analysis):
+    copy_analysis(digits_build, tmp_path)  # `python -m coreclean build` (digits by default) finds it: the entry point
     result = subprocess.run([sys.executable, "-m", "coreclean", "build", "--cache", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "digits" in result.stdout and "cache:" in result.stdout
     meta = json.loads(next(tmp_path.glob("digits-*/meta.json")).read_text())

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from bench.server import WAIT_S
 from coreclean import Analysis
 from coreclean.cli.main import main
 from coreclean.importance.dataheroes_adapter import DataHeroesUnavailable, dataheroes_importance, importance_from_result
@@ -57,14 +58,14 @@ def test_missing_package_gives_one_clear_message(monkeypatch, tmp_path):
     if importlib.util.find_spec("dataheroes") is not None:
         pytest.skip("dataheroes is installed here")
     with pytest.raises(DataHeroesUnavailable, match="not installed.*requirements-dataheroes.txt.*built-in"):
-        dataheroes_importance(X, y, timeout=60)
+        dataheroes_importance(X, y, timeout=WAIT_S)  # a cap: the child answers at once
 
 
 def test_license_failure_offline(fake_dataheroes):
     fake_dataheroes("license")
     X, y = small_problem()
     with pytest.raises(DataHeroesUnavailable, match="license server unreachable.*built-in importance"):
-        dataheroes_importance(X, y, timeout=60)
+        dataheroes_importance(X, y, timeout=WAIT_S)  # a cap: the child answers at once
 
 
 def test_hang_is_bounded(fake_dataheroes):
