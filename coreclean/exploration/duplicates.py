@@ -7,7 +7,8 @@ copies one would remove to keep one per group.
 
 Near duplicates come from stored neighbour lists: an edge joins i and its j-th neighbour when their similarity is
 >= threshold; groups are the connected components. Two kinds of lists: embedding neighbours
-(:func:`coreclean.exploration.neighbors.nearest_neighbors`, cosine) for any source, and — for in-memory pixels — neighbours of
+(:func:`coreclean.exploration.neighbors.nearest_neighbors`, centred cosine, scored by :func:`relative_similarity`
+so one threshold fits any feature space) for any source, and — for in-memory pixels — neighbours of
 :func:`image_fingerprints` scored by :func:`shift_similarity`, which also catch shifted, noised and darker copies
 that standardized-pixel embeddings miss (bench/explore.py). A new threshold only re-reads the stored (n, k) arrays
 (no new search, ~0.01 s for 60k rows); groups larger than k + 1 are found when members chain through their lists.
