@@ -5,7 +5,7 @@ from coreclean.review import export
 from coreclean.quality import issues
 from coreclean.quality import thresholds as quality
 from ui import tables
-from ui import explore_grid, state
+from ui import audit_view, explore_grid, state
 
 analysis = state.current()
 meta, params, names = analysis.meta, analysis.params, state.labels(analysis)
@@ -13,6 +13,8 @@ st.title(f"Overview — {meta['name']}")
 if params.backbone == "resnet18" and not params.weights:
     st.warning("This analysis was embedded with a randomly initialised ResNet18 (`--weights none`): its "
                "rankings are not meaningful. Rebuild with ImageNet weights or a weights file.")
+audit_view.health_summary(analysis, names)
+st.subheader("Dataset")
 cols = st.columns(5)
 cols[0].metric("Test accuracy", f"{analysis.accuracy:.2%}")
 cols[1].metric("Train samples", f"{meta['n_train']:,}")

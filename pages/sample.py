@@ -2,7 +2,7 @@ import streamlit as st
 
 from coreclean.analysis import explore_queries as explore
 from coreclean.data.images import ImageUnavailable
-from ui import explore_grid, figures, review_grid, sample_facts, selection, state, widgets
+from ui import audit_view, explore_grid, figures, review_grid, sample_facts, selection, state, widgets
 
 analysis = state.current()
 names = state.labels(analysis)
@@ -30,6 +30,9 @@ with right:
         decision = state.current_log().current().get(index)
     lines = sample_facts.why_flagged(analysis, index, split, names, summary=summary, decision=decision)
     st.markdown("\n".join(f"- {line}" for line in lines))
+    suggestion = audit_view.suggestion_line(analysis, index, names) if split == "train" else None
+    if suggestion:
+        st.markdown(suggestion)
 
 if not explore.has_exploration(analysis):
     st.info("This analysis was built before the exploration stage: rebuild it to see nearest neighbours.")

@@ -149,3 +149,32 @@ def test_a_bad_rule_is_one_error_line_and_nothing_is_written(reported, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "health" in err[0] and "leakage" in err[0]
     assert not out.exists()
+
+
+def _with_stored_audit(reported, cache, copy_analysis, digits_build):
+    """This test's cache with the digits analysis and the audit the module already computed for it."""
+    import shutil
+
+    target = copy_analysis(digits_build, cache)
+    shutil.copytree(reported[0] / "audit", target / "audit")
+    return target
+
+
+def test_overview_offers_the_audit_then_leads_with_health_and_the_report(reported, run_app, cache, copy_analysis,
+                                                                        digits_build):
+    at = run_app(page="pages/overview.py")
+    assert any(b.label == "Run the dataset audit" for b in at.button)
+    assert "Download report" not in [d.proto.label for d in at.get("download_button")]
+    _with_stored_audit(reported, cache, copy_analysis, digits_build)
+    at = run_app(page="pages/overview.py")
+    assert [m.label for m in at.metric][:2] == ["Health", "Estimated wrong labels"]
+    assert "Download report" in [d.proto.label for d in at.get("download_button")]
+
+
+def test_sample_page_shows_the_suggested_label(reported, run_app, cache, copy_analysis, digits_build):
+    _with_stored_audit(reported, cache, copy_analysis, digits_build)
+    data = json.loads(reported[2])
+    sample = data["flagged"]["label"][0]
+    at = run_app({"i": str(sample["index"])}, "pages/sample.py")
+    names = data["dataset"]["classes"]
+    assert any(f"Suggested label **{names[sample['suggested']]}**" in m.value for m in at.markdown)
