@@ -18,4 +18,7 @@ pages = [
     st.Page("pages/duplicates.py", title="Duplicates", icon=":material/content_copy:", url_path="duplicates"),
     st.Page("pages/sample.py", title="Sample", icon=":material/image_search:", url_path="sample"),
 ]
-st.navigation(pages).run()
+try:
+    st.navigation(pages).run()
+except ValueError as err:  # a damaged or hand-edited file this page reads (the store names it): a message, not a
+    st.error(f"This page cannot be shown: {err}")  # traceback; the other pages keep working

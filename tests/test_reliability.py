@@ -248,3 +248,75 @@ def test_one_parser_for_integer_link_parameters():
 def test_unicode_digits_in_links_are_a_notice(run_app, page, key, raw):
     at = run_app({key: raw}, page)  # run_app fails on any exception
     assert any(f"{key}={raw}" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+# --- items 6, 7: the review log's state is a notice on the review pages, an error line in the CLI -----------------
+def _record_twelve(analysis) -> Path:
+    log = ReviewLog(analysis.directory, len(analysis.y_train), analysis.n_classes)
+    for i in range(12):
+        log.record(i, int(analysis.y_train[i]), "remove" if i % 2 else "ok")
+    return analysis.directory / "reviews.sqlite"
+
+
+def test_an_immutable_log_is_a_notice_before_the_first_decision(digits_analysis, run_app):
+    import subprocess
+
+    db = _record_twelve(digits_analysis)
+    with sqlite3.connect(db) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode:
+        pytest.skip("chattr +i needs root and a filesystem with attributes")
+    try:
+        review = run_app(page="pages/review.py")
+        assert any("cannot write the review log" in e.value for e in review.error)
+        assert run_app(page="pages/overview.py").metric  # the other pages keep working
+    finally:
+        subprocess.run(["chattr", "-i", str(db)], check=True)
+
+
+def test_a_deleted_log_with_backups_is_a_notice(digits_analysis, run_app, capsys):
+    db = _record_twelve(digits_analysis)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    assert main(["retrain", str(digits_analysis.directory)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "missing but backups" in err and "restore-log" in err
+    decisions = run_app(page="pages/decisions.py")
+    assert any("missing but backups" in e.value for e in decisions.error)
+    assert not db.exists(), "nothing recreated the log over the evidence"
+
+
+def test_a_log_row_outside_the_analysis_is_named(digits_analysis, run_app, capsys):
+    db = _record_twelve(digits_analysis)
+    with sqlite3.connect(db) as connection:
+        connection.execute("INSERT INTO decisions (sample, old_label, new_label, decision, created) "
+                           "VALUES (99999, 1, NULL, 'remove', 0)")
+    assert main(["retrain", str(digits_analysis.directory)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and "row id 13" in err and "sample 99999" in err
+    assert not (digits_analysis.directory / "revisions").exists()
+    decisions = run_app(page="pages/decisions.py")
+    assert any("row id 13" in e.value for e in decisions.error)
+
+
+# --- item 6: a hand-edited stored array is an error line naming the file -----------------------------------------
+@pytest.mark.parametrize("edit, says", [(lambda y: y.astype(np.float64), "integer"), (lambda y: y[:-5], "rows"),
+                                        (lambda y: y + 20, "classes")])
+def test_hand_edited_labels_are_an_error_line(digits_analysis, tmp_path, capsys, edit, says):
+    path = digits_analysis.directory / "y_train.npy"
+    np.save(path, edit(np.load(path)))
+    for command in ("export", "rank"):
+        assert main([command, str(digits_analysis.directory), "--out", str(tmp_path / "out.csv")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and err.count("\n") == 1 and "y_train.npy" in err and says in err, err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_classes_cut_in_meta_is_an_error_line(digits_analysis, tmp_path, capsys):
+    import json
+
+    meta_file = digits_analysis.directory / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps({**meta, "classes": meta["classes"][:3]}))
+    assert main(["rank", str(digits_analysis.directory), "--out", str(tmp_path / "out.csv")]) == 2
+    assert "3 classes" in capsys.readouterr().err

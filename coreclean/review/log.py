@@ -68,15 +68,18 @@ class ReviewLog:
         self._connect().close()
 
     def _check_not_emptied(self) -> None:
-        """A log truncated to nothing would open as a new, empty log; refuse when a backup says it held rows."""
+        """A log truncated to nothing or deleted would open as a new, empty log; refuse when a backup says it held
+        rows."""
         try:
-            emptied = self.path.exists() and self.path.stat().st_size == 0
+            missing = not self.path.exists()
+            emptied = not missing and self.path.stat().st_size == 0
         except OSError:
             return
-        if emptied and log_backup.backups(self.path):
+        if (missing or emptied) and log_backup.backups(self.path):
             hint = log_backup.RESTORE_HINT.format(directory=self.path.parent)
-            raise ReviewLogError(f"{self.path}: the review log is empty but backups of it exist (it was truncated?); "
-                                 f"{hint}.")
+            what = "missing" if missing else "empty"
+            raise ReviewLogError(f"{self.path}: the review log is {what} but backups of it exist (it was "
+                                 f"{'deleted' if missing else 'truncated'}?); {hint}.")
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -101,7 +104,8 @@ class ReviewLog:
         except sqlite3.OperationalError as err:
             if "locked" in str(err) or "busy" in str(err):
                 raise
-            raise ReviewLogError(f"{self.path}: cannot write the review log ({err}); make its folder writable.") from err
+            raise ReviewLogError(f"{self.path}: cannot write the review log ({err}); make the file and its folder "
+                                 "writable.") from err
         except sqlite3.DatabaseError as err:
             hint = log_backup.RESTORE_HINT.format(directory=self.path.parent)
             raise ReviewLogError(f"{self.path}: the review log is damaged ({err}); {hint}.") from err
@@ -112,7 +116,14 @@ class ReviewLog:
         """Raise :class:`ReviewLogError` now if the log became unusable (emptied, damaged, unwritable)."""
         self._check_not_emptied()
         with self._session() as db:
-            db.execute("SELECT COUNT(*) FROM decisions").fetchone()
+            self._check_rows(db)
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            db.execute("BEGIN IMMEDIATE")  # a write that is rolled back: a read-only or immutable file says so now,
+            try:  # not on the reviewer's first decision
+                db.execute(f"PRAGMA user_version = {version}")
+            finally:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
 
     @staticmethod
     @contextmanager
@@ -288,9 +299,29 @@ class ReviewLog:
             self._backup_if_due(db, ids)
         return written
 
+    def _check_rows(self, db: sqlite3.Connection) -> None:
+        """:class:`ReviewLogError` naming the first row whose sample or labels this analysis does not have (a log
+        edited by hand, or copied from another analysis): applying it would index past the arrays."""
+        if self.n_samples is None and self.n_classes is None:
+            return
+        samples, classes = self.n_samples or 2 ** 62, self.n_classes or 2 ** 62
+        bad = db.execute("SELECT id, sample, old_label, new_label, decision FROM decisions WHERE sample < 0 OR "
+                         "sample >= ? OR old_label < 0 OR old_label >= ? OR (new_label IS NOT NULL AND (new_label < 0 "
+                         "OR new_label >= ?)) OR typeof(sample) != 'integer' OR typeof(old_label) != 'integer' OR "
+                         "(decision = 'mislabeled' AND typeof(new_label) != 'integer') ORDER BY id LIMIT 1",
+                         (samples, classes, classes)).fetchone()
+        if bad is not None:
+            row, sample, old_label, new_label, decision = bad
+            raise ReviewLogError(
+                f"{self.path}: row id {row} ({decision} of sample {sample}, label {old_label} -> {new_label}) does not "
+                f"fit this analysis ({self.n_samples} samples, {self.n_classes} classes); the log was edited or "
+                f"copied from another analysis. Delete that row (sqlite3 {self.path} 'DELETE FROM decisions WHERE "
+                f"id={row}') or restore a backup with 'python -m coreclean restore-log {self.path.parent} --force'.")
+
     def current(self) -> dict[int, Decision]:
-        """sample -> its current decision."""
+        """sample -> its current decision (:class:`ReviewLogError` for a row this analysis does not have)."""
         with self._session() as db:
+            self._check_rows(db)
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM decisions "
                 "WHERE id IN (SELECT MAX(id) FROM decisions WHERE undone=0 GROUP BY sample)"
@@ -339,6 +370,8 @@ def apply_corrections(y: np.ndarray, decisions: dict[int, Decision]) -> tuple[np
     labels = np.array(y, dtype=np.int64, copy=True)
     keep = np.ones(len(labels), dtype=bool)
     for sample, d in decisions.items():
+        if not 0 <= sample < len(labels):  # ReviewLog.current() refuses such rows; decisions from elsewhere too
+            raise ValueError(f"decision {d.id}: sample {sample} is not one of the {len(labels)} training samples.")
         if d.decision == "mislabeled":
             labels[sample] = d.new_label
         elif d.decision == "remove":
