@@ -1,4 +1,4 @@
-"""``export --format label-studio|fiftyone|imagefolder`` and ``import --from label-studio``: the review leaves
+"""``export --format label-studio|imagefolder`` and ``import --from label-studio``: the review leaves
 coreclean for the tools where labels are fixed and models trained, and the answers come back as decisions."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-FORMATS = ("csv", "label-studio", "fiftyone", "imagefolder")
+FORMATS = ("csv", "label-studio", "imagefolder")
 
 
 def add_export_options(export: argparse.ArgumentParser) -> None:
@@ -17,9 +17,8 @@ def add_export_options(export: argparse.ArgumentParser) -> None:
 
     export.add_argument("--format", choices=FORMATS, default="csv",
                         help="csv: the issues table (default); label-studio: tasks for a review queue plus a "
-                             "labeling config; fiftyone: a FiftyOne dataset folder; imagefolder: the cleaned "
-                             "dataset (decisions applied) with manifest.csv. The last three take an analysis "
-                             "directory and, except label-studio, an --out folder")
+                             "labeling config; imagefolder: the cleaned dataset (decisions applied) with "
+                             "manifest.csv in the --out folder. Both take an analysis directory")
     export.add_argument("--queue", default="all", help=f"label-studio: the review queue ({QUEUE_HELP})")
     export.add_argument("--limit", type=int, default=None, help="label-studio: at most N tasks (the queue's top N)")
     export.add_argument("--url-prefix", default=None,
@@ -29,7 +28,7 @@ def add_export_options(export: argparse.ArgumentParser) -> None:
                         help="label-studio: LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT of your server, a folder holding "
                              "the dataset (default: the dataset root)")
     export.add_argument("--link", action="store_true", help="imagefolder: hard-link images instead of copying")
-    export.add_argument("--force", action="store_true", help="imagefolder/fiftyone: replace a non-empty --out")
+    export.add_argument("--force", action="store_true", help="imagefolder: replace a non-empty --out")
 
 
 def add_import_command(sub) -> None:
@@ -54,9 +53,7 @@ def export(args) -> int:
     """``export --format`` other than csv."""
     if args.format == "label-studio":
         return _export_label_studio(args)
-    if args.format == "imagefolder":
-        return _export_cleaned(args)
-    return _export_fiftyone(args)
+    return _export_cleaned(args)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -105,21 +102,6 @@ def _export_cleaned(args) -> int:
     print(f"wrote the cleaned dataset to {summary.directory} ({summary.layout}): {summary.written} training "
           f"samples ({summary.relabelled} relabelled, {summary.removed} removed) and {summary.test} test samples; "
           f"manifest: {summary.directory / 'manifest.csv'}")
-    return 0
-
-
-def _export_fiftyone(args) -> int:
-    from ..review.exchange.fiftyone import write_fiftyone
-    from .progress import StageBars
-
-    analysis = _analysis(args.source)
-    bars = StageBars()
-    try:
-        summary = write_fiftyone(analysis, args.out, force=args.force, progress=bars)
-    finally:
-        bars.close()
-    print(f"wrote a FiftyOne dataset of {summary.samples} samples to {summary.directory}; load it with "
-          f"fiftyone.Dataset.from_dir({str(summary.directory)!r}, dataset_type=fiftyone.types.FiftyOneDataset)")
     return 0
 
 

@@ -2,5 +2,5 @@
 
 :mod:`.cleaned` writes the dataset after the review decisions (a folder or ``.npy`` arrays plus a manifest);
 :mod:`.queues` names the review queues an export covers; :mod:`.label_studio` writes Label Studio tasks and reads
-its JSON export back into the review log; :mod:`.fiftyone` writes a FiftyOne dataset with every signal.
+its JSON export back into the review log.
 """
