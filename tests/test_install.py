@@ -126,7 +126,8 @@ def test_dashboard_command_serves_others_only_read_only(tmp_path, monkeypatch, c
     assert main(["dashboard", "--cache", str(tmp_path / "missing")]) == 2
     assert "no such folder" in capsys.readouterr().err
     args = argparse.Namespace(port=8600, address="0.0.0.0", read_only=True, cache=tmp_path)
-    command, env = streamlit_command(args, app_directory())
+    assert app_directory() == ROOT  # from a checkout (or an editable install) the command runs the checkout's app
+    command, env = streamlit_command(args, ROOT)
     assert env == {"CORECLEAN_CACHE": str(tmp_path.resolve()), "CORECLEAN_READONLY": "1"}
     addresses = [flag for flag in command if flag.startswith("--server.address")]
     assert addresses == ["--server.address=0.0.0.0"] and "--server.headless=true" in command  # from config.toml
