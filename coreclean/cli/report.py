@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 FAILED = 3
 
@@ -25,8 +26,9 @@ def run(args) -> int:
     from ..audit.report_data import report_data, to_json
     from ..audit.report_html import render_html
     from ..audit.rules import parse_rule
-    from .main import _params, check_output_path
     from .progress import StageBars
+
+    check_output_path, build_params = args.check_output_path, args.build_params
 
     rules = [parse_rule(text) for text in args.fail_on or []]
     out = check_output_path(args.out)
@@ -38,7 +40,7 @@ def run(args) -> int:
         if (Path(args.source) / "meta.json").is_file():  # an analysis directory (a build or a retrain revision)
             analysis = Analysis.load(args.source)
         else:
-            analysis = Analysis.build(args.source, _params(args), cache_dir=args.cache, progress=bars)
+            analysis = Analysis.build(args.source, build_params(args), cache_dir=args.cache, progress=bars)
         audit = audit_of(analysis, folds=args.folds, progress=bars)
         bars("report", 0, 2)
         data = report_data(analysis, audit)
@@ -63,7 +65,9 @@ def run(args) -> int:
     return FAILED if crossed else 0
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, check_output_path: Callable, build_params: Callable) -> None:
+    """Register ``report`` on ``sub``; the command line's output-path check and build settings are handed in
+    (this module sits below :mod:`coreclean.cli.main`, which imports it)."""
     report = sub.add_parser("report", help="the dataset audit as one self-contained HTML file (and JSON); "
                                            "--fail-on rules for CI data checks (exit 3)")
     report.add_argument("source", help="an analysis directory (build or retrain revision), or a SOURCE as for "
@@ -78,4 +82,4 @@ def add_parser(sub) -> None:
     report.add_argument("--backbone", default=None, metavar="NAME", help="as for build")
     report.add_argument("--weights", default=None, help="as for build")
     report.add_argument("--pca", type=int, default=128, help="as for build")
-    report.set_defaults(run=run)
+    report.set_defaults(run=run, check_output_path=check_output_path, build_params=build_params)
