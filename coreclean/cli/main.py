@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     export.set_defaults(run=_export)
     from .report import add_parser as add_report
 
-    add_report(sub)
+    add_report(sub, check_output_path, _params)
     exchange.add_import_command(sub)
     dashboard.add_parser(sub)
     args = parser.parse_args(argv)
