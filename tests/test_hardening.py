@@ -157,6 +157,7 @@ def test_bad_out_paths_fail_before_the_work(tmp_path, monkeypatch, capsys, out, 
 @pytest.mark.parametrize("case", ["backbone", "cache", "classes", "offline"])
 def test_build_errors_are_one_line(tmp_path, make_image_folder, write_embeddings, capsys, monkeypatch, case):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.delenv("CORECLEAN_WEIGHTS", raising=False)  # a user's default: the ImageNet enum, offline here
     folder = str(make_image_folder(tmp_path / "pets", per_class=3))
     emb = write_embeddings(tmp_path / "emb")
     args, expected = {
