@@ -69,6 +69,7 @@ def test_errors_are_one_line(tmp_path, cache, make_image_folder, small_state_dic
         ("--backbone", "mobilenet_v3_small", "--weights", str(weights_file)): "not a mobilenet_v3_small state_dict",
         ("--backbone", "clip", "--weights", str(tmp_path)): "not an open_clip model directory",
         ("--backbone", "vit_b_16", "--weights", "IMAGENET9K"): "vit_b_16 knows 'imagenet', IMAGENET1K_V1",
+        ("--backbone", "cnn"): "the cnn backbone needs in-memory images",
     }
     for args, expected in cases.items():
         assert main(["build", str(folder), "--cache", str(cache), *args]) == 2
@@ -104,3 +105,38 @@ def test_clip_directory_builds_normalized_embeddings(tmp_path, cache, make_image
     analysis = Analysis.load(next(p for p in cache.iterdir() if (p / "meta.json").exists()))
     norms = np.linalg.norm(np.asarray(analysis.x_train), axis=1)
     assert analysis.meta["n_features"] == 16 and np.allclose(norms, 1, atol=1e-5)
+
+
+def test_cnn_is_cross_fitted_and_resumes_per_fold(tmp_path, monkeypatch):
+    from coreclean.embedding import crossfit_cnn
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 30)
+    pixels = (rng.random((90, 8, 8)) * 60 + (y[:, None, None] * 90)).astype(np.uint8)  # brightness tells the class
+    trained = []
+    real_train = crossfit_cnn.train_fold
+    monkeypatch.setattr(crossfit_cnn, "train_fold", lambda x, labels, *a, **k: trained.append(len(x)) or
+                        real_train(x, labels, *a, **k))
+    stages = []
+    oof, test = crossfit_cnn.crossfit_log_proba(pixels, y, pixels[:7], 3, tmp_path, folds=3, epochs=6,
+                                                stage_progress=lambda s, d, t: stages.append(s))
+    assert trained == [60, 60, 60]  # each net sees the other two folds only
+    assert oof.shape == (90, 3) and test.shape == (7, 3)
+    np.testing.assert_allclose(np.exp(oof).sum(axis=1), 1, atol=1e-4)  # log-probabilities
+    assert (oof.argmax(axis=1) == y).mean() > 0.7  # learnt, out of fold (chance: 1/3)
+    assert sorted(set(stages)) == ["cnn fold 1/3", "cnn fold 2/3", "cnn fold 3/3"]
+    (tmp_path / "fold_1_held.npy").unlink()  # interrupted in fold 2: only that fold is trained again
+    again, _ = crossfit_cnn.crossfit_log_proba(pixels, y, pixels[:7], 3, tmp_path, folds=3, epochs=6)
+    assert trained == [60, 60, 60, 60]
+    np.testing.assert_allclose(again, oof, atol=1e-5)
+
+
+def test_cnn_backbone_builds_digits_with_a_bar_per_fold(cache, monkeypatch):
+    from coreclean.embedding import crossfit_cnn
+
+    monkeypatch.setattr(crossfit_cnn, "EPOCHS", 2)  # a quick net: this test is about the plumbing
+    monkeypatch.setattr(crossfit_cnn, "FOLDS", 2)
+    analysis = Analysis.build("digits", BuildParams(backbone="cnn"), cache_dir=cache)
+    assert analysis.meta["n_features"] == 10 and analysis.params.weights is None
+    assert [s for s in analysis.meta["stages"] if s.startswith("cnn fold")] == ["cnn fold 1/2", "cnn fold 2/2"]
+    assert analysis.accuracy > 0.8

@@ -83,7 +83,7 @@ def embed_stage(dataset: Dataset, params: BuildParams, work_dir: Path, *, progre
     report = progress or (lambda stage, done, total: None)
     total = len(dataset.y_train) + len(dataset.y_test)
     report("embed", 0, total)
-    embedder = embed
+    embedder = partial(embed, stage_progress=report)  # the cnn backbone: one bar per fold
     if client is not None and params.backbone == "resnet18":
         from ..embedding.dask_embed import embed_on
         embedder = partial(embed_on, client, feature_files=feature_files)

@@ -223,11 +223,12 @@ def default_backbone(dataset: Dataset) -> str:
 
 def embed(
     dataset: Dataset, backbone: str, work_dir: Path, *, weights=None, pca: int | None = 128,
-    progress: Progress | None = None,
+    progress: Progress | None = None, stage_progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int, str]]]:
     """Features for both splits: (x_train (n, d), x_test (m, d), failures as (split, index, reason)).
 
-    ``progress(done, total)`` counts images over both splits, so one bar reaches 100 %.
+    ``progress(done, total)`` counts images over both splits, so one bar reaches 100 %; the cnn backbone also
+    reports each fold as a stage of its own through ``stage_progress(stage, done, total)``.
     """
     kind = registry.kind(check_backbone(dataset, backbone))
     if kind == "precomputed":
@@ -237,5 +238,5 @@ def embed(
     if kind == "cnn":
         from .crossfit_cnn import cnn_features
 
-        return cnn_features(dataset, Path(work_dir), progress=progress)
+        return cnn_features(dataset, Path(work_dir), progress=progress, stage_progress=stage_progress)
     return _network(dataset, Path(work_dir), backbone=backbone, weights=weights, progress=progress)
