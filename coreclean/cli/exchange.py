@@ -7,13 +7,17 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 FORMATS = ("csv", "label-studio", "imagefolder")
 
 
-def add_export_options(export: argparse.ArgumentParser) -> None:
-    """The options the other export formats add to ``export`` (its default, csv, is the issues table)."""
+def add_export_options(export: argparse.ArgumentParser, check_output_path: Callable[[str], Path]) -> None:
+    """The options the other export formats add to ``export`` (its default, csv, is the issues table);
+    ``check_output_path`` is the CLI's output-path check (handed in: this module does not import main)."""
     from ..review.exchange.queues import QUEUE_HELP
+
+    export.set_defaults(check_output_path=check_output_path)
 
     export.add_argument("--format", choices=FORMATS, default="csv",
                         help="csv: the issues table (default); label-studio: tasks for a review queue plus a "
@@ -66,11 +70,9 @@ def _write_text(path: Path, text: str) -> None:
 def _export_label_studio(args) -> int:
     from ..review.exchange import label_studio
     from ..review.exchange.queues import queue_indices
-    from .main import check_output_path
-
-    out = check_output_path(args.out)
+    out = args.check_output_path(args.out)
     config_path = out.with_name(out.stem + ".config.xml")
-    check_output_path(str(config_path))
+    args.check_output_path(str(config_path))
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit {args.limit}: give a positive number of tasks.")
     analysis = _analysis(args.source)

@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--backbone", default=None, metavar="NAME", help="as for build")
     export.add_argument("--weights", default=None, help="as for build")
     export.add_argument("--pca", type=int, default=128, help="as for build")
-    exchange.add_export_options(export)
+    exchange.add_export_options(export, check_output_path)
     export.set_defaults(run=_export)
     from .report import add_parser as add_report
 

@@ -20,8 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ...build import store
-from ...data.files import inside
+from ...data.files import inside, load_npy
 from ..export import logged_decisions
 from ..log import Decision, apply_corrections
 
@@ -41,7 +40,7 @@ class CleanedSummary:
 
 def original_labels(analysis) -> np.ndarray:
     """(n,) int64 labels of the original build (review decisions are relative to these, in every round)."""
-    return np.asarray(store.load_array([analysis.root_analysis], "y_train"), dtype=np.int64)
+    return np.asarray(load_npy(analysis.root_analysis / "y_train.npy"), dtype=np.int64)
 
 
 def check_out_dir(out: str | Path, protected: list[Path], *, force: bool) -> Path:
