@@ -140,3 +140,11 @@ def test_cnn_backbone_builds_digits_with_a_bar_per_fold(cache, monkeypatch):
     assert analysis.meta["n_features"] == 10 and analysis.params.weights is None
     assert [s for s in analysis.meta["stages"] if s.startswith("cnn fold")] == ["cnn fold 1/2", "cnn fold 2/2"]
     assert analysis.accuracy > 0.8
+
+
+def test_dashboard_builder_takes_a_backbone(run_app):
+    at = run_app({"backbone": "resnet9000"})
+    assert any("choose one of" in e.value and "resnet9000" in e.value for e in at.error)  # says what fits ...
+    assert at.text_input(key="backbone").value == "resnet9000"
+    at = run_app({"backbone": "pixels"})  # ... and a known name builds (digits' own default: the copied analysis)
+    assert not at.error

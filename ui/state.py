@@ -133,7 +133,7 @@ def follow(key: tuple, future: Future, slot, doing: str) -> None:
     slot.empty()
 
 
-def analysis_for(source: str, backend: str = "coreclean") -> Analysis:
+def analysis_for(source: str, backend: str = "coreclean", backbone: str | None = None) -> Analysis:
     """The analysis of ``source``: a prebuilt cache, or built once per server (waiting with a progress bar)."""
     if source.startswith("cache:"):
         name = source.partition(":")[2]
@@ -142,7 +142,7 @@ def analysis_for(source: str, backend: str = "coreclean") -> Analysis:
         return _load(str(config.cache_dir() / name))
     builds = _builder()
     # the weights follow the one policy (CORECLEAN_WEIGHTS, set by the operator for offline use, else imagenet)
-    key, future = builds.get(source, BuildParams(importance=backend), config.cache_dir())
+    key, future = builds.get(source, BuildParams(importance=backend, backbone=backbone or None), config.cache_dir())
     if not future.done():
         follow(key, future, st.empty(), "Building analysis")
     try:
@@ -161,7 +161,7 @@ def select_source() -> Analysis:
         st.error("Read-only mode and no built analysis in the cache: run `python -m coreclean build SOURCE "
                  "--cache DIR` on the server first, with CORECLEAN_CACHE=DIR.")
         st.stop()
-    backend = "coreclean"
+    backend, backbone = "coreclean", ""
     with st.sidebar:
         notice_invalid("source", options)
         source = st.selectbox("Dataset", options, key="source", bind="query-params",
@@ -173,11 +173,17 @@ def select_source() -> Analysis:
             notice_invalid("backend", list(IMPORTANCE_BACKENDS))
             backend = st.selectbox("Importance backend", list(IMPORTANCE_BACKENDS), key="backend",
                                    bind="query-params", help="; ".join(f"{k}: {v}" for k, v in IMPORTANCE_HELP.items()))
+            backbone = st.text_input("Backbone", key="backbone", bind="query-params", placeholder="the source's default",
+                                     help="Any name `--backbone` takes: pixels, cnn, precomputed, a torchvision "
+                                          "model (resnet18, resnet50, convnext_tiny, vit_b_16 …), clip:ARCH (text "
+                                          "search). Weights follow CORECLEAN_WEIGHTS (README: which backbone)."
+                                     ).strip()
     try:
-        return analysis_for(source, backend)
+        return analysis_for(source, backend, backbone)
     except ValueError as err:
-        st.error(f"Could not open `{source[:200]}` with the {backend} backend: {err}")
-    for fallback in ([source] if backend != "coreclean" else []) + options:  # same data, built-in importance
+        st.error(f"Could not open `{source[:200]}` with the {backend} backend"
+                 f"{f' and backbone {backbone[:80]}' if backbone else ''}: {err}")
+    for fallback in ([source] if backend != "coreclean" or backbone else []) + options:  # same data, built-in importance
         try:
             return analysis_for(fallback)
         except ValueError:
