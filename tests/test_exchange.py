@@ -134,6 +134,19 @@ def test_label_studio_tasks_for_a_confusion_pair(digits_analysis, tmp_path, caps
     assert all(f'<Choice value="{c}"/>' in config for c in a.classes) and 'alias="remove"' in config
 
 
+def test_label_studio_issue_queue_takes_the_thresholds(digits_analysis, tmp_path, capsys):
+    from coreclean.quality.issues import flagged_samples
+
+    a, out = digits_analysis, tmp_path / "tasks.json"
+    assert main(["export", str(a.directory), "--format", "label-studio", "--out", str(out), "--queue", "issue:blurry",
+                 "--threshold", "blurry=0.35"]) == 0
+    flagged = flagged_samples(a, "blurry", {"blurry": 0.35})
+    assert len(flagged) and [t["data"]["coreclean_index"] for t in json.loads(out.read_text())] == flagged.tolist()
+    assert main(["export", str(a.directory), "--format", "label-studio", "--out", str(out), "--queue",
+                 "issue:odd_size"]) == 2
+    assert only_error_line(capsys).startswith("error: --queue issue:odd_size: ")
+
+
 def test_label_studio_local_files_urls_and_queues(pets, tmp_path, capsys):
     root, built = pets
     out = tmp_path / "tasks.json"

@@ -69,6 +69,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def _export_label_studio(args) -> int:
     from ..review.exchange import label_studio
+    from ..quality.issues import parse_thresholds
     from ..review.exchange.queues import queue_indices
     out = args.check_output_path(args.out)
     config_path = out.with_name(out.stem + ".config.xml")
@@ -76,7 +77,7 @@ def _export_label_studio(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit {args.limit}: give a positive number of tasks.")
     analysis = _analysis(args.source)
-    indices, described = queue_indices(analysis, args.queue)
+    indices, described = queue_indices(analysis, args.queue, parse_thresholds(args.threshold))
     indices = indices[:args.limit] if args.limit else indices
     tasks = label_studio.tasks_for(analysis, indices, url_prefix=args.url_prefix, document_root=args.document_root)
     config = label_studio.labeling_config(analysis.classes)

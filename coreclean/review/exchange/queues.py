@@ -32,9 +32,10 @@ def _parse_indices(text: str, n: int, where: str) -> np.ndarray:
     return np.asarray(list(dict.fromkeys(values)), dtype=np.int64)
 
 
-def queue_indices(analysis, spec: str | None) -> tuple[np.ndarray, str]:
-    """(training indices in review order, a description) of the queue named ``spec`` (see the module docstring);
-    ValueError naming the spec and the choices when it names nothing."""
+def queue_indices(analysis, spec: str | None, thresholds: dict[str, float] | None = None) -> tuple[np.ndarray, str]:
+    """(training indices in review order, a description) of the queue named ``spec`` (see the module docstring;
+    ``thresholds`` overrides issue thresholds, {issue: value}); ValueError naming the spec and the choices when it
+    names nothing."""
     spec = (spec or ALL).strip()
     names = list(analysis.classes)
     removed = analysis.removed_train
@@ -44,7 +45,10 @@ def queue_indices(analysis, spec: str | None) -> tuple[np.ndarray, str]:
         return analysis.ranked(names.index(spec)), f"class {spec}"
     if spec.startswith("issue:"):
         name = spec.partition(":")[2]
-        return issues.flagged_samples(analysis, name), f"flagged {name}"
+        try:
+            return issues.flagged_samples(analysis, name, thresholds), f"flagged {name}"
+        except ValueError as err:
+            raise ValueError(f"--queue {spec}: {err}") from err
     if spec.startswith("indices:"):
         text = spec.partition(":")[2]
         source = Path(text)
