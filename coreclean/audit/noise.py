@@ -88,13 +88,20 @@ def anchor_noise_matrix(anchors: list[np.ndarray], y: np.ndarray, n_classes: int
     return matrix
 
 
+PRIOR_RIDGE = 0.1
+
+
 def joint_from_matrix(matrix: np.ndarray, y: np.ndarray, n_classes: int,
-                      weights: np.ndarray | None = None) -> np.ndarray:
-    """(K, K) ``Q[given, true] = pi_t M[t, given]`` with the true-class prior ``pi`` solving
-    ``pi M = P(given)`` (least squares, clipped at 0, renormalized)."""
+                      weights: np.ndarray | None = None, *, ridge: float = PRIOR_RIDGE) -> np.ndarray:
+    """(K, K) ``Q[given, true] = pi_t M[t, given]`` with the true-class prior ``pi`` solving ``pi M = P(given)``
+    by least squares with a ridge of weight ``ridge`` toward ``P(given)`` (clipped at 0, renormalized). The ridge
+    keeps the solve stable where classes trade labels both ways (rows of M nearly dependent: with 45% of Shirt
+    labelled T-shirt the plain solve put 20% of the data in Shirt and 4% in Coat, truth 10% each)."""
     given = np.bincount(y, weights=weights, minlength=n_classes).astype(np.float64)
     given /= max(given.sum(), 1e-12)
-    prior = np.clip(np.linalg.lstsq(matrix.T, given, rcond=None)[0], 0.0, None)
+    system = np.vstack([matrix.T, np.sqrt(ridge) * np.eye(n_classes)])
+    target = np.concatenate([given, np.sqrt(ridge) * given])
+    prior = np.clip(np.linalg.lstsq(system, target, rcond=None)[0], 0.0, None)
     prior = prior / prior.sum() if prior.sum() > 0 else given
     return (prior[:, None] * matrix).T
 
