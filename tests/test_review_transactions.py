@@ -188,3 +188,16 @@ def test_two_processes_toggling_and_accepting_one_page_lose_nothing(tmp_path):
         # each toggle flips "mislabeled" whatever the order: an odd count ends mislabeled
         marked = sample in current and current[sample].decision == "mislabeled"
         assert marked == (toggles[sample] % 2 == 1), (sample, toggles[sample], by_sample[sample])
+
+
+def test_record_changes_writes_only_what_differs_in_one_transaction(log):
+    log.record(0, int(Y[0]), "ok")
+    imported = [(0, int(Y[0]), "ok", None, "a"), (1, int(Y[1]), "remove", None, "a"),
+                (2, int(Y[2]), "mislabeled", (int(Y[2]) + 1) % 3, "b")]
+    assert log.record_changes(imported) == [1, 2]
+    assert log.record_changes(imported) == []  # importing the same decisions again writes nothing
+    assert log.current()[2].reviewer == "b" and log.current()[2].new_label == (int(Y[2]) + 1) % 3
+    before = len(log.history())
+    with pytest.raises(ValueError, match="out of range"):
+        log.record_changes([(3, int(Y[3]), "remove", None, "a"), (10_000, 0, "remove", None, "a")])
+    assert len(log.history()) == before  # a bad row refuses the whole call

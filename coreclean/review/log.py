@@ -253,8 +253,8 @@ class ReviewLog:
         list of int
             The samples that got ``ok``, in the order of ``samples``.
         """
-        rows = [self._row(s, self._label_of(y, s), "ok", None) for s in samples]
-        return self._write_where(rows, reviewer, lambda current: current is None)
+        rows = [(self._row(s, self._label_of(y, s), "ok", None), reviewer) for s in samples]
+        return self._write_where(rows, lambda current, row: current is None)
 
     def keep_first(self, groups: Sequence[Sequence[int]], y: Sequence[int] | np.ndarray, *,
                    reviewer: str | None = None) -> list[int]:
@@ -275,8 +275,23 @@ class ReviewLog:
         list of int
             The samples that got ``remove``, group by group.
         """
-        rows = [self._row(s, self._label_of(y, s), "remove", None) for group in groups for s in list(group)[1:]]
-        return self._write_where(rows, reviewer, lambda current: current is None or current.decision != "remove")
+        rows = [(self._row(s, self._label_of(y, s), "remove", None), reviewer)
+                for group in groups for s in list(group)[1:]]
+        return self._write_where(rows, lambda current, row: current is None or current.decision != "remove")
+
+    def record_changes(self, decisions: Sequence[tuple[int, int, str, int | None, str | None]]) -> list[int]:
+        """Record each ``(sample, old_label, decision, new_label, reviewer)`` whose decision differs from the
+        sample's current one, in one transaction (an import: importing the same decisions again writes nothing,
+        and a bad row refuses the whole call before anything is written).
+
+        Returns
+        -------
+        list of int
+            The samples written, in order.
+        """
+        rows = [(self._row(sample, old, decision, new), reviewer) for sample, old, decision, new, reviewer in decisions]
+        return self._write_where(rows, lambda current, row: current is None
+                                 or (current.decision, current.new_label) != (row[3], row[2]))  # row: sample, old, new, decision
 
     @staticmethod
     def _label_of(y: Sequence[int] | np.ndarray, sample: int) -> int:
@@ -284,16 +299,17 @@ class ReviewLog:
             raise ValueError(f"sample {sample} out of range 0..{len(y) - 1}.")
         return int(y[int(sample)])
 
-    def _write_where(self, rows: list[tuple], reviewer: str | None,
-                     writes: Callable[[Decision | None], bool]) -> list[int]:
-        """Insert each of ``rows`` (checked by :meth:`_row`) whose sample's current decision passes ``writes``,
-        reading and writing in one transaction (a row sees the ones written before it); returns the samples
-        written. Every row is checked before the transaction, so a bad one refuses the whole call."""
+    def _write_where(self, rows: list[tuple[tuple, str | None]],
+                     writes: Callable[[Decision | None, tuple], bool]) -> list[int]:
+        """Insert each ``(row, reviewer)`` of ``rows`` (rows checked by :meth:`_row`) for which
+        ``writes(current decision of its sample, row)`` holds, reading and writing in one transaction (a row sees
+        the ones written before it); returns the samples written. Every row is checked before the transaction,
+        so a bad one refuses the whole call."""
         written, ids = [], []
         with self._session() as db:
             with self._immediate(db):
-                for row in rows:
-                    if writes(self._current_of(db, row[0])):
+                for row, reviewer in rows:
+                    if writes(self._current_of(db, row[0]), row):
                         ids.append(self._insert(db, row, reviewer))
                         written.append(row[0])
             self._backup_if_due(db, ids)

@@ -205,14 +205,8 @@ def _choices(annotation: dict, where: str) -> str | None:
 
 
 def record_decisions(log: ReviewLog, answers: list[Answer]) -> list[Answer]:
-    """Record every answer whose decision differs from the sample's current one in ``log``; returns those
-    written (importing the same answers again writes nothing)."""
-    current = log.current()
-    changed = [a for a in answers if _differs(current.get(a.sample), a)]
-    for a in changed:
-        log.record(a.sample, a.old_label, a.decision, new_label=a.new_label, reviewer=a.reviewer)
-    return changed
-
-
-def _differs(current, answer: Answer) -> bool:
-    return current is None or (current.decision, current.new_label) != (answer.decision, answer.new_label)
+    """Record every answer whose decision differs from the sample's current one in ``log``, all in one
+    transaction; returns those written (importing the same answers again writes nothing)."""
+    written = set(log.record_changes([(a.sample, a.old_label, a.decision, a.new_label, a.reviewer)
+                                      for a in answers]))
+    return [a for a in answers if a.sample in written]
