@@ -5,7 +5,8 @@ upstream): :mod:`~coreclean.data` (sources) → :mod:`~coreclean.quality` (image
 :mod:`~coreclean.embedding` (backbones) → :mod:`~coreclean.classifier` (the softmax solver) →
 :mod:`~coreclean.importance` (sensitivity, coresets) → :mod:`~coreclean.exploration` (neighbours, duplicates,
 outliers, map) → :mod:`~coreclean.review` (decisions, exports) → :mod:`~coreclean.build` (typed params, stages,
-the store, rounds) → :mod:`~coreclean.analysis` (:class:`Analysis`: reading and queries) → :mod:`~coreclean.cli`.
+the store, rounds) → :mod:`~coreclean.analysis` (:class:`Analysis`: reading and queries) →
+:mod:`~coreclean.audit` (noise estimate, suggestions, health, the report) → :mod:`~coreclean.cli`.
 """
 from .analysis.reader import Analysis
 from .config import VERSION
