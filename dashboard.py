@@ -1,12 +1,10 @@
 """coreclean dashboard: ``streamlit run dashboard.py`` (opens on the embedded digits demo)."""
 import streamlit as st
 
-from ui import access, state
+from ui import access
 
 st.set_page_config(page_title="coreclean", layout="wide")
 access.require_access()
-st.session_state["analysis"] = state.select_round(state.select_source())
-st.sidebar.text_input("Reviewer name (optional)", key="reviewer", bind="query-params")
 
 pages = [
     st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
@@ -18,7 +16,12 @@ pages = [
     st.Page("pages/duplicates.py", title="Duplicates", icon=":material/content_copy:", url_path="duplicates"),
     st.Page("pages/sample.py", title="Sample", icon=":material/image_search:", url_path="sample"),
 ]
-try:
-    st.navigation(pages).run()
-except ValueError as err:  # a damaged or hand-edited file this page reads (the store names it): a message, not a
-    st.error(f"This page cannot be shown: {err}")  # traceback; the other pages keep working
+# The navigation comes before anything slow: until it is sent, a fresh server's sidebar shows Streamlit's raw list
+# of pages/ files (its legacy mode), through the imports below and a first build (minutes).
+page = st.navigation(pages)
+from ui import state  # seconds to import (the compute layer): after the navigation
+
+st.session_state["analysis"] = state.select_round(state.select_source())
+st.sidebar.text_input("Reviewer name (optional)", key="reviewer", bind="query-params")
+with state.page_errors():  # a damaged file a page reads: a message naming it, the other pages keep working
+    page.run()

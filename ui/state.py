@@ -7,9 +7,10 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import streamlit as st
 
@@ -289,16 +290,29 @@ def retrain_outcome(analysis: Analysis, slot) -> tuple[Revision | None, str | No
 
 
 def current() -> Analysis:
-    """The analysis chosen in dashboard.py for this session."""
-    if "analysis" not in st.session_state:
-        # The first request a fresh server gets is routed through Streamlit's legacy pages/ mode, which runs a
-        # deep-linked page without dashboard.py. Switch that mode off (what st.navigation does) and rerun the
-        # entry script; the URL path and query string are kept. This private setting is used here and only here.
-        from streamlit.runtime.pages_manager import PagesManager
+    """The analysis chosen in dashboard.py for this session. Every page calls this first: it makes sure the page runs
+    inside dashboard.py's navigation (and so inside :func:`page_errors`)."""
+    from streamlit.runtime.pages_manager import PagesManager
 
+    if PagesManager.uses_pages_directory or "analysis" not in st.session_state:
+        # The first request a fresh server gets is routed through Streamlit's legacy pages/ mode, which runs a
+        # deep-linked page without dashboard.py (no analysis picked, no error handling). Switch that mode off (what
+        # st.navigation does) and rerun the entry script; the URL path and query string are kept. This private
+        # setting is used here and only here.
         PagesManager.uses_pages_directory = False
         st.rerun()
     return st.session_state["analysis"]
+
+
+@contextmanager
+def page_errors() -> Iterator[None]:
+    """Show a ``ValueError`` the page raises as a message in the page, not a traceback: the store's loader names a
+    damaged or hand-edited file and how to rebuild it (:func:`coreclean.build.store.load_array`), and the other
+    pages keep working. dashboard.py runs every page inside it (:func:`current` sees to that)."""
+    try:
+        yield
+    except ValueError as err:
+        st.error(f"This page cannot be shown: {err}")
 
 
 def labels(analysis: Analysis) -> list[str]:

@@ -152,19 +152,25 @@ def load_array(chain: list[Path], name: str, *, mmap: bool = False) -> np.ndarra
 _PER_SPLIT = {"importance": "train", "coef": None, "confusion": None, "map_xy": None, "map_rows": None}
 
 
-def _meta_counts(directory: Path) -> tuple[int, int, int] | None:
-    """(n_train, n_test, n_classes) of the analysis at ``directory``, or ``None`` when its meta is unreadable."""
+_Counts = tuple[int, int, int, "int | None"]  # n_train, n_test, n_classes, map points (None: no map in meta)
+
+
+def _meta_counts(directory: Path) -> _Counts | None:
+    """(n_train, n_test, n_classes, map points or ``None``) of the analysis at ``directory``, or ``None`` when its
+    meta is unreadable."""
     try:
         meta = read_meta(directory)
-        return int(meta["n_train"]), int(meta["n_test"]), len(meta["classes"])
-    except (ValueError, TypeError, KeyError):
+        points = (meta.get("map") or {}).get("points")
+        return (int(meta["n_train"]), int(meta["n_test"]), len(meta["classes"]),
+                None if points is None else int(points))
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None
 
 
-def _check_stored(path: Path, name: str, array: np.ndarray, counts: tuple[int, int, int] | None) -> None:
+def _check_stored(path: Path, name: str, array: np.ndarray, counts: _Counts | None) -> None:
     if counts is None:
         return
-    n_train, n_test, n_classes = counts
+    n_train, n_test, n_classes, map_points = counts
     split = _PER_SPLIT.get(name, "train" if name.endswith("_train") else "test" if name.endswith("_test") else None)
     fix = "rebuild with 'python -m coreclean build' (the review log next to it is kept)"
     if split is not None:
@@ -180,6 +186,12 @@ def _check_stored(path: Path, name: str, array: np.ndarray, counts: tuple[int, i
                              f"{n_classes} classes; {fix}.")
     if name == "map_xy" and (array.ndim != 2 or array.shape[1:] != (2,)):
         raise ValueError(f"{path}: expected (m, 2) map coordinates, got {array.shape}; {fix}.")
+    if name in ("map_xy", "map_rows") and map_points is not None and (array.ndim == 0 or len(array) != map_points):
+        raise ValueError(f"{path}: {0 if array.ndim == 0 else len(array)} rows, but meta.json says the map has "
+                         f"{map_points} points; {fix}.")
+    if name == "map_rows" and len(array) and (array.dtype.kind not in "iu" or int(array.min()) < 0
+                                              or int(array.max()) >= n_train):
+        raise ValueError(f"{path}: map rows must be training sample numbers 0..{n_train - 1}; {fix}.")
 
 
 def _copy_features(path: Path, x: np.ndarray, batch: int = 65536) -> None:
