@@ -1,10 +1,11 @@
 import streamlit as st
 
 from coreclean.review import export
+from coreclean.review.exchange import downloads, label_studio
 from coreclean.review import log as review
 from coreclean.build import rounds
 from ui import tables
-from ui import figures, review_grid, state
+from ui import exchange, figures, review_grid, state
 
 analysis = state.current()
 log = state.current_log()
@@ -52,6 +53,55 @@ else:
     exports[1].download_button("Cleaned y_train.npy (removed = -1)",
                                export.cleaned_labels_npy(analysis.y_train, decided),
                                file_name="y_train.npy", mime="application/octet-stream")
+
+st.write("**Label Studio** — tasks for a review queue (with coreclean's suggestion pre-selected) and the labeling "
+         "config to paste into the project; bring the answers back below.")
+studio = st.columns([3, 1, 2, 2], vertical_alignment="bottom")
+queue = studio[0].selectbox("Review queue", review_grid.queue_options(analysis, names), key="ls_queue",
+                            bind="query-params", help="The queues of the Review page, in its order (most important "
+                                                      "first); samples removed by review are left out.")
+queued, _ = review_grid.queue_for(analysis, queue, names)
+limit = studio[1].number_input("Tasks", 1, max(len(queued), 1), min(100, max(len(queued), 1)), key="ls_limit",
+                               help="The top of the queue.")
+chosen = queued[:int(limit)]
+studio[2].download_button(f"Tasks ({len(chosen)}, JSON)", lambda: downloads.tasks_file(analysis, chosen),
+                          file_name=f"{analysis.meta['name']}-tasks.json", mime="application/json",
+                          disabled=not len(chosen))
+try:
+    studio[3].download_button("Labeling config (XML)", label_studio.labeling_config(names),
+                              file_name=f"{analysis.meta['name']}-tasks.config.xml", mime="application/xml")
+except ValueError as err:
+    studio[3].caption(str(err))
+zip_refusal = exchange.zip_refusal(analysis)
+if zip_refusal is None:
+    st.download_button("Cleaned dataset (ZIP)", lambda: downloads.cleaned_zip(analysis, log.current()),
+                       file_name=f"{analysis.meta['name']}-cleaned.zip", mime="application/zip",
+                       help="The dataset after the decisions: relabelled samples under their new class, removed ones "
+                            "left out, and manifest.csv (as `coreclean export --format imagefolder` writes it).")
+else:
+    st.caption(zip_refusal)
+
+st.subheader("Import annotations")
+if message := st.session_state.pop("ls_recorded", None):
+    st.success(message)
+if state.read_only():
+    st.info("Importing annotations is off on a shared dashboard (viewers review sample by sample). The operator "
+            "imports with `python -m coreclean import CACHE_DIR --from label-studio EXPORT.json`.")
+else:
+    upload = st.file_uploader("Label Studio JSON export (Export → JSON) of tasks exported above", type="json",
+                              key=f"ls_upload_{st.session_state.get('ls_uploads', 0)}")
+    if upload is not None:
+        try:
+            preview = exchange.read_upload(analysis, upload.getvalue(), upload.name, decided)
+        except ValueError as err:
+            st.error(f"Nothing recorded: {err}")
+        else:
+            st.caption(f"{len(preview.answers)} annotated samples: {len(preview.changes)} would change, "
+                       f"{len(preview.answers) - len(preview.changes)} already decided so; {preview.skipped} tasks "
+                       "without an answer.")
+            st.dataframe(exchange.preview_rows(preview, decided, names), hide_index=True)
+            st.button(f"Record {len(preview.changes)} decisions", type="primary", disabled=not preview.changes,
+                      on_click=exchange.record_upload, args=(log, preview, upload.name))
 
 st.subheader("Apply & retrain")
 st.caption("Relabels and drops as marked, refits the classifier on the corrected labels and recomputes importance. The "

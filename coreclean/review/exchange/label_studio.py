@@ -27,7 +27,7 @@ import numpy as np
 
 from ...classifier.model import predict_proba
 from ...data.images import ImageUnavailable, image_for
-from ..log import ReviewLog
+from ..log import Decision, ReviewLog
 from .cleaned import original_labels
 
 FROM_NAME, TO_NAME = "label", "image"
@@ -142,8 +142,18 @@ def read_export(path: str | Path, analysis) -> tuple[list[Answer], int]:
     ValueError (naming the file and task) for anything that is not an export of this analysis's tasks."""
     path = Path(path)
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        text = path.read_bytes()
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror}); give the file Label Studio exported.") from err
+    return parse_export(text, analysis, source=str(path))
+
+
+def parse_export(text: str | bytes, analysis, *, source: str) -> tuple[list[Answer], int]:
+    """:func:`read_export` on the export's contents ``text`` (an upload); ``source`` names it in errors."""
+    path = source
+    try:
+        tasks = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: not a readable JSON file ({err}); export the project from Label Studio as "
                          "JSON.") from err
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
@@ -202,6 +212,16 @@ def _choices(annotation: dict, where: str) -> str | None:
         raise ValueError(f"{where}: expected exactly one choice, got {values!r}; use the single-choice labeling "
                          "config written with the tasks.")
     return values[0]
+
+
+def pending(answers: list[Answer], decided: dict[int, Decision]) -> list[Answer]:
+    """The answers :func:`record_decisions` would write now: those whose (decision, new label) differs from the
+    sample's current decision in ``decided`` ({sample: Decision}, the log's current decisions)."""
+    def current(sample: int) -> tuple[str, int | None] | None:
+        d = decided.get(sample)
+        return None if d is None else (d.decision, d.new_label if d.decision == "mislabeled" else None)
+
+    return [a for a in answers if current(a.sample) != (a.decision, a.new_label)]
 
 
 def record_decisions(log: ReviewLog, answers: list[Answer]) -> list[Answer]:
