@@ -24,6 +24,23 @@ def tower_meta(backbone: str, weights: str | None) -> dict | None:
     return {"backbone": backbone, "weights": weights, "identity": weights_identity(weights)}
 
 
+def _stamp(weights: str | None) -> tuple[int, int]:
+    """(mtime_ns, size) of a weights file or directory (0, 0 for a tag): a changed file gets hashed again."""
+    from pathlib import Path
+
+    try:
+        stat = Path(str(weights)).stat() if weights is not None else None
+    except OSError:
+        stat = None
+    return (stat.st_mtime_ns, stat.st_size) if stat else (0, 0)
+
+
+@lru_cache(maxsize=8)
+def _identity_now(weights: str | None, _mtime_ns: int, _size: int) -> str | None:
+    """The weights' identity, hashed once per file version (a CLIP checkpoint is hundreds of MB; queries are many)."""
+    return weights_identity(weights)
+
+
 @lru_cache(maxsize=2)
 def _text_model(backbone: str, weights: str | None):
     import open_clip
@@ -36,7 +53,7 @@ def text_embeddings(tower: dict, texts: list[str]) -> np.ndarray:
     """(len(texts), d) float32 unit rows: the texts through the tower ``tower`` (a :func:`tower_meta` dict)."""
     import torch
 
-    if weights_identity(tower["weights"]) != tower["identity"]:
+    if _identity_now(tower["weights"], *_stamp(tower["weights"])) != tower["identity"]:
         raise ValueError(f"{tower['weights']}: the text tower's weights changed since the build; rebuild the "
                          "analysis so images and text come from the same model.")
     model, tokenizer = _text_model(tower["backbone"], tower["weights"])
