@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.files import load_npy
+from ..data.files import csv_safe, load_npy
 from ..build.params import BuildParams
 from ..build.timing import stage_table
 from ..config import VERSION, WEIGHTS_ENV, weights_setting
@@ -72,7 +72,7 @@ def write_csv(path: Path, header: list[str], rows) -> None:
                                      delete=False) as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows(csv_safe(row) for row in rows)  # no cell a spreadsheet would run as a formula
     os.replace(handle.name, path)
 
 

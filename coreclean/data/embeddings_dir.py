@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import files_fingerprint, load_npy as _load_npy
+from .files import files_fingerprint, inside, load_npy as _load_npy
 from .validation import check_features_labels, check_test_arrays
 from .dataset import Dataset
 
@@ -87,9 +87,22 @@ def load_embeddings_dir(directory: Path) -> Dataset:
     _, y_te = check_test_arrays(x_te, load_npy(paths["y_test.npy"]), x_tr.shape[1], len(classes),
                                 x_name=str(paths["x_test.npy"]), y_name=str(paths["y_test.npy"]))
     image_root = directory / "images" if (directory / "images").is_dir() else directory
+    paths_train, paths_test = _read_paths(directory, "train", len(y_tr)), _read_paths(directory, "test", len(y_te))
     return Dataset(
         name=directory.name, classes=classes, y_train=y_tr, y_test=y_te,
-        features_train=x_tr, features_test=x_te,
-        paths_train=_read_paths(directory, "train", len(y_tr)), paths_test=_read_paths(directory, "test", len(y_te)),
+        features_train=x_tr, features_test=x_te, paths_train=paths_train, paths_test=paths_test,
         root=image_root, fingerprint=f"embeddings:{files_fingerprint(directory, list(REQUIRED))}",
+        skipped=unavailable_images(image_root, paths_train) + unavailable_images(image_root, paths_test),
     )
+
+
+def unavailable_images(root: Path, paths: list[str] | None) -> list[tuple[str, str]]:
+    """(path, reason) for each listed image that will never be shown: outside ``root`` (refused: nothing is read
+    outside a dataset root) or not a file there. Its sample keeps its embedding; only its picture is left out."""
+    skipped = []
+    for path in paths or []:
+        if not inside(root, root / path):
+            skipped.append((path, f"image outside the image root {root}; not shown"))
+        elif not (root / path).is_file():
+            skipped.append((path, f"image missing under {root}; not shown"))
+    return skipped

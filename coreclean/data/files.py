@@ -4,6 +4,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,19 @@ def resolve_inside(root: Path, relative: str) -> Path:
     return candidate.resolve()
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula (OWASP CSV injection)
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_safe(row: Iterable) -> list:
+    """The cells of one CSV row, safe to open in a spreadsheet: text starting with ``= + - @`` (or a tab or carriage
+    return), such as a class name ``=HYPERLINK(...)``, gets a leading ``'`` so it is shown, never run (as OWASP
+    advises for CSV files); numbers, and text that is a plain number (``-0.5``), are left as they are. Every CSV
+    coreclean writes passes its rows through here."""
+    return ["'" + cell if isinstance(cell, str) and cell.startswith(_FORMULA_START)
+            and not _PLAIN_NUMBER.fullmatch(cell) else cell for cell in row]
+
+
 def load_npy(path: Path, *, mmap: bool = False, what: str = "") -> np.ndarray:
     """``np.load`` with ``allow_pickle=False`` and errors that name the file and the fix.
 
@@ -33,6 +48,7 @@ def load_npy(path: Path, *, mmap: bool = False, what: str = "") -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: missing{'; ' + what if what else ''}.")
+    _check_npy_magic(path)
     try:
         return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except ValueError as err:
@@ -45,6 +61,27 @@ def load_npy(path: Path, *, mmap: bool = False, what: str = "") -> np.ndarray:
         raise ValueError(f"{path}: not a valid .npy file ({err}).") from err
     except OSError as err:
         raise ValueError(f"{path}: unreadable ({err}).") from err
+
+
+def _check_npy_magic(path: Path) -> None:
+    """``ValueError`` saying what ``path`` is when it is not a ``.npy`` file at all (numpy would call anything
+    without its header a pickle)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError as err:
+        raise ValueError(f"{path}: unreadable ({err.strerror or err}).") from err
+    if head.startswith(b"\x93NUMPY"):
+        return
+    if head.startswith(b"PK\x03\x04"):
+        kind = "a zip archive (an .npz?); save one array with np.save"
+    elif not head:
+        kind = "empty"
+    elif b"\0" not in head:
+        kind = "a text file" + (" (CSV?)" if b"," in head else "") + "; save the array with np.save(path, array)"
+    else:
+        kind = "no .npy header; save the array with np.save(path, array)"
+    raise ValueError(f"{path}: not a .npy file: {kind}.")
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

@@ -11,14 +11,31 @@ from .decode import UnreadableImage, check_image
 from .dataset import Dataset
 
 
+MAX_NOT_IMAGES = 10_000  # more files without an image extension: not an image dataset (a home folder?); refused
+
+
 def scan_class_tree(tree: Path, root: Path, class_to_idx: dict[str, int], skipped: list[tuple[str, str]]):
-    """Relative paths and labels of readable images under ``tree/<class>/``; the rest goes to ``skipped``."""
+    """Relative paths and labels of readable images under ``tree/<class>/``; the rest goes to ``skipped``.
+    ``ValueError`` as soon as more than ``MAX_NOT_IMAGES`` files are not images: a folder such as a home directory
+    is refused in seconds instead of being walked (and every file in it listed) for minutes."""
     paths, labels = [], []
+    not_images = 0
     for name, label in class_to_idx.items():
         folder = tree / name
         if not folder.is_dir():
             continue
-        for file in sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink()):
+        files = []
+        for file in folder.rglob("*"):  # lazily: the bound stops the walk early
+            if not (file.is_file() or file.is_symlink()):
+                continue
+            files.append(file)
+            if not file.name.lower().endswith(IMG_EXTENSIONS):
+                not_images += 1
+                if not_images > MAX_NOT_IMAGES:
+                    raise ValueError(f"{root}: more than {MAX_NOT_IMAGES:,} files that are not images (e.g. "
+                                     f"{file.relative_to(root)}): not an ImageFolder dataset; point at the folder "
+                                     "holding one sub-folder of images per class.")
+        for file in sorted(files):
             rel = str(file.relative_to(root))
             reason = _unusable(file, root)
             if reason:
@@ -42,8 +59,12 @@ def _unusable(file: Path, root: Path) -> str | None:
 
 
 def load_image_folder(root: Path, *, test_size: float = 0.2, random_state: int = 0) -> Dataset:
-    """Load an ImageFolder tree; uses ``train/`` + ``val/``|``test/`` when present, else a stratified hold-out."""
+    """Load an ImageFolder tree; uses ``train/`` + ``val/``|``test/`` when present, else a stratified hold-out.
+    A home folder or the file system's root is refused without a scan."""
     root = root.resolve()
+    if root in _home_folders() or root == Path(root.anchor):
+        raise ValueError(f"{root}: a home folder or the file system root, not an image dataset; point at the folder "
+                         "holding one sub-folder of images per class.")
     holdout_dir = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
     train_dir = root / "train" if (root / "train").is_dir() and holdout_dir else root
     try:
@@ -73,3 +94,16 @@ def load_image_folder(root: Path, *, test_size: float = 0.2, random_state: int =
         paths_train=train_paths, paths_test=test_paths, root=root, skipped=skipped,
         fingerprint=f"folder:{files_fingerprint(root, train_paths + test_paths)}",
     )
+
+
+def _home_folders() -> set[Path]:
+    """Every user's home folder on this machine (and ``~``)."""
+    import pwd
+
+    homes = {Path.home().resolve()}
+    for entry in pwd.getpwall():
+        try:
+            homes.add(Path(entry.pw_dir).resolve())
+        except (OSError, RuntimeError):
+            continue
+    return homes

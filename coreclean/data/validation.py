@@ -130,6 +130,9 @@ def _same_length(X: np.ndarray, y: np.ndarray, x_name: str, y_name: str) -> None
         )
 
 
+MAX_ABS_FEATURE = 1e15  # its square, summed over many features, stays far inside float32 (3.4e38)
+
+
 def _finite(X: np.ndarray, name: str) -> np.ndarray:
     X = np.ascontiguousarray(X, dtype=np.float32)  # a float32 memmap passes through without a copy
     bad_rows = [start + np.flatnonzero(~np.isfinite(X[start:start + 65536]).all(axis=1))
@@ -139,4 +142,10 @@ def _finite(X: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(
             f"{name}: {len(rows)} row(s) contain NaN or inf (first: row {rows[0]}); drop or impute them before ranking."
         )
+    largest = max((float(np.abs(X[start:start + 65536]).max()) for start in range(0, len(X), 65536) if X.size),
+                  default=0.0)
+    if largest > MAX_ABS_FEATURE or 0 < largest < 1 / MAX_ABS_FEATURE:  # float32 squares would overflow/underflow
+        raise ValueError(f"{name}: the largest feature value is {largest:.3g}, beyond what float32 distances hold "
+                         f"(1e-15 .. 1e15); rescale the features first, e.g. X / np.abs(X).max() (the signals do "
+                         "not depend on the features' overall scale).")
     return X

@@ -8,8 +8,10 @@ import io
 import numpy as np
 import pandas as pd
 
+from ..data.files import csv_safe
 from ..quality.issues import quality_scores
 from ..quality.thresholds import table_columns
+from . import backup as log_backup
 from .log import Decision, ReviewLog, apply_corrections
 
 
@@ -23,9 +25,9 @@ def corrections_csv(decisions: dict[int, Decision], classes: list[str], ids: lis
         if d.decision == "ok":
             continue
         new = "" if d.new_label is None else d.new_label
-        writer.writerow([sample, ids[sample] if ids is not None else sample, d.old_label, new, d.decision,
-                         classes[d.old_label], classes[d.new_label] if d.new_label is not None else "",
-                         d.reviewer or ""])
+        writer.writerow(csv_safe([sample, ids[sample] if ids is not None else sample, d.old_label, new, d.decision,
+                                  classes[d.old_label], classes[d.new_label] if d.new_label is not None else "",
+                                  d.reviewer or ""]))
     return out.getvalue()
 
 
@@ -45,17 +47,17 @@ def cleaned_labels_csv(paths: list[str], y: np.ndarray, decisions: dict[int, Dec
     writer = csv.writer(out)
     writer.writerow(["path", "label", "status"])
     for path, label, kept in zip(paths, labels, keep):
-        writer.writerow([path, classes[label], "keep" if kept else "remove"])
+        writer.writerow(csv_safe([path, classes[label], "keep" if kept else "remove"]))
     return out.getvalue()
 
 
 def logged_decisions(analysis) -> dict[int, Decision]:
-    """Current decisions of the analysis's review log (shared by its lineage); {} when no log was ever written
-    (reading never creates one, so a read-only cache works)."""
+    """Current decisions of the analysis's review log (shared by its lineage); {} when no log was ever written.
+    Read only: nothing is created or written, so an analysis on a read-only mount exports too."""
     root = analysis.root_analysis
-    if not (root / "reviews.sqlite").exists():
-        return {}
-    return ReviewLog(root, len(analysis.y_train), analysis.n_classes).current()
+    if not (root / "reviews.sqlite").exists() and not log_backup.backups(root / "reviews.sqlite"):
+        return {}  # (deleted, with backups left: ReviewLog says so)
+    return ReviewLog(root, len(analysis.y_train), analysis.n_classes, read_only=True).current()
 
 
 def issues_table(analysis, decided: dict[int, Decision] | None = None,
@@ -98,11 +100,12 @@ def issues_table(analysis, decided: dict[int, Decision] | None = None,
 
 
 def table_rows(table: pd.DataFrame):
-    """The rows of ``table`` as CSV cells: floats to 6 significant digits, missing values empty."""
+    """The rows of ``table`` as CSV cells: floats to 6 significant digits, missing values empty, text that a
+    spreadsheet would run as a formula escaped (:func:`~coreclean.data.files.csv_safe`)."""
     formats = [(lambda v: "" if v != v else f"{v:.6g}") if table[c].dtype.kind == "f" else
                (lambda v: "" if v is pd.NA or v is None else v) for c in table.columns]
     for row in table.itertuples(index=False, name=None):
-        yield [fmt(value) for fmt, value in zip(formats, row)]
+        yield csv_safe(fmt(value) for fmt, value in zip(formats, row))
 
 
 def issues_csv(table: pd.DataFrame) -> str:

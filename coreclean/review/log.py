@@ -60,10 +60,14 @@ class Decision:
 class ReviewLog:
     """Decisions for the training samples of one analysis, stored in ``<directory>/reviews.sqlite``."""
 
-    def __init__(self, directory: str | Path, n_samples: int | None = None, n_classes: int | None = None):
+    def __init__(self, directory: str | Path, n_samples: int | None = None, n_classes: int | None = None, *,
+                 read_only: bool = False):
+        """``read_only``: only read an existing log (``export`` of an analysis on a read-only mount); nothing is
+        created or written, and a write is a :class:`ReviewLogError`."""
         self.path = Path(directory) / "reviews.sqlite"
         self.n_samples = n_samples
         self.n_classes = n_classes
+        self.read_only = read_only
         self._check_not_emptied()
         self._connect().close()
 
@@ -82,6 +86,8 @@ class ReviewLog:
                                  f"{'deleted' if missing else 'truncated'}?); {hint}.")
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
         try:
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
@@ -94,6 +100,25 @@ class ReviewLog:
         except sqlite3.DatabaseError as err:  # truncated or overwritten file
             hint = log_backup.RESTORE_HINT.format(directory=self.path.parent)
             raise ReviewLogError(f"{self.path}: the review log is damaged ({err}); {hint}.") from err
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """The log opened for reading only: ``mode=ro`` (sees a live writer's WAL), else, where SQLite cannot even
+        create its shared-memory file next to it (a read-only folder), ``immutable=1`` (the file as it is)."""
+        if not self.path.is_file():
+            raise ReviewLogError(f"{self.path}: no review log to read.")
+        error = None
+        for flags in ("mode=ro", "immutable=1"):
+            try:
+                db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{flags}", uri=True, timeout=60,
+                                     isolation_level=None)
+                db.execute("SELECT COUNT(*) FROM decisions").fetchone()
+                return db
+            except sqlite3.OperationalError as err:
+                error = err
+            except sqlite3.DatabaseError as err:
+                hint = log_backup.RESTORE_HINT.format(directory=self.path.parent)
+                raise ReviewLogError(f"{self.path}: the review log is damaged ({err}); {hint}.") from err
+        raise ReviewLogError(f"{self.path}: cannot read the review log ({error}).") from error
 
     @contextmanager
     def _session(self) -> Iterator[sqlite3.Connection]:
