@@ -1,11 +1,10 @@
 import streamlit as st
 
-from coreclean.review import export
-from coreclean.review.exchange import downloads, label_studio
-from coreclean.review import log as review
 from coreclean.build import rounds
-from ui import tables
-from ui import exchange, figures, review_grid, state
+from coreclean.review import export
+from coreclean.review import log as review
+from coreclean.review.exchange import downloads, label_studio
+from ui import exchange, figures, review_grid, state, tables
 
 analysis = state.current()
 log = state.current_log()

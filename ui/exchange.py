@@ -2,8 +2,8 @@
 change (a preview table), and the cached facts the download buttons need."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import streamlit as st
 
