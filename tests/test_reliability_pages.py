@@ -160,3 +160,20 @@ def test_a_home_folder_is_refused_without_a_scan(tmp_path, monkeypatch):
             (tmp_path / "other" / name / f"note{i}.txt").write_text("x")
     with pytest.raises(ValueError, match="more than 20 files that are not images"):
         load_source(str(tmp_path / "other"))
+
+
+# --- item 9: first contact: the titled navigation from the first moment, /overview opens the Overview -------------
+def test_first_contact_shows_the_titled_navigation(tmp_path, serve_dashboard, browser, make_image_folder):
+    from urllib.parse import quote, urlparse
+
+    titles = ["Overview", "Confusion", "Importance", "Review", "Decisions", "Map", "Duplicates", "Sample"]
+    folder = make_image_folder(tmp_path / "pets")  # a small first build (the server waits for it when stopped)
+    with serve_dashboard(tmp_path / "empty-cache") as url:  # a fresh server: its first run is Streamlit's legacy mode
+        page = browser.new_page()
+        page.goto(f"{url}/overview?path={quote(str(folder))}")
+        page.get_by_text("Building analysis").first.wait_for()  # the first build runs
+        links = page.locator("[data-testid=stSidebarNav] a").all_inner_texts()
+        assert [text.split("\n")[-1] for text in links] == titles, links  # before: dashboard, confusion, ...
+        assert "Page not found" not in page.locator("body").inner_text()
+        assert urlparse(page.url).path in ("/overview", "/")  # the default page may show as the root
+        page.close()
