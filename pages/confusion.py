@@ -39,12 +39,13 @@ else:
 
 if selected:
     true, predicted = selected
-    st.subheader(f"{names[true]} predicted as {names[predicted]}")
+    true_name, predicted_name = widgets.plain(names[true]), widgets.plain(names[predicted])  # names: plain text
+    st.subheader(f"{true_name} predicted as {predicted_name}")
     confused = analysis.confused_test(true, predicted)
-    st.write(f"**{len(confused)}** test samples of *{names[true]}* were predicted *{names[predicted]}*:")
+    st.write(f"**{len(confused)}** test samples of *{true_name}* were predicted *{predicted_name}*:")
     widgets.image_grid(analysis, confused[:12], split="test", columns=6,
                        caption=lambda i: f"test #{i} · p={analysis.p_pred_test[i]:.2f}")
-    st.write(f"Most important training samples labelled *{names[predicted]}*:")
+    st.write(f"Most important training samples labelled *{predicted_name}*:")
     widgets.image_grid(analysis, analysis.ranked(predicted)[:12], columns=6,
                        caption=lambda i: f"#{i} · pred {names[analysis.pred_train[i]]} · "
                                          f"imp {analysis.class_importance[i]:.2f}")

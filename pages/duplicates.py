@@ -57,7 +57,7 @@ def caption(index: int) -> str:
 for number, group in enumerate(shown, start + 1):
     with st.container(border=True):
         head = st.columns([4, 2])
-        labels = sorted({names[analysis.y_train[i]] for i in group})
+        labels = sorted({widgets.plain(names[analysis.y_train[i]]) for i in group})
         clash = f" — **labels disagree**: {', '.join(labels)}" if len(labels) > 1 else f" — all {labels[0]}"
         more = f" (first {SHOWN_PER_GROUP} shown)" if len(group) > SHOWN_PER_GROUP else ""
         head[0].markdown(f"**Group {number}**: {len(group)} samples{more}{clash}")

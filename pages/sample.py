@@ -14,7 +14,7 @@ predicted = int((analysis.pred_train if split == "train" else analysis.pred_test
 
 left, right = st.columns([2, 3])
 with left:
-    text = f"{split} #{index} · label {names[label]} · pred {names[predicted]}"
+    text = widgets.plain(f"{split} #{index} · label {names[label]} · pred {names[predicted]}")
     try:
         st.image(widgets.tile_image(analysis, index, split, 360), caption=text, width=360)
     except ImageUnavailable as err:
@@ -25,12 +25,13 @@ with right:
     st.plotly_chart(figures.probability_bars([names[c] for c in classes], probabilities), key="top_classes")
     st.subheader("Why it is flagged")
     summary = decision = None
+    written = [widgets.plain(name) for name in names]  # the lines below are Markdown: names as plain text
     if split == "train":
-        summary = review_grid.reasons(analysis, [index])[index].summary(names)
+        summary = review_grid.reasons(analysis, [index])[index].summary(written)
         decision = state.current_log().current().get(index)
-    lines = sample_facts.why_flagged(analysis, index, split, names, summary=summary, decision=decision)
+    lines = sample_facts.why_flagged(analysis, index, split, written, summary=summary, decision=decision)
     st.markdown("\n".join(f"- {line}" for line in lines))
-    suggestion = audit_view.suggestion_line(analysis, index, names) if split == "train" else None
+    suggestion = audit_view.suggestion_line(analysis, index, written) if split == "train" else None
     if suggestion:
         st.markdown(suggestion)
 

@@ -177,3 +177,22 @@ def test_first_contact_shows_the_titled_navigation(tmp_path, serve_dashboard, br
         assert "Page not found" not in page.locator("body").inner_text()
         assert urlparse(page.url).path in ("/overview", "/")  # the default page may show as the root
         page.close()
+
+
+# --- item 8: class names are plain text wherever the dashboard writes Markdown ----------------------------------
+def test_class_names_render_as_plain_text(digits_analysis, run_app):
+    import json
+
+    from ui.widgets import plain
+
+    meta_file = digits_analysis.directory / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    names = [f"[**{i}**](http://evil.invalid/{i})" for i in range(len(meta["classes"]))]  # a link, bold
+    meta_file.write_text(json.dumps({**meta, "classes": names}))
+    for page in ("pages/confusion.py", "pages/sample.py", "pages/duplicates.py"):
+        at = run_app(page=page)
+        texts = [e.value for kind in ("subheader", "markdown", "caption", "info") for e in getattr(at, kind)]
+        assert not [t for t in texts if "](http://evil" in t or "[**" in t], (page, texts)
+    at = run_app(page="pages/confusion.py")
+    heading = next(h.value for h in at.subheader if "predicted as" in h.value)
+    assert any(plain(name) in heading for name in names), heading

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from typing import Callable, Sequence
 
 import streamlit as st
@@ -35,6 +36,17 @@ def _tile_uri(directory: str, index: int, split: str, px: int, _analysis: Analys
         picture.save(buffer, format="JPEG", quality=90)
         kind = "jpeg"
     return f"data:image/{kind};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text) -> str:
+    """``text`` (a class name, a file name: anything a user named) shown as itself where Streamlit reads Markdown
+    (titles, ``st.write``, captions, image captions, messages): every character Markdown or Streamlit's directives
+    (``:red[...]``, ``$...$``) would act on is backslash-escaped, so ``[click](http://…)`` is no link and ``**x**``
+    not bold. Widgets' options and table cells are plain text already and take names as they are."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def notice_invalid(key: str, valid) -> None:
@@ -100,7 +112,7 @@ def image_grid(analysis: Analysis, indices: Sequence[int], *, split: str = "trai
         cells = st.columns(columns)
         for cell, index in zip(cells, indices[start:start + columns]):
             with cell:
-                text = caption(index) if caption else f"#{index}"
+                text = plain(caption(index)) if caption else f"#{index}"  # captions hold class names
                 try:
                     st.image(tile_image(analysis, index, split), caption=text, width=TILE_PX)
                 except ImageUnavailable as err:
