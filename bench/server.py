@@ -45,33 +45,27 @@ def wait_until(condition, what: str, timeout: float = WAIT_S, interval: float = 
         time.sleep(interval)
 
 
-def _healthy(url: str) -> bool:
+def answers(url: str, expected: bytes | None = None) -> bool:
+    """True when ``url`` answers HTTP 200 (with body ``expected`` if given)."""
     try:
-        return urllib.request.urlopen(f"{url}/_stcore/health", timeout=5).read() == b"ok"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return reply.status == 200 and (expected is None or reply.read() == expected)
     except OSError:
         return False
 
 
 @contextlib.contextmanager
-def serve(cache: Path | str, *, address: str | None = "127.0.0.1", env: dict | None = None,
-          timeout: float = WAIT_S):
-    """`streamlit run dashboard.py` on a free port with ``CORECLEAN_CACHE=cache`` until the block ends; yields the
-    base URL once ``/_stcore/health`` answers. ``address=None`` leaves ``--server.address`` to the app's own config
-    (the test that the default listens on loopback only). The server is stopped (and killed if it hangs) on exit."""
-    port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-               "--server.headless", "true"]
-    if address is not None:
-        command += ["--server.address", address]
-    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {}), "CORECLEAN_CACHE": str(cache)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+def running(command: list[str], health_url: str, what: str, *, env: dict | None = None, cwd: Path | None = None,
+            log=subprocess.DEVNULL, expected: bytes | None = None, timeout: float = WAIT_S):
+    """Start the server ``command`` and wait until ``health_url`` answers (``what`` names it in errors); stop it
+    (and kill it if it hangs) when the block ends. The one start-and-poll helper of tests and benches."""
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        wait_until(lambda: proc.poll() is not None or _healthy(url), "streamlit to answer /_stcore/health",
+        wait_until(lambda: proc.poll() is not None or answers(health_url, expected), f"{what} to answer {health_url}",
                    timeout=timeout, interval=0.3)
         if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode} before it became healthy")
-        yield url
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before it answered {health_url}")
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -79,6 +73,23 @@ def serve(cache: Path | str, *, address: str | None = "127.0.0.1", env: dict | N
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def serve(cache: Path | str, *, address: str | None = "127.0.0.1", env: dict | None = None,
+          timeout: float = WAIT_S):
+    """`streamlit run dashboard.py` on a free port with ``CORECLEAN_CACHE=cache`` until the block ends; yields the
+    base URL once ``/_stcore/health`` answers. ``address=None`` leaves Streamlit's own default in place
+    (the test that the default listens on loopback only). The server is stopped (and killed if it hangs) on exit."""
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+               "--server.headless", "true"]
+    if address is not None:
+        command += ["--server.address", address]
+    url = f"http://127.0.0.1:{port}"
+    with running(command, f"{url}/_stcore/health", "streamlit", cwd=ROOT, expected=b"ok", timeout=timeout,
+                 env={**os.environ, **(env or {}), "CORECLEAN_CACHE": str(cache)}):
+        yield url
 
 
 def settle(page, timeout_ms: float = WAIT_MS) -> None:

@@ -13,15 +13,14 @@ template kept beside the environment (made once, by ``.ci/run`` or by the first 
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from bench.server import free_port, running
 from coreclean.cli.main import main
 from coreclean.review.log import ReviewLog
 
@@ -62,12 +61,6 @@ def _require_label_studio() -> None:
         pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _environment(data_dir: Path, document_root: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "DJANGO_"))}
     env.update(LABEL_STUDIO_BASE_DATA_DIR=str(data_dir), DJANGO_DB="sqlite", COLLECT_ANALYTICS="false",
@@ -103,36 +96,15 @@ def label_studio(tmp_path_factory):
     env = _environment(data_dir, document_root)
     started = time.perf_counter()
     shutil.copy2(_migrated_template(env), data_dir / "label_studio.sqlite3")
-    port = _free_port()
-    log = open(base / "server.log", "wb")
-    server = subprocess.Popen(
-        [str(EXECUTABLE), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(data_dir), "--username", "annotator@coreclean.test", "--password", "not-a-secret-1",
-         "--user-token", TOKEN, "--enable-legacy-api-token"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"label-studio exited ({server.returncode}): {(base / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.perf_counter() - started > START_CAP_S:
-                pytest.fail(f"label-studio did not answer /health within {START_CAP_S} s")
-            time.sleep(0.5)
+    with open(base / "server.log", "wb") as log, running(
+            [str(EXECUTABLE), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
+             "--data-dir", str(data_dir), "--username", "annotator@coreclean.test", "--password", "not-a-secret-1",
+             "--user-token", TOKEN, "--enable-legacy-api-token"],
+            f"{url}/health", "label-studio", env=env, log=log, timeout=START_CAP_S):
         print(f"label-studio answered /health after {time.perf_counter() - started:.1f} s", file=sys.stderr)
         yield url, TOKEN
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 def test_round_trip_through_a_real_label_studio(label_studio, digits_analysis, tmp_path, capsys):
