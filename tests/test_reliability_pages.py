@@ -176,6 +176,14 @@ def test_first_contact_shows_the_titled_navigation(tmp_path, serve_dashboard, br
         assert [text.split("\n")[-1] for text in links] == titles, links  # before: dashboard, confusion, ...
         assert "Page not found" not in page.locator("body").inner_text()
         assert urlparse(page.url).path in ("/overview", "/")  # the default page may show as the root
+        # a second visitor, now that the server has left the legacy mode: /overview is the Overview, not "Page not
+        # found" (the default page lives at the root URL), and the link's parameters are kept
+        second = browser.new_page()
+        second.goto(f"{url}/overview?path={quote(str(folder))}&reviewer=ann")
+        second.get_by_text("Building analysis").first.wait_for()
+        assert "Page not found" not in second.locator("body").inner_text()
+        assert urlparse(second.url).path == "/" and "reviewer=ann" in second.url, second.url
+        second.close()
         page.close()
 
 
