@@ -142,6 +142,7 @@ def main(argv=None) -> int:
     parser.add_argument("--loop-size", type=int, default=20000, help="Fashion-MNIST size for the review loop")
     parser.add_argument("--quick", action="store_true", help="digits, one noise setting, one seed, 3-round loop")
     parser.add_argument("--no-loop", action="store_true", help="skip the review loop")
+    parser.add_argument("--rounds", type=int, default=None, help="review-loop rounds (default 10; 3 with --quick)")
     parser.add_argument("--cnn", action="store_true", help="only the cnn backbone comparison (review loop)")
     parser.add_argument("--cnn-noise", nargs="+", default=["pair:0.1", "uniform:0.1"])
     parser.add_argument("--folds", type=int, default=5)
@@ -182,7 +183,7 @@ def main(argv=None) -> int:
         loop_size = None if dataset == "digits" else args.loop_size
         X, y, _, _ = features(dataset, loop_size)
         noisy = inject_noise(y, "uniform", 0.1, dataset, 0)
-        rounds = 3 if args.quick else 10
+        rounds = args.rounds or (3 if args.quick else 10)
         print(f"## Review loop: {dataset}, n={len(y)}, uniform 0.1 ({int((noisy != y).sum())} flips), "
               f"rounds of 100 reviews, errors found (cumulative)\n")
         rows = []

@@ -1,6 +1,7 @@
 """Per-worker throughput of each stage of a ``--cluster`` build on a LocalCluster, and the cost model inputs.
 
     python bench/scale_out.py --workers 2 --images 128 --rows 200000 --dim 512 --classes 100
+    python bench/scale_out.py --cluster tcp://HOST:8786 ...     # a running scheduler's workers instead
 
 Measures on this machine (numbers in docs/scale-out.md):
 (a) embedding: ResNet18 (random init, the same compute as ImageNet weights) over ``--images`` 500x375 JPEGs,
@@ -86,12 +87,16 @@ def main(argv=None) -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--chunk-rows", type=int, default=50_000)
+    parser.add_argument("--cluster", help="a running scheduler (tcp://HOST:PORT) instead of a LocalCluster of "
+                                          "--workers processes")
     args = parser.parse_args(argv)
-    n, d, K, workers = args.rows, args.dim, args.classes, args.workers
-    with tempfile.TemporaryDirectory() as tmp, open_cluster(parse_cluster(f"local:{workers}")) as client:
+    n, d, K = args.rows, args.dim, args.classes
+    with tempfile.TemporaryDirectory() as tmp, \
+            open_cluster(parse_cluster(args.cluster or f"local:{args.workers}")) as client:
         tmp = Path(tmp)
-        print(f"LocalCluster: {workers} worker processes x 1 thread; machine: {torch.get_num_threads()} torch "
-              "threads in this process")
+        workers = len(client.scheduler_info()["workers"])
+        print(f"{'scheduler ' + args.cluster if args.cluster else 'LocalCluster'}: {workers} worker processes x 1 "
+              f"thread; machine: {torch.get_num_threads()} torch threads in this process")
         write_jpegs(tmp / "images", args.images)
         dataset = load_source(str(tmp / "images"))
         split_rows = len(dataset.y_train)

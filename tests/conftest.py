@@ -11,6 +11,11 @@ Analyses (built once per session, shared; never write into the ``*_build`` direc
 * ``fashion_build`` (session) — directory of the analysis of ``fashion-mnist:<fashion_subset_dir>``; read-only.
 * ``module_digits`` (module) — the digits analysis copied into ``module_cache`` (for a module's server).
 
+Other shared resources:
+
+* ``dask_scheduler`` (session) — address (``tcp://...``) of a Dask LocalCluster of 2 single-threaded worker
+  processes, started once (skips without ``distributed``); builds and benches reach it by that address.
+
 Caches and helpers:
 
 * ``cache`` — a fresh, empty analysis cache for this test, also ``CORECLEAN_CACHE``.
@@ -20,7 +25,7 @@ Caches and helpers:
 * ``make_image_folder``, ``write_embeddings`` — tiny datasets on disk; ``weights_file`` (session) — a ResNet18
   state_dict (random weights; read-only).
 * ``module_cache`` (module), ``serve_dashboard`` (``with serve_dashboard(cache) as url``), ``server`` (module: a
-  server on ``module_cache``, which holds ``module_digits``), ``browser`` (module: headless Chromium whose pages wait up to ``WAIT_MS`` for
+  server on ``module_cache``, which holds ``module_digits``), ``browser`` (session: headless Chromium whose pages wait up to ``WAIT_MS`` for
   anything — wait for the app's state with ``settle(page)`` from ``bench.server``, never for a fixed time).
 """
 import gzip
@@ -144,6 +149,18 @@ def fashion_build(fashion_subset_dir, tmp_path_factory) -> Path:
                           cache_dir=tmp_path_factory.mktemp("session-fashion")).directory
 
 
+@pytest.fixture(scope="session")
+def dask_scheduler():
+    """Address of a LocalCluster with 2 single-threaded worker processes (opened through ``local:2``), shared by
+    every test that needs workers (starting one costs seconds of CPU per worker)."""
+    pytest.importorskip("distributed")
+    from coreclean.build.cluster import open_cluster, parse_cluster
+
+    with open_cluster(parse_cluster("local:2")) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        yield client.scheduler.address
+
+
 # --- the dashboard in AppTest -------------------------------------------------------------------------------------
 @pytest.fixture
 def app_file() -> str:
@@ -265,9 +282,10 @@ class _PatientBrowser:
         return getattr(self._browser, name)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """Headless Debian chromium driven by Playwright (every wait capped at ``WAIT_MS``)."""
+    """Headless Debian chromium driven by Playwright, one for the session (every wait capped at ``WAIT_MS``); tests
+    open and close their own pages or contexts."""
     _require_chromium()
     from playwright.sync_api import sync_playwright
 

@@ -3,7 +3,7 @@
 Each script runs as ``python bench/SCRIPT ARGS`` would — its ``__main__`` block, its argv, in a scratch working
 directory — but inside this process (``runpy``), so no run pays for a fresh interpreter and its imports. Scripts that
 open the digits analysis get a copy of the session's build in their cache (their timed steps still run); no
-Fashion-MNIST build runs here (explore.py --quick reads 3,000 of its rows)."""
+Fashion-MNIST build runs here (explore.py reads 1,500 of its rows)."""
 import os
 import runpy
 import sys
@@ -37,18 +37,16 @@ def run_script(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("script, args, expect", [
-    ("detection.py", ["--quick"], "| coreclean |"),
+    ("detection.py", ["--quick", "--rounds", "1"], "| coreclean |"),
     ("coreset_fidelity.py", ["--dataset", "digits", "--fractions", "0.3", "--seeds", "1"], "coreset − uniform"),
     ("embed_throughput.py", ["--images", "8"], "| cpu |"),
     ("dashboard_timing.py", ["--source", "digits"], "review: switch class"),
     ("retrain_time.py", ["--source", "digits"], "retrain"),
-    ("explore.py", ["--quick"], "| coreclean outlier_score |"),
+    ("explore.py", ["--quick", "--rows", "1500"], "| coreclean outlier_score |"),
     ("quality.py", ["--normal", "70", "--per-kind", "8", "--overhead-images", "8", "--loop-images", "8",
                     "--repeats", "1"], "| odd_aspect_ratio |"),
     ("review_speed.py", ["--quick"], "vs click"),
     ("map_timing.py", ["--source", "digits", "--quick"], "select a box"),
-    ("scale_out.py", ["--workers", "2", "--images", "8", "--rows", "4000", "--dim", "16", "--classes", "5",
-                      "--chunk-rows", "1000"], "(e) projection"),
 ])
 def test_bench_script_runs(script, args, expect, tmp_path, run_script, digits_build, copy_analysis):
     if script in OPENS_DIGITS:
@@ -56,6 +54,13 @@ def test_bench_script_runs(script, args, expect, tmp_path, run_script, digits_bu
         args = args + ["--cache", str(tmp_path / "cache")]
     out = run_script(script, *args)
     assert expect in out
+
+
+def test_scale_out_smoke(run_script, dask_scheduler):
+    """On the session's 2-worker cluster (the script's own LocalCluster is the same code as ``--cluster local:2``)."""
+    out = run_script("scale_out.py", "--cluster", dask_scheduler, "--images", "8", "--rows", "4000", "--dim", "16",
+                     "--classes", "5", "--chunk-rows", "1000")
+    assert "(e) projection" in out and "2 worker processes" in out
 
 
 def test_imagenet_scale_smoke(tmp_path, run_script):

@@ -62,22 +62,22 @@ def test_several_sessions_at_once(server, browser, analysis):
         context.close()
 
 
-def test_decision_made_in_browser_survives_restart(browser, analysis, module_cache, serve_dashboard, tmp_path):
+def test_decision_made_in_browser_survives_restart(server, browser, analysis, module_cache, serve_dashboard,
+                                                    tmp_path):
     from coreclean.review.log import ReviewLog
 
     log = ReviewLog(analysis.directory, len(analysis.y_train))
     target = int(analysis.ranked(9)[0])
     log.undo(target)
-    with serve_dashboard(module_cache) as url:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/review?cls=9")
-        page.get_by_text(f"#{target} ·", exact=False).wait_for()
-        tile = page.locator("[data-testid=stColumn]").filter(has_text=f"#{target} ·").last
-        tile.get_by_role("radio", name="remove").click()
-        wait_until(lambda: target in log.current(), f"the decision on #{target} in the log")
-        page.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/review?cls=9")
+    page.get_by_text(f"#{target} ·", exact=False).wait_for()
+    tile = page.locator("[data-testid=stColumn]").filter(has_text=f"#{target} ·").last
+    tile.get_by_role("radio", name="remove").click()
+    wait_until(lambda: target in log.current(), f"the decision on #{target} in the log")
+    page.close()
     assert log.current()[target].decision == "remove"
-    with serve_dashboard(module_cache) as url:  # a fresh server process
+    with serve_dashboard(module_cache) as url:  # a fresh server process: only what was written to disk
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/review?cls=9&seen=true")
         page.get_by_text(f"#{target} ·", exact=False).wait_for()

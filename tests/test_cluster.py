@@ -1,7 +1,8 @@
 """Builds on a Dask cluster (issue 16): the same results as the single-process build, the flag and the
 environment variable honoured, bad specs refused with one clear error.
 
-One LocalCluster of 2 worker processes serves the module; builds reach it by its tcp:// address, which also
+One LocalCluster of 2 worker processes serves the session (conftest's ``dask_scheduler``); builds reach it by its
+tcp:// address, which also
 exercises connecting to an existing scheduler.
 """
 import json
@@ -18,16 +19,14 @@ from coreclean.build.params import BuildParams  # noqa: E402
 from coreclean.build import cluster as cluster_module  # noqa: E402
 from coreclean.embedding import dask_embed  # noqa: E402
 from coreclean.classifier import dask_passes  # noqa: E402
-from coreclean.build.cluster import ClusterSpec, open_cluster, parse_cluster  # noqa: E402
+from coreclean.build.cluster import ClusterSpec, parse_cluster  # noqa: E402
 from coreclean.config import cluster_address  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def scheduler():
-    """The address of a LocalCluster with 2 single-threaded worker processes (opened through ``local:2``)."""
-    with open_cluster(parse_cluster("local:2")) as client:
-        assert len(client.scheduler_info()["workers"]) == 2
-        yield client.scheduler.address
+@pytest.fixture
+def scheduler(dask_scheduler):
+    """The address of the session's LocalCluster of 2 single-threaded worker processes (opened through ``local:2``)."""
+    return dask_scheduler
 
 
 def test_parse_cluster_specs():
