@@ -34,10 +34,7 @@ st.dataframe(tables.log_table(history, names), hide_index=True)
 undo_cols = st.columns([2, 1])
 target = undo_cols[0].selectbox("Undo the current decision of sample", sorted(decided), index=None,
                                 key="undo_target")
-if undo_cols[1].button("Undo", disabled=target is None):
-    restored = log.undo(target)
-    st.toast(f"Undid sample {target}" + (f"; back to '{restored.decision}'" if restored else ""))
-    st.rerun()
+undo_cols[1].button("Undo", disabled=target is None, on_click=review_grid.undo_decision, args=(log, target))
 
 st.subheader("Export")
 ids = [str(p) for p in analysis.paths_train] if analysis.paths_train is not None else None
@@ -132,9 +129,9 @@ if analysis.is_revision:
     before.dataframe(tables.pairs_table(parent.pairs(), names, limit=15), hide_index=True)
     after.write("**After**")
     after.dataframe(tables.pairs_table(analysis.pairs(), names, limit=15), hide_index=True)
-    if st.button("Switch back to the previous round", help="Nothing is deleted: every round stays selectable and "
-                                                           "every decision stays in the log."):
-        state.continue_on_round(rounds.round_id(analysis.root_analysis, parent.directory))
+    st.button("Switch back to the previous round", on_click=state.open_round,
+              args=(rounds.round_id(analysis.root_analysis, parent.directory),),
+              help="Nothing is deleted: every round stays selectable and every decision stays in the log.")
 
 history = rounds.list_rounds(analysis.root_analysis)
 if len(history) > 1:

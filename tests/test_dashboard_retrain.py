@@ -2,7 +2,7 @@
 progress bar; the page lands on the new round when it is done, and a failure is a message, not a traceback."""
 import threading
 
-from coreclean.build.rounds import find_round
+from coreclean.build.rounds import list_rounds
 from coreclean.review.log import ReviewLog
 from ui import state
 
@@ -32,7 +32,7 @@ def test_apply_and_retrain_runs_in_the_background_runner_and_lands_a_new_round(d
     at = apply_and_retrain(run_app(page="pages/decisions.py"))
     assert not at.exception  # a refusal is a message on the page, not a red exception box
     assert any("Apply & retrain failed: the decisions remove too much" in e.value for e in at.error)
-    assert "pending_round" not in at.session_state
+    assert "pending_round" not in at.session_state and at.session_state["analysis"].directory == a.directory
     at.run(timeout=TIMEOUT)  # still shown on the next run, until the next Apply & retrain
     assert any("Apply & retrain failed" in e.value for e in at.error)
 
@@ -49,8 +49,9 @@ def test_apply_and_retrain_runs_in_the_background_runner_and_lands_a_new_round(d
     assert decided == sorted(int(i) for i in top) and reports  # the progress the bar showed
     job_keys = [k for k in state._builder().progress if k[:2] == ("retrain", str(a.directory))]
     assert job_keys and state._builder().progress[job_keys[-1]][0] in {stage for stage, _, _ in reports}
-    new_round = find_round(a.directory, at.session_state["pending_round"])  # the next run opens it
-    assert new_round.number == 1 and (new_round.directory / "meta.json").is_file()
+    (new_round,) = [r for r in list_rounds(a.directory) if r.number == 1]
+    assert (new_round.directory / "meta.json").is_file()
+    assert at.session_state["analysis"].directory == new_round.directory  # the rerun opened it
 
     reopened = run_app({"round": new_round.label}, "pages/decisions.py")
     assert reopened.session_state["analysis"].directory == new_round.directory

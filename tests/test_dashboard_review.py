@@ -2,7 +2,7 @@
 import pytest
 
 from coreclean.review.log import ReviewLog
-from coreclean.build.rounds import find_round
+from coreclean.build.rounds import list_rounds
 
 
 @pytest.fixture
@@ -52,7 +52,8 @@ def test_decisions_page_lists_filters_undoes_and_retrains(log, run_app):
     assert int(ranked[2]) not in review_log.current()
     next(b for b in at.button if b.label == "Apply & retrain").click().run()
     assert not at.exception
-    revision = find_round(analysis.directory, at.session_state["pending_round"])  # the next run opens it
+    (revision,) = [r for r in list_rounds(analysis.directory) if r.number == 1]
+    assert at.session_state["analysis"].directory == revision.directory  # the rerun opened it
     reopened = run_app({"round": revision.label}, "pages/decisions.py")
     metrics = {m.label: m for m in reopened.metric}
     assert metrics["Relabelled"].value == "1" and metrics["Removed"].value == "1"

@@ -62,8 +62,9 @@ def test_dashboard_continues_on_the_new_round_and_can_switch_back(digits_analysi
     at = run_app(page="pages/decisions.py")
     next(b for b in at.button if b.label == "Apply & retrain").click().run()
     assert not at.exception
-    new_round = at.session_state["pending_round"]  # handed to the sidebar's round picker on the rerun
-    assert find_round(a.directory, new_round).number == 1
+    (round_1,) = [r for r in list_rounds(a.directory) if r.number == 1]
+    assert at.session_state["analysis"].directory == round_1.directory  # the sidebar's picker took it on the rerun
+    new_round = round_1.id
     label = find_round(a.directory, new_round).label
     decisions = run_app({"round": label}, "pages/decisions.py")
     current = decisions.session_state["analysis"]
@@ -74,5 +75,5 @@ def test_dashboard_continues_on_the_new_round_and_can_switch_back(digits_analysi
     shown = [int(w.key.split("_")[1]) for w in review.segmented_control]
     assert shown and not set(top.tolist()) & set(shown)  # decided samples are not asked again
     next(b for b in decisions.button if b.label == "Switch back to the previous round").click().run()
-    assert decisions.session_state["pending_round"] == ""  # the original, on the rerun
+    assert decisions.session_state["analysis"].directory == a.directory  # the original, on the rerun
     assert len(log.current()) == 3  # switching rounds never touches decisions

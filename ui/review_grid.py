@@ -19,7 +19,7 @@ from coreclean.review.log import DECISIONS_SHOWN, ReviewLog
 from coreclean.data.images import ImageUnavailable
 
 from .selection import pair_label, parse_pair
-from .widgets import TILE_PX, details_link, tile_image
+from .widgets import TILE_PX, details_link, plain, tile_image
 
 ALL_CLASSES = "All classes"
 MAX_PAIRS = 100  # confusion pairs offered in the queue picker (most frequent first); deep links may name any
@@ -77,9 +77,9 @@ def queue_for(analysis: Analysis, choice: str, names: Sequence[str], *, descendi
         true, predicted = pair
         return (review_queue.confusion_pair(analysis.y_train, analysis.pred_train, analysis.importance, true,
                                             predicted, analysis.removed_train, descending=descending),
-                f"labelled **{names[true]}** and predicted **{names[predicted]}**")
+                f"labelled **{plain(names[true])}** and predicted **{plain(names[predicted])}**")
     label = list(names).index(choice)
-    return analysis.ranked(label, descending=descending), f"labelled **{choice}**"
+    return analysis.ranked(label, descending=descending), f"labelled **{plain(choice)}**"
 
 
 def queue_class(choice: str, names: Sequence[str], issue: str | None = None) -> int | None:
@@ -189,7 +189,7 @@ def review_tiles(analysis: Analysis, log: ReviewLog, names: Sequence[str], indic
 
 def _tile(analysis, log, names, index, slot, current, reason, reviewer) -> None:
     label = int(analysis.y_train[index])
-    text = (f"#{index} · label {names[label]} · pred {names[analysis.pred_train[index]]}"
+    text = (f"#{index} · label {plain(names[label])} · pred {plain(names[analysis.pred_train[index]])}"
             f" · imp {analysis.class_importance[index]:.3f}")
     try:
         st.image(tile_image(analysis, index), caption=text, width=TILE_PX)
@@ -204,7 +204,7 @@ def _tile(analysis, log, names, index, slot, current, reason, reviewer) -> None:
     flagged = st.session_state[key] == "mislabeled"
     suggested = current.new_label if flagged and current and current.new_label is not None \
         else analysis.suggested_label(index)
-    st.button("Undo mislabeled" if flagged else f"Mislabeled → {names[suggested]}", key=f"flip_{index}",
+    st.button("Undo mislabeled" if flagged else f"Mislabeled → {plain(names[suggested])}", key=f"flip_{index}",
               shortcut=KEYS[slot] if slot < len(KEYS) else None, type="primary" if flagged else "secondary",
               on_click=toggle_mislabeled, args=(analysis, log, index, reviewer),
               help=f"Key {KEYS[slot]}" if slot < len(KEYS) else None)
@@ -214,3 +214,12 @@ def _tile(analysis, log, names, index, slot, current, reason, reviewer) -> None:
         others = [c for c in range(len(names)) if c != label]
         st.selectbox("Correct class", [names[c] for c in others], index=others.index(suggested), key=f"new_{index}",
                      on_change=save_choice, args=(analysis, log, names, index, key, reviewer))
+
+
+def undo_decision(log: ReviewLog, sample: int | None) -> None:
+    """Button callback: undo ``sample``'s current decision (the one before it comes back) and say so. A callback,
+    so the click survives the rerun that brings a deep-linked page into the navigation (:func:`ui.state.current`)."""
+    if sample is None:
+        return
+    restored = log.undo(sample)
+    st.toast(f"Undid sample {sample}" + (f"; back to '{restored.decision}'" if restored else ""))

@@ -221,9 +221,14 @@ def select_round(base: Analysis) -> Analysis:
     return _load(str(rounds[chosen].directory))
 
 
-def continue_on_round(round_id: str) -> None:
-    """Rerun the app on round ``round_id`` (the sidebar picker and the URL follow)."""
+def open_round(round_id: str) -> None:
+    """Have the next run open round ``round_id`` (the sidebar picker and the URL follow); a button callback."""
     st.session_state["pending_round"] = round_id
+
+
+def continue_on_round(round_id: str) -> None:
+    """Rerun the app on round ``round_id`` now."""
+    open_round(round_id)
     st.rerun()
 
 

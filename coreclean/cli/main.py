@@ -151,7 +151,7 @@ def _rank_analysis(args) -> int:
 def _rank(args) -> int:
     from ..exploration.stage import feature_signals
     from ..importance.sensitivity import CoresetSensitivity
-    from ..data.validation import check_features_labels
+    from ..data.validation import check_distance_scale, check_features_labels
 
     if args.analysis:
         if args.features or args.labels:
@@ -163,6 +163,7 @@ def _rank(args) -> int:
     X = load_npy(Path(args.features), mmap=True)
     y = load_npy(Path(args.labels))
     X, y = check_features_labels(X, y, x_name=args.features, y_name=args.labels)
+    check_distance_scale(X, args.features)
     est = CoresetSensitivity().fit(X, y)
     stats = est.stats_  # already computed under the classifier; no second pass, no (n, K) matrix
     order = np.argsort(-est.importance_, kind="stable")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import files_fingerprint, inside, load_npy as _load_npy
-from .validation import check_features_labels, check_test_arrays
+from .validation import check_distance_scale, check_features_labels, check_test_arrays
 from .dataset import Dataset
 
 REQUIRED = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
@@ -82,6 +82,7 @@ def load_embeddings_dir(directory: Path) -> Dataset:
     x_tr = load_npy(paths["x_train.npy"], mmap=True)
     _, y_tr = check_features_labels(x_tr, load_npy(paths["y_train.npy"]), x_name=str(paths["x_train.npy"]),
                                     y_name=str(paths["y_train.npy"]), min_classes=1, min_per_class=1)
+    check_distance_scale(x_tr, str(paths["x_train.npy"]))  # the build's neighbours and outliers need it
     classes = read_class_names(directory, int(y_tr.max()) + 1, len(np.unique(y_tr)))
     x_te = load_npy(paths["x_test.npy"], mmap=True)
     _, y_te = check_test_arrays(x_te, load_npy(paths["y_test.npy"]), x_tr.shape[1], len(classes),

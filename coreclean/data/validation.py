@@ -142,9 +142,17 @@ def _finite(X: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(
             f"{name}: {len(rows)} row(s) contain NaN or inf (first: row {rows[0]}); drop or impute them before ranking."
         )
+    return X
+
+
+def check_distance_scale(X: np.ndarray, name: str = "X") -> np.ndarray:
+    """``X`` (n, d) if its values suit the float32 distances of neighbours, duplicates and outliers, else
+    ``ValueError`` saying to rescale. The importance itself is scale-invariant and needs no such check; call this
+    where user features enter a build or ``rank`` (squares of values past 1e15, summed over features, overflow
+    float32; below 1e-15 they underflow)."""
     largest = max((float(np.abs(X[start:start + 65536]).max()) for start in range(0, len(X), 65536) if X.size),
                   default=0.0)
-    if largest > MAX_ABS_FEATURE or 0 < largest < 1 / MAX_ABS_FEATURE:  # float32 squares would overflow/underflow
+    if largest > MAX_ABS_FEATURE or 0 < largest < 1 / MAX_ABS_FEATURE:
         raise ValueError(f"{name}: the largest feature value is {largest:.3g}, beyond what float32 distances hold "
                          f"(1e-15 .. 1e15); rescale the features first, e.g. X / np.abs(X).max() (the signals do "
                          "not depend on the features' overall scale).")
