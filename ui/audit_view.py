@@ -12,6 +12,7 @@ from coreclean.audit.audit import Audit, audit_of
 from coreclean.audit.report_data import report_data
 from coreclean.audit.report_html import render_html
 from ui import state
+from ui.widgets import plain
 
 
 def stored_audit(analysis: Analysis) -> Audit | None:
@@ -64,11 +65,11 @@ def health_summary(analysis: Analysis, names: list[str]) -> None:
     cols[3].metric("Classes to merge?", len(merges),
                    help="Class pairs the data cannot tell apart (joint mass both ways).")
     if merges:
-        st.caption("Merge? " + ", ".join(f"{names[p['a']]} / {names[p['b']]} ({p['samples']:,} samples)"
+        st.caption("Merge? " + ", ".join(f"{plain(names[p['a']])} / {plain(names[p['b']])} ({p['samples']:,} samples)"
                                          for p in merges[:5]))
     too_few = s["balance"]["too_few"]
     if too_few:
-        st.caption("Too few samples: " + ", ".join(names[c] for c in too_few[:10]))
+        st.caption("Too few samples: " + ", ".join(plain(names[c]) for c in too_few[:10]))
     st.download_button("Download report", data=lambda: report_html(analysis, audit), icon=":material/download:",
                        file_name=f"{analysis.meta['name']}-report.html", mime="text/html", key="download_report",
                        help="One self-contained HTML file (opens offline): health, noise matrix, confusion, "
@@ -82,6 +83,6 @@ def suggestion_line(analysis: Analysis, index: int, names: list[str]) -> str | N
     audit = stored_audit(analysis)
     if audit is None or audit.suggested[index] < 0:
         return None
-    return (f"Suggested label **{names[int(audit.suggested[index])]}** (confidence "
+    return (f"Suggested label **{plain(names[int(audit.suggested[index])])}** (confidence "
             f"{float(audit.confidence[index]):.0%}; probability the given label is wrong "
             f"{float(audit.p_wrong[index]):.0%}, dataset audit)")

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ...data.files import inside, load_npy
+from ...data.files import csv_safe, inside, load_npy
 from ..export import logged_decisions
 from ..log import Decision, apply_corrections
 
@@ -166,11 +166,11 @@ def write_cleaned(analysis, out: str | Path, *, decided: dict[int, Decision] | N
         names = analysis.classes
         with open(work / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(MANIFEST_COLUMNS)
+            writer.writerow(csv_safe(MANIFEST_COLUMNS))
             for path, label, index, split in rows:
                 d = decided.get(index) if split == "train" else None
                 source_label = original[index] if split == "train" else int(analysis.y_test[index])
-                writer.writerow([path, label, names[source_label], d.decision if d else "", split, index])
+                writer.writerow(csv_safe([path, label, names[source_label], d.decision if d else "", split, index]))
         _swap_into_place(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
