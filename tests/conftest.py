@@ -25,7 +25,7 @@ Caches and helpers:
 * ``make_image_folder``, ``write_embeddings`` — tiny datasets on disk; ``weights_file`` (session) — a ResNet18
   state_dict (random weights; read-only).
 * ``module_cache`` (module), ``serve_dashboard`` (``with serve_dashboard(cache) as url``), ``server`` (module: a
-  server on ``module_cache``, which holds ``module_digits``), ``browser`` (session: headless Chromium whose pages wait up to ``WAIT_MS`` for
+  server on ``module_cache``, which holds ``module_digits``), ``browser`` (module: headless Chromium whose pages wait up to ``WAIT_MS`` for
   anything — wait for the app's state with ``settle(page)`` from ``bench.server``, never for a fixed time).
 """
 import gzip
@@ -282,10 +282,11 @@ class _PatientBrowser:
         return getattr(self._browser, name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Debian chromium driven by Playwright, one for the session (every wait capped at ``WAIT_MS``); tests
-    open and close their own pages or contexts."""
+    """Headless Debian chromium driven by Playwright (every wait capped at ``WAIT_MS``). Module-scoped on purpose:
+    while Playwright's sync API is open, the main thread has a running asyncio loop, and code under test that calls
+    ``asyncio.run`` (the Dask handshake) fails in later modules."""
     _require_chromium()
     from playwright.sync_api import sync_playwright
 
