@@ -43,7 +43,7 @@ def run_script(tmp_path, monkeypatch, capsys):
     ("dashboard_timing.py", ["--source", "digits"], "review: switch class"),
     ("retrain_time.py", ["--source", "digits"], "retrain"),
     ("explore.py", ["--quick", "--rows", "1500"], "| coreclean outlier_score |"),
-    ("quality.py", ["--normal", "70", "--per-kind", "8", "--overhead-images", "8", "--loop-images", "8",
+    ("quality.py", ["--normal", "70", "--per-kind", "8", "--overhead-images", "4", "--loop-images", "4",
                     "--repeats", "1"], "| odd_aspect_ratio |"),
     ("review_speed.py", ["--quick"], "vs click"),
     ("map_timing.py", ["--source", "digits", "--quick"], "select a box"),
