@@ -115,5 +115,7 @@ def test_bad_cluster_is_one_clear_error(tmp_path, monkeypatch, capsys):
     assert "not a cluster spec" in capsys.readouterr().err
     monkeypatch.setattr(cluster_module, "CONNECT_TIMEOUT_S", 1)
     assert cli.main(["build", "digits", "--cache", str(tmp_path), "--cluster", "tcp://127.0.0.1:9"]) == 2
-    assert "error: cluster tcp://127.0.0.1:9: cannot connect" in capsys.readouterr().err
+    err = capsys.readouterr().err  # refused at once, or (where the port silently drops) nothing answered in time
+    assert err.startswith("error: cluster tcp://127.0.0.1:9: ") and err.count("\n") == 1
+    assert "cannot connect" in err or "nothing answered as a Dask scheduler within 1 s" in err
     assert not list(tmp_path.glob("digits-*"))  # nothing half-built
