@@ -65,8 +65,8 @@ for number, group in enumerate(shown, start + 1):
             head[1].button(f"Keep #{group[0]}, remove the rest", key=f"keep_{group[0]}", on_click=keep_one,
                            args=([group],))
         else:
-            head[1].caption(f"Too large to remove in one click: groups chain at loose thresholds; raise the "
-                            f"threshold or review its members (details).")
+            head[1].caption("Too large to remove in one click: groups chain at loose thresholds; raise the "
+                            "threshold or review its members (details).")
         widgets.image_grid(analysis, group[:SHOWN_PER_GROUP], columns=SHOWN_PER_GROUP, caption=caption)
 
 st.subheader("Train/test leakage")

@@ -1,6 +1,5 @@
 """Reliability, third pass (issue 23): no writer replaces what a user saved, no hang on wide features, no red
 error box a user can reach. Each test names the item of the issue it guards."""
-import os
 import sqlite3
 from pathlib import Path
 

@@ -138,7 +138,7 @@ def render_html(analysis, data: dict) -> str:
     out.append("<section id='confusion'><h2>Confusion (test set)</h2><p>Row: label; column: prediction; "
                "row-normalized.</p>" + heatmap_svg(data["confusion"], names, title="confusion") + "</section>")
     overlap = [{"classes": f"{names[p['a']]} / {names[p['b']]}", "overlap": _pct(p["overlap"]),
-                f"labelled first, truly second": _pct(p["a_to_b"]), "the reverse": _pct(p["b_to_a"]),
+                "labelled first, truly second": _pct(p["a_to_b"]), "the reverse": _pct(p["b_to_a"]),
                 "samples": p["samples"], "merge?": "merge?" if p["merge"] else ""} for p in audit["overlap"]]
     out.append("<section id='overlap'><h2>Overlapping classes</h2>"
                + (_table(overlap, list(overlap[0]), left=("classes", "merge?")) if overlap else
