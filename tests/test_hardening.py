@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.server import serve
+from bench.server import WAIT_S, serve
 from coreclean import Analysis, load_source
 from coreclean.cli.main import main
 from coreclean.data.decode import tile, to_rgb
@@ -37,7 +37,7 @@ def test_local_dashboard_listens_on_loopback_only(cache):
         assert addresses, "the dashboard never listened"
         loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
         assert addresses <= loopback, f"listening beyond loopback: {addresses}"
-        assert urllib.request.urlopen(f"{url}/_stcore/health", timeout=10).read() == b"ok"
+        assert urllib.request.urlopen(f"{url}/_stcore/health", timeout=WAIT_S).read() == b"ok"
 
 
 def test_dashboard_refuses_to_embed_with_random_weights(tmp_path, make_image_folder, run_app, cache, monkeypatch):
