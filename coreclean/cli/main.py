@@ -16,8 +16,8 @@ from ..build.timing import stage_table
 from ..config import VERSION, WEIGHTS_ENV, weights_setting
 from ..importance.backends import IMPORTANCE_BACKENDS
 from ..embedding.registry import OWN as OWN_BACKBONES
-from . import exchange
-from . import dashboard
+from .dashboard import add_parser as add_dashboard
+from .exchange import add_export_options, add_import_command, export as export_other_formats
 
 
 RANK_COLUMNS = ["index", "label", "importance", "predicted", "p_label", "duplicate_of", "outlier"]
@@ -191,7 +191,7 @@ def _export(args) -> int:
     from .progress import StageBars
 
     if args.format != "csv":  # the other formats (Label Studio, FiftyOne, cleaned dataset): cli/exchange.py
-        return exchange.export(args)
+        return export_other_formats(args)
     out = check_output_path(args.out)
     thresholds = parse_thresholds(args.threshold)
     if (Path(args.source) / "meta.json").is_file():  # an analysis directory (a build or a retrain revision)
@@ -264,13 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--backbone", default=None, metavar="NAME", help="as for build")
     export.add_argument("--weights", default=None, help="as for build")
     export.add_argument("--pca", type=int, default=128, help="as for build")
-    exchange.add_export_options(export, check_output_path)
+    add_export_options(export, check_output_path)
     export.set_defaults(run=_export)
     from .report import add_parser as add_report
 
     add_report(sub, check_output_path, _params)
-    exchange.add_import_command(sub)
-    dashboard.add_parser(sub)
+    add_import_command(sub)
+    add_dashboard(sub)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
