@@ -72,12 +72,14 @@ def dataheroes_importance(X: np.ndarray, y: np.ndarray, *, timeout: float = 120.
         np.save(y_path, np.asarray(y, dtype=np.int64))
         child = ctx.Process(target=_child, args=(str(x_path), str(y_path), answer), daemon=True)
         child.start()
+        hung = False
         try:
             status, payload = answer.get(timeout=timeout)
         except queue.Empty:
+            hung = True
             status, payload = "error", f"dataheroes did not answer within {timeout:.0f} s (offline license check?)."
         finally:
-            child.join(5)
+            child.join(0 if hung else 5)  # a child that answered gets time to exit; a hung one is killed at once
             if child.is_alive():
                 child.kill()
                 child.join()
