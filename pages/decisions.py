@@ -4,7 +4,7 @@ from coreclean.build import rounds
 from coreclean.review import export
 from coreclean.review import log as review
 from coreclean.review.exchange import downloads, label_studio
-from ui import exchange, figures, review_grid, state, tables
+from ui import audit_view, exchange, figures, review_grid, state, tables
 
 analysis = state.current()
 log = state.current_log()
@@ -39,7 +39,8 @@ undo_cols[1].button("Undo", disabled=target is None, on_click=review_grid.undo_d
 st.subheader("Export")
 ids = [str(p) for p in analysis.paths_train] if analysis.paths_train is not None else None
 exports = st.columns(2)
-exports[0].download_button("Corrections (CSV)", export.corrections_csv(decided, names, ids),
+audit = audit_view.stored_audit(analysis)  # its suggestion goes into the corrections and the Label Studio tasks
+exports[0].download_button("Corrections (CSV)", export.corrections_csv(decided, names, ids, audit),
                            file_name=f"{analysis.meta['name']}-corrections.csv", mime="text/csv")
 if ids is not None and analysis.meta["kind"] == "files":
     exports[1].download_button("Cleaned labels (CSV mapping)",
@@ -60,7 +61,7 @@ queued, _ = review_grid.queue_for(analysis, queue, names)
 limit = studio[1].number_input("Tasks", 1, max(len(queued), 1), min(100, max(len(queued), 1)), key="ls_limit",
                                help="The top of the queue.")
 chosen = queued[:int(limit)]
-studio[2].download_button(f"Tasks ({len(chosen)}, JSON)", lambda: downloads.tasks_file(analysis, chosen),
+studio[2].download_button(f"Tasks ({len(chosen)}, JSON)", lambda: downloads.tasks_file(analysis, chosen, audit),
                           file_name=f"{analysis.meta['name']}-tasks.json", mime="application/json",
                           disabled=not len(chosen))
 try:

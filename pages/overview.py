@@ -13,7 +13,7 @@ st.title(f"Overview — {meta['name']}")
 if params.backbone == "resnet18" and not params.weights:
     st.warning("This analysis was embedded with a randomly initialised ResNet18 (`--weights none`): its "
                "rankings are not meaningful. Rebuild with ImageNet weights or a weights file.")
-audit_view.health_summary(analysis, names)
+audit_slot = audit_view.health_summary(analysis, names)  # a running audit's progress bar goes here
 st.subheader("Dataset")
 cols = st.columns(5)
 cols[0].metric("Test accuracy", f"{analysis.accuracy:.2%}")
@@ -66,9 +66,11 @@ else:
                "quality scoring: delete it and build again to add them).")
 st.download_button(
     "Download every signal per training sample (CSV)", file_name=f"{meta['name']}-issues.csv", mime="text/csv",
-    data=lambda: export.issues_csv(export.issues_table(analysis, export.logged_decisions(analysis), thresholds)),
+    data=lambda: export.issues_csv(export.issues_table(analysis, export.logged_decisions(analysis), thresholds,
+                                                       suggestions=audit_view.stored_audit(analysis))),
     help="One row per training sample: label, prediction, importance, quality scores and flags (these thresholds), "
-         "and the current review decision — the same table as `python -m coreclean export`.")
+         "the current review decision and the dataset audit's suggestion (when computed) — the same table as "
+         "`python -m coreclean export`.")
 with st.expander("How this analysis was built"):
     st.write(", ".join(f"{name} = `{value}`" for name, value in vars(params).items()))
     if meta.get("stages"):
@@ -77,3 +79,4 @@ with st.expander("How this analysis was built"):
                    "while the stage ran; CPU seconds count all its threads.")
     else:
         st.caption("Built before stage timings were recorded.")
+audit_view.await_audit(analysis, audit_slot)  # last: the rest of the page is shown while it runs

@@ -167,7 +167,9 @@ def test_export_cli_one_row_per_training_sample(tmp_path, cache, weights_file, c
     quality = [f"{prefix}{name}{suffix}" for name in ISSUE_NAMES
                for prefix, suffix in (("", "_score"), ("is_", "_issue"))]
     assert list(rows[0]) == ["index", "path", "label", "label_name", "predicted", "predicted_name", "p_label",
-                             "importance", "outlier", "duplicate_of", *quality, "decision", "new_label"]
+                             "importance", "outlier", "duplicate_of", *quality, "decision", "new_label",
+                             "suggested_label", "suggested_name", "suggestion_confidence", "p_label_wrong"]
+    assert not any(row["suggested_label"] or row["p_label_wrong"] for row in rows)  # no audit stored: empty
     assert len(rows) == len(analysis.y_train) == sum(p.startswith("train/") for p in truth)
     assert [int(r["index"]) for r in rows] == list(range(len(rows)))
     for row in rows:

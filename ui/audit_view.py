@@ -1,55 +1,123 @@
-"""The dataset audit in the dashboard: the Overview's health summary with the report download, and the Sample
-page's suggested label. The audit is computed once (``python -m coreclean report`` or the button here) and read
-from the analysis directory afterwards (coreclean.audit.audit.audit_of)."""
+"""The dataset audit in the dashboard: the Overview's health summary with the report download, the suggested label
+with its confidence on the Review tiles and the Sample page, and the audit's columns in the downloads. The audit is
+computed once (``python -m coreclean report``, or the Overview's button as a job of the shared background runner,
+:class:`ui.state.Builds`) and read from the analysis directory afterwards (coreclean.audit.audit.audit_of)."""
 from __future__ import annotations
 
+import logging
 import math
+from concurrent.futures import Future
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from coreclean import Analysis
 from coreclean.audit.audit import Audit, audit_of
 from coreclean.audit.report_data import report_data
 from coreclean.audit.report_html import render_html
+from coreclean.build import store
 from ui import state
 from ui.widgets import plain
 
+_log = logging.getLogger(__name__)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _read_audit(directory: str, stamp: int, _analysis: Analysis) -> Audit | None:
+    """The audit stored in ``directory`` as written at ``stamp`` (its summary's mtime: a new audit is a new
+    entry), read once per server rather than on every rerun of the Review grid."""
+    return audit_of(_analysis, cached_only=True)
+
+
+def _job_key(analysis: Analysis) -> tuple:
+    return ("audit", str(analysis.directory))
+
+
+def _job(analysis: Analysis) -> Future | None:
+    """The background runner's audit job for ``analysis`` (any session's), or None when none was started."""
+    return state._builder().futures.get(_job_key(analysis))  # the runner ui/state.py shares with the builds
+
 
 def stored_audit(analysis: Analysis) -> Audit | None:
-    """The audit stored with ``analysis`` (None when not computed yet); a small JSON and three (n,) arrays."""
-    return audit_of(analysis, cached_only=True)
+    """The audit of ``analysis``: the one stored in its directory (a small JSON and three (n,) arrays), else the
+    result of a finished background run that could not store it (an unwritable cache); None when not computed."""
+    try:
+        stamp = (analysis.directory / store.AUDIT / "summary.json").stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    audit = _read_audit(str(analysis.directory), stamp, analysis) if stamp is not None else None
+    if audit is None:
+        job = _job(analysis)
+        if job is not None and job.done() and job.exception() is None:
+            audit = job.result()
+    return audit
+
+
+def suggestion(analysis: Analysis, index: int) -> tuple[int, float | None]:
+    """(the class to suggest for training sample ``index`` when it is marked mislabeled, the audit's confidence in
+    it): the audit's calibrated suggestion where an audit is stored, else the classifier's prediction or runner-up
+    (:meth:`Analysis.suggested_label`) with confidence None."""
+    audit = stored_audit(analysis)
+    if audit is not None and audit.suggested[index] >= 0:
+        return int(audit.suggested[index]), float(audit.confidence[index])
+    return analysis.suggested_label(index), None
 
 
 def report_html(analysis: Analysis, audit: Audit) -> str:
     return render_html(analysis, report_data(analysis, audit))
 
 
-def _run_audit(analysis: Analysis) -> None:
-    bar = st.progress(0.0, text="cross-fitting the classifier")
-
-    def progress(stage: str, done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=stage)
-
-    audit_of(analysis, progress=progress)
-    bar.empty()
+def start_audit(analysis: Analysis) -> None:
+    """Button callback: compute and store the audit of ``analysis`` as a job of the shared background runner (a
+    callback, so the click survives AppTest's legacy-pages mode and a rerun that follows it)."""
+    state._builder().start(_job_key(analysis), audit_of, analysis, again=True)
 
 
-def health_summary(analysis: Analysis, names: list[str]) -> None:
+def await_audit(analysis: Analysis, slot: DeltaGenerator | None) -> None:
+    """The end of the Overview: while this analysis's audit runs, its progress bar in ``slot`` (from
+    :func:`health_summary`; None: nothing runs); when it lands, a rerun shows the summary (or the failure). Another
+    click or page interrupts the wait, never the job."""
+    job = _job(analysis)
+    if slot is None or job is None:
+        return
+    state.follow(_job_key(analysis), job, slot, "Dataset audit")
+    st.rerun()
+
+
+def _failure(job: Future | None) -> str | None:
+    """Why the last background audit failed, or None."""
+    if job is None or not job.done() or job.exception() is None:
+        return None
+    error = job.exception()
+    if not isinstance(error, (ValueError, OSError)):  # a bug, not bad input: the server log gets the traceback
+        _log.error("dataset audit failed", exc_info=error)
+    return str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+
+
+def health_summary(analysis: Analysis, names: list[str]) -> DeltaGenerator | None:
     """The Overview's first block: health, estimated wrong labels, the weakest classes, classes to merge, and the
-    **Download report** button; without a stored audit, a button that computes it (not in read-only mode)."""
+    **Download report** button; without a stored audit, a button that computes it in the background (not in
+    read-only mode). Returns the slot of a running audit's progress bar for :func:`await_audit`, else None."""
     st.subheader("Dataset health")
     audit = stored_audit(analysis)
     if audit is None:
         if state.read_only():
             st.info("No dataset audit stored for this analysis. Whoever runs the server: "
                     f"`python -m coreclean report {analysis.directory} --out report.html` computes and stores it.")
-            return
+            return None
+        job = _job(analysis)
+        if job is not None and not job.done():
+            st.caption("The dataset audit runs in the background: the other pages stay usable, and its summary "
+                       "appears here when it lands.")
+            return st.empty()
+        if failure := _failure(job):
+            st.error(f"The dataset audit failed: {failure}")
         st.caption("How many labels are probably wrong, in which classes, and which classes overlap: a 5-fold "
                    "cross-fit of the classifier (about five classifier fits), stored with the analysis.")
-        if st.button("Run the dataset audit", icon=":material/health_and_safety:", key="run_audit"):
-            _run_audit(analysis)
-            st.rerun()
-        return
+        st.button("Run the dataset audit", icon=":material/health_and_safety:", key="run_audit",
+                  on_click=start_audit, args=(analysis,),
+                  help="Runs in the background, one job at a time with builds and Apply & retrain.")
+        return None
     s = audit.summary
     low, high = s["noise_interval"]
     cols = st.columns(4)
@@ -75,6 +143,7 @@ def health_summary(analysis: Analysis, names: list[str]) -> None:
                        help="One self-contained HTML file (opens offline): health, noise matrix, confusion, "
                             "importance, top flagged samples with suggestions, duplicates, quality, rounds — the "
                             "same as `python -m coreclean report`.")
+    return None
 
 
 def suggestion_line(analysis: Analysis, index: int, names: list[str]) -> str | None:

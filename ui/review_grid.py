@@ -1,6 +1,7 @@
 """The review grid's controls: which queue feeds it, keyboard-first decisions on its tiles, why a tile is flagged.
 
-Keys: ``1``–``9`` toggle "mislabeled" (with the suggested class) on tile 1–9, ``a`` accepts the page (every tile
+Keys: ``1``–``9`` toggle "mislabeled" (with the suggested class: the dataset audit's calibrated suggestion where an
+audit is stored, else the classifier's prediction or runner-up) on tile 1–9, ``a`` accepts the page (every tile
 still undecided becomes ``ok``) and moves on, ``←``/``→`` page without deciding. Every decision is written to the
 review log the moment it is made; the tile widgets read their state from the log when they first appear.
 """
@@ -18,6 +19,7 @@ from coreclean.review import stats as review_stats
 from coreclean.review.log import DECISIONS_SHOWN, ReviewLog
 from coreclean.data.images import ImageUnavailable
 
+from .audit_view import suggestion
 from .selection import pair_label, parse_pair
 from .widgets import TILE_PX, details_link, plain, tile_image
 
@@ -151,7 +153,7 @@ def toggle_mislabeled(analysis: Analysis, log: ReviewLog, index: int, reviewer: 
     The log reads and writes in one transaction (Streamlit's fast reruns can run the next key's callback, say ``a``,
     in a new thread while this one is still writing; other sessions and processes write too)."""
     _mark(index)
-    log.toggle_mislabeled(index, int(analysis.y_train[index]), analysis.suggested_label(index), reviewer=reviewer)
+    log.toggle_mislabeled(index, int(analysis.y_train[index]), suggestion(analysis, index)[0], reviewer=reviewer)
 
 
 def accept_page(analysis: Analysis, log: ReviewLog, indices: Sequence[int], reviewer: str | None) -> int:
@@ -169,7 +171,7 @@ def save_choice(analysis: Analysis, log: ReviewLog, names: Sequence[str], index:
     choice = st.session_state.get(key)
     st.session_state.setdefault("decided_here", set()).add(index)
     chosen = st.session_state.get(f"new_{index}")
-    new = list(names).index(chosen) if chosen else analysis.suggested_label(index)
+    new = list(names).index(chosen) if chosen else suggestion(analysis, index)[0]
     log.decide(index, int(analysis.y_train[index]), choice, new_label=new, reviewer=reviewer)
 
 
@@ -202,12 +204,17 @@ def _tile(analysis, log, names, index, slot, current, reason, reviewer) -> None:
     if key not in st.session_state:  # first time on screen: show what the log holds
         st.session_state[key] = current.decision if current else None
     flagged = st.session_state[key] == "mislabeled"
-    suggested = current.new_label if flagged and current and current.new_label is not None \
-        else analysis.suggested_label(index)
-    st.button("Undo mislabeled" if flagged else f"Mislabeled → {plain(names[suggested])}", key=f"flip_{index}",
+    suggested, confidence = suggestion(analysis, index)
+    if flagged and current and current.new_label is not None:
+        suggested = current.new_label
+    sure = f" ({confidence:.0%})" if confidence is not None else ""  # the audit's probability it is the true class
+    hint = (f"Key {KEYS[slot]}. " if slot < len(KEYS) else "") + \
+        ("The dataset audit's suggestion and its calibrated confidence." if confidence is not None else
+         "The classifier's prediction (its runner-up where it agrees with the label); run the dataset audit on the "
+         "Overview for a calibrated suggestion.")
+    st.button("Undo mislabeled" if flagged else f"Mislabeled → {plain(names[suggested])}{sure}", key=f"flip_{index}",
               shortcut=KEYS[slot] if slot < len(KEYS) else None, type="primary" if flagged else "secondary",
-              on_click=toggle_mislabeled, args=(analysis, log, index, reviewer),
-              help=f"Key {KEYS[slot]}" if slot < len(KEYS) else None)
+              on_click=toggle_mislabeled, args=(analysis, log, index, reviewer), help=hint)
     st.segmented_control("Decision", list(DECISIONS_SHOWN), key=key, on_change=save_choice,
                          args=(analysis, log, names, index, key, reviewer), label_visibility="collapsed")
     if flagged:

@@ -7,7 +7,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from ..analysis.reader import Analysis
+    from ..audit.audit import Audit
 
 FORMATS = ("csv", "label-studio", "imagefolder")
 
@@ -53,6 +57,14 @@ def _analysis(directory: str):
     return Analysis.load(directory)
 
 
+def stored_suggestions(analysis: Analysis) -> Audit | None:
+    """The dataset audit stored with ``analysis`` (its per-sample suggestions for the exports), or None: exports
+    never compute it (``python -m coreclean report`` or the dashboard does)."""
+    from ..audit.audit import audit_of
+
+    return audit_of(analysis, cached_only=True)
+
+
 def export(args) -> int:
     """``export --format`` other than csv."""
     if args.format == "label-studio":
@@ -79,7 +91,8 @@ def _export_label_studio(args) -> int:
     analysis = _analysis(args.source)
     indices, described = queue_indices(analysis, args.queue, parse_thresholds(args.threshold))
     indices = indices[:args.limit] if args.limit else indices
-    tasks = label_studio.tasks_for(analysis, indices, url_prefix=args.url_prefix, document_root=args.document_root)
+    tasks = label_studio.tasks_for(analysis, indices, url_prefix=args.url_prefix, document_root=args.document_root,
+                                   suggestions=stored_suggestions(analysis))
     config = label_studio.labeling_config(analysis.classes)
     _write_text(out, json.dumps(tasks, indent=1))
     _write_text(config_path, config)

@@ -17,7 +17,7 @@ from ..config import VERSION, WEIGHTS_ENV, weights_setting
 from ..importance.backends import IMPORTANCE_BACKENDS
 from ..embedding.registry import OWN as OWN_BACKBONES
 from .dashboard import add_parser as add_dashboard
-from .exchange import add_export_options, add_import_command, export as export_other_formats
+from .exchange import add_export_options, add_import_command, export as export_other_formats, stored_suggestions
 
 
 RANK_COLUMNS = ["index", "label", "importance", "predicted", "p_label", "duplicate_of", "outlier"]
@@ -131,6 +131,7 @@ def _retrain(args) -> int:
 
 def _rank_analysis(args) -> int:
     from ..analysis.reader import Analysis
+    from ..review.export import SUGGESTION_COLUMNS, suggestion_cells
 
     out = check_output_path(args.out)
     analysis = Analysis.load(args.analysis)
@@ -140,10 +141,13 @@ def _rank_analysis(args) -> int:
         raise ValueError(f"{analysis.directory}: built before the exploration signals; rebuild it with "
                          "'python -m coreclean build'.")
     zero_shot = analysis.stack("zero_shot_train")  # backbones with a text tower: p(label) zero-shot
-    write_csv(out, RANK_COLUMNS + (["zero_shot"] if zero_shot is not None else []),
+    audit = stored_suggestions(analysis)  # the dataset audit's suggestion, where one is stored
+    write_csv(out, RANK_COLUMNS + (["zero_shot"] if zero_shot is not None else [])
+              + (list(SUGGESTION_COLUMNS) if audit is not None else []),
               ([int(i), int(analysis.y_train[i]), f"{analysis.importance[i]:.6g}", int(analysis.pred_train[i]),
                 f"{analysis.p_label_train[i]:.6g}", int(duplicate_of[i]), f"{outlier[i]:.4g}"]
-               + ([f"{zero_shot[i]:.4g}"] if zero_shot is not None else []) for i in order))
+               + ([f"{zero_shot[i]:.4g}"] if zero_shot is not None else [])
+               + (suggestion_cells(i, list(analysis.classes), audit) if audit is not None else []) for i in order))
     print(f"wrote {len(order)} rows to {out}")
     return 0
 
@@ -202,7 +206,7 @@ def _export(args) -> int:
             analysis = Analysis.build(args.source, _params(args), cache_dir=args.cache, progress=bars)
         finally:
             bars.close()
-    table = issues_table(analysis, logged_decisions(analysis), thresholds)
+    table = issues_table(analysis, logged_decisions(analysis), thresholds, suggestions=stored_suggestions(analysis))
     write_csv(out, list(table.columns), table_rows(table))
     print(f"wrote {len(table)} rows to {out} (analysis {analysis.directory})")
     flagged = [f"{c[3:-6]} {int(table[c].sum())}" for c in table.columns if c.startswith("is_") and c.endswith("_issue")]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..export import SuggestionArrays
 from ..log import Decision
 from .cleaned import write_cleaned
 from .label_studio import tasks_for
@@ -22,9 +23,10 @@ from .label_studio import tasks_for
 ZIP_MAX_BYTES = 100 * 2**20  # the whole ZIP is held in the server's memory while it is sent
 
 
-def tasks_file(analysis, indices: np.ndarray) -> bytes:
-    """Label Studio's import JSON (UTF-8) for the training samples ``indices`` (m,), in that order."""
-    return json.dumps(tasks_for(analysis, indices), indent=1).encode("utf-8")
+def tasks_file(analysis, indices: np.ndarray, suggestions: SuggestionArrays | None = None) -> bytes:
+    """Label Studio's import JSON (UTF-8) for the training samples ``indices`` (m,), in that order; the dataset
+    audit's ``suggestions`` pre-selected when given (:func:`~.label_studio.tasks_for`)."""
+    return json.dumps(tasks_for(analysis, indices, suggestions=suggestions), indent=1).encode("utf-8")
 
 
 def dataset_bytes(analysis) -> int:

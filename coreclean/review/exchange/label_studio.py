@@ -1,9 +1,11 @@
 """Label Studio, both ways: a review queue as tasks to import, and the project's JSON export back as decisions.
 
 Every task carries the image (Label Studio's local-files URL, a URL under a prefix the user gives, or for in-memory
-sets a ``data:`` PNG), the current label, coreclean's prediction as a ``predictions`` entry (the predicted class and
-its probability: pre-selected in the editor) and ``coreclean_analysis`` / ``coreclean_index``, which tie its
-answers to one training sample of one analysis. :func:`labeling_config` is the matching ``Choices`` interface.
+sets a ``data:`` PNG), the current label, coreclean's suggestion as a ``predictions`` entry (pre-selected in the
+editor: the classifier's predicted class and its probability, or, when the caller hands in the dataset audit, the
+audit's most probable true class and its calibrated probability) and ``coreclean_analysis`` /
+``coreclean_index``, which tie its answers to one training sample of one analysis. :func:`labeling_config` is the
+matching ``Choices`` interface.
 
 :func:`read_export` turns an export into decisions — the label kept: ``ok``; another class: ``mislabeled`` with
 that class; the remove choice (or a choice named ``skip``): ``remove`` — and refuses the whole file (ValueError
@@ -27,6 +29,7 @@ import numpy as np
 
 from ...classifier.model import predict_proba
 from ...data.images import ImageUnavailable, image_for
+from ..export import SuggestionArrays
 from ..log import Decision, ReviewLog
 from .cleaned import original_labels
 
@@ -89,9 +92,28 @@ def image_reference(analysis, index: int, *, url_prefix: str | None = None,
     return LOCAL_FILES_URL + quote(Path(inside_base).as_posix())
 
 
+def _audit_choice(label: int, index: int, suggestions: SuggestionArrays,
+                  names: list[str]) -> tuple[int, float, dict] | None:
+    """(class to pre-select, its probability, extra task data) by the dataset audit for sample ``index`` labelled
+    ``label``, or None where the audit has no suggestion (a sample removed by review). The audit's suggestion is
+    never the given label; pre-selected is the more probable of the two (suggestion: ``confidence``; the given
+    label: ``1 - p_wrong``), so an annotator is not pushed to change a label the audit believes."""
+    suggested = int(suggestions.suggested[index])
+    if suggested < 0:
+        return None
+    confidence, p_wrong = float(suggestions.confidence[index]), float(suggestions.p_wrong[index])
+    extra = {"suggested": names[suggested], "suggestion_confidence": round(confidence, 6),
+             "p_label_wrong": round(p_wrong, 6)}
+    return (suggested, confidence, extra) if confidence >= 1.0 - p_wrong else (label, 1.0 - p_wrong, extra)
+
+
 def tasks_for(analysis, indices: np.ndarray, *, url_prefix: str | None = None,
-              document_root: str | Path | None = None) -> list[dict[str, Any]]:
-    """Label Studio tasks (import JSON) for the training samples ``indices`` (m,), in that order."""
+              document_root: str | Path | None = None,
+              suggestions: SuggestionArrays | None = None) -> list[dict[str, Any]]:
+    """Label Studio tasks (import JSON) for the training samples ``indices`` (m,), in that order. With
+    ``suggestions`` (the dataset audit's per-sample arrays over this analysis's training set) the pre-selected
+    choice and its score are the audit's (:func:`_audit_choice`) and ``data`` names the suggested class, its
+    confidence and ``p_label_wrong``; else the classifier's prediction."""
     indices = np.asarray(indices, dtype=np.int64)
     names, labels = analysis.classes, original_labels(analysis)
     order = np.argsort(indices, kind="stable")  # read the memmap in file order
@@ -111,10 +133,15 @@ def tasks_for(analysis, indices: np.ndarray, *, url_prefix: str | None = None,
                 "coreclean_index": i}
         if paths is not None:
             data["path"] = str(paths[i])
+        chosen, score = predicted, float(proba[row, predicted])
+        audited = None if suggestions is None else _audit_choice(int(analysis.y_train[i]), i, suggestions, names)
+        if audited is not None:
+            chosen, score, extra = audited
+            data.update(extra)
         tasks.append({"data": data, "predictions": [{
-            "model_version": MODEL_VERSION, "score": round(float(proba[row, predicted]), 6),
+            "model_version": MODEL_VERSION, "score": round(score, 6),
             "result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
-                        "value": {"choices": [names[predicted]]}}]}]})
+                        "value": {"choices": [names[chosen]]}}]}]})
     return tasks
 
 
