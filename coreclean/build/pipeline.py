@@ -29,6 +29,7 @@ from ..importance.sensitivity import CoresetSensitivity, label_statistics
 from . import store
 from .cluster import open_cluster, parse_cluster
 from .params import BuildParams
+from .reuse import ReusePlan, embed_reusing, file_stats, find_reusable, stored_file_stats
 from .timing import StageClock
 
 StageProgress = Callable[[str, int, int], None]
@@ -76,21 +77,26 @@ class Evaluated:
 
 
 def embed_stage(dataset: Dataset, params: BuildParams, work_dir: Path, *, progress: StageProgress | None = None,
-                client=None, feature_files: dict[str, Path] | None = None) -> Embedded:
+                client=None, feature_files: dict[str, Path] | None = None, reuse: ReusePlan | None = None) -> Embedded:
     """Embed both splits and score image quality (:mod:`coreclean.embedding.quality_pass`); rows whose image failed to
     decode are dropped and listed by file name. With a ``distributed.Client``, ResNet embedding runs per shard
-    of images on its workers (:mod:`coreclean.embedding.dask_embed`)."""
+    of images on its workers (:mod:`coreclean.embedding.dask_embed`). With ``reuse``, the planned rows come from an
+    earlier analysis and only the other samples are embedded (:mod:`coreclean.build.reuse`)."""
     report = progress or (lambda stage, done, total: None)
     total = len(dataset.y_train) + len(dataset.y_test)
     report("embed", 0, total)
     embedder = partial(embed, stage_progress=report)  # the cnn backbone: one bar per fold
     if client is not None and params.backbone == "resnet18":
         from ..embedding.dask_embed import embed_on
-        embedder = partial(embed_on, client, feature_files=feature_files)
-    x_train, x_test, failures = embedder(dataset, params.backbone, work_dir, weights=params.weights, pca=params.pca,
-                                         progress=lambda done, _total: report("embed", done, total))
-    report("embed", total, total)
-    raw = raw_quality(dataset, work_dir, progress=lambda done, _total: report("quality", done, total))
+        embedder = partial(embed_on, client, feature_files=None if reuse else feature_files)
+    if reuse is None:
+        x_train, x_test, failures = embedder(dataset, params.backbone, work_dir, weights=params.weights,
+                                             pca=params.pca, progress=lambda done, _total: report("embed", done, total))
+        report("embed", total, total)
+        raw = raw_quality(dataset, work_dir, progress=lambda done, _total: report("quality", done, total))
+    else:
+        x_train, x_test, failures, raw = embed_reusing(reuse, dataset, work_dir, partial(
+            embedder, backbone=params.backbone, weights=params.weights, pca=params.pca), report)
     keep = {}
     for split, x in (("train", x_train), ("test", x_test)):
         keep[split] = np.ones(len(x), dtype=bool)
@@ -151,13 +157,17 @@ def cache_key(dataset: Dataset, params: BuildParams) -> str:
 
 
 def build_analysis(source: str | Dataset, params: BuildParams | None = None, *, cache_dir: str | Path | None = None,
-                   progress: StageProgress | None = None, cluster: str | None = None) -> Path:
+                   progress: StageProgress | None = None, cluster: str | None = None, reuse: bool = True) -> Path:
     """Build (or reuse) the analysis of ``source`` with ``params`` (default :class:`BuildParams`); returns its
     directory. ``meta.json`` records the params and each stage's seconds, CPU seconds and peak memory.
 
     ``cluster``: ``local:N`` or ``tcp://HOST:PORT`` (default ``$CORECLEAN_CLUSTER``; none: this process) runs the
     embedding and the row passes of the fit and evaluation on Dask (:mod:`coreclean.build.cluster`); the cache must
     then be on a path every worker can read. The result (and its cache key) is that of the single-process build.
+
+    ``reuse``: take the features (and quality rows) of unchanged samples from an earlier analysis of the same source
+    in the cache and embed only the rest (:mod:`coreclean.build.reuse`; recorded as ``meta["reused"]``); False
+    embeds every sample.
     """
     params = params or BuildParams()
     address = cluster_address(cluster)
@@ -171,10 +181,13 @@ def build_analysis(source: str | Dataset, params: BuildParams | None = None, *, 
     started = time.time()
     K = len(dataset.classes)
     with StageClock(progress) as clock:
+        clock("embed", 0, len(dataset.y_train) + len(dataset.y_test))  # looking for reusable rows is embedding
+        stats = file_stats(dataset)  # before anything reads the images (see reuse.file_stats)
+        plan = find_reusable(cache, dataset, params, stats, exclude=directory) if reuse else None
         with open_cluster(spec) if spec else nullcontext() as client:
             features = {split: store.feature_file(directory, f"x_{split}") for split in ("train", "test")}
-            embedded = embed_stage(dataset, params, store.work_dir(directory, "embedding"), progress=clock,
-                                   client=client, feature_files=features)
+            embedded = embed_stage(dataset, params, store.work_dir(directory, plan.work_stage if plan else "embedding"),
+                                   progress=clock, client=client, feature_files=features, reuse=plan)
             tower = tower_meta(params.backbone, params.weights)  # CLIP-style backbones: text search, zero-shot
             text = {} if tower is None else {"zero_shot_train": zero_shot_train(
                 tower, list(dataset.classes), embedded.x_train, embedded.y_train)}
@@ -194,7 +207,8 @@ def build_analysis(source: str | Dataset, params: BuildParams | None = None, *, 
         clock("store", 0, 1)
         arrays = {"y_train": embedded.y_train, "y_test": embedded.y_test, **fitted.arrays(),
                   "pred_test": evaluated.pred_test, "p_pred_test": evaluated.p_pred_test,
-                  "confusion": evaluated.confusion, **embedded.quality, **explored.arrays, **text}
+                  "confusion": evaluated.confusion, **embedded.quality, **explored.arrays, **text,
+                  **stored_file_stats(stats, {"train": embedded.keep_train, "test": embedded.keep_test})}
         for split, keep in (("train", embedded.keep_train), ("test", embedded.keep_test)):
             pixels, paths = dataset.images(split), dataset.paths(split)
             if pixels is not None:
@@ -210,6 +224,7 @@ def build_analysis(source: str | Dataset, params: BuildParams | None = None, *, 
             "classifier_fit_samples": fitted.fit_samples, "skipped": [list(s) for s in embedded.skipped],
             "quality": embedded.quality_kind, **explored.meta, "lineage": None,
             **({"cluster": cluster_meta} if cluster_meta else {}), **({"text_tower": tower} if tower else {}),
+            **({"reused": plan.meta()} if plan else {}),
         }
         store.write_analysis(directory, arrays, lambda: {  # evaluated once the arrays are written: "store" counts
             **meta, "stages": clock.finish(), "build_seconds": round(time.time() - started, 2),
