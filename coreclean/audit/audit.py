@@ -20,7 +20,7 @@ from .health import class_balance, health_scores, overlapping_classes
 from .noise import ANCHOR_SHARE, estimate_noise
 from .suggest import fit_temperature, suggest_labels
 
-AUDIT_VERSION = 2  # 2: ridge on the true-class prior
+AUDIT_VERSION = 3  # 2: ridge on the true-class prior; 3: suggestions' exact ties broken by p*
 SAMPLE_ARRAYS = ("suggested", "confidence", "p_wrong")
 Progress = Callable[[str, int, int], None]
 

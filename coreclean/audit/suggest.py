@@ -66,7 +66,10 @@ def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray, t
         post /= np.clip(post.sum(axis=1, keepdims=True), 1e-300, None)
         p_given = post[rows, labels].copy()
         post[rows, labels] = -1.0
-        best = post.argmax(axis=1)
+        # exact ties (classes the noise matrix never sends into the given label all have posterior 0; on clean data
+        # every class does): the corrected probability p* decides, not the lowest class index
+        tied = post >= post.max(axis=1, keepdims=True)
+        best = np.where(tied, clean, -1.0).argmax(axis=1)
         suggested[start:start + batch] = best
         confidence[start:start + batch] = post[rows, best]
         p_wrong[start:start + batch] = 1.0 - p_given
