@@ -84,17 +84,21 @@ def _params(args) -> BuildParams:
 
 def _build(args) -> int:
     from ..analysis.reader import Analysis
+    from ..build.pipeline import build_analysis
+    from ..build.reuse import describe
     from .progress import StageBars
 
     bars = StageBars()
     try:
-        analysis = Analysis.build(args.source, _params(args), cache_dir=args.cache, progress=bars,
-                                  cluster=args.cluster)
+        analysis = Analysis.load(build_analysis(args.source, _params(args), cache_dir=args.cache, progress=bars,
+                                                cluster=args.cluster, reuse=not args.no_reuse))
     finally:
         bars.close()
     meta = analysis.meta
     print(f"{meta['name']}: {meta['n_train']} train / {meta['n_test']} test, {len(analysis.classes)} classes, "
           f"backbone {analysis.params.backbone}, test accuracy {analysis.accuracy:.4f}")
+    if meta.get("reused"):
+        print(describe(meta["reused"], analysis.directory.parent))
     if meta.get("stages"):
         print(stage_table(meta["stages"]) + f"\ntotal {meta['build_seconds']:.2f} s")
     for file, reason in meta["skipped"][:20]:
@@ -240,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="run on Dask: local:N (N worker processes here) or tcp://HOST:PORT (a running "
                             "scheduler; the cache must be on a path the workers share); default $CORECLEAN_CLUSTER, "
                             "else this process (docs/scale-out.md)")
+    build.add_argument("--no-reuse", action="store_true",
+                       help="embed every image, even those an earlier analysis of the same source (same backbone "
+                            "and weights, file unchanged) already embedded; by default only new or changed images "
+                            "are embedded")
     build.set_defaults(run=_build)
     rank = sub.add_parser("rank", help="rank an analysis (or your own embeddings) by importance into a CSV")
     rank.add_argument("analysis", nargs="?", help="an analysis directory (a build or a retrain revision)")
