@@ -10,6 +10,8 @@ Layout of an analysis directory (``.npy`` + JSON only, never pickle)::
     loss_term_train.npy leverage_term_train.npy   the two terms of the importance bound ("why flagged")
     removed_train.npy    (revisions) samples dropped by review decisions
     images_*.npy | paths_*.npy  what the UI shows for a sample
+    file_stat_*.npy      (sources with image paths) (n, 2) int64 size, mtime_ns of each image file when it was read:
+                         what a later build of the same source compares to reuse rows (:mod:`coreclean.build.reuse`)
     quality_raw_*.npy    (optional) per-image quality rows (n, 7) in ``coreclean.quality.thresholds.RAW_COLUMNS`` order
     quality_*.npy        (optional) issue severities (n, 7) in ``ISSUE_NAMES`` order, NaN = failed / not applicable;
                          meta["quality"] is the source kind they were scored for ('files' | 'pixels'); older
