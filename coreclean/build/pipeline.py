@@ -181,10 +181,10 @@ def build_analysis(source: str | Dataset, params: BuildParams | None = None, *, 
     started = time.time()
     K = len(dataset.classes)
     with StageClock(progress) as clock:
-        clock("embed", 0, len(dataset.y_train) + len(dataset.y_test))  # looking for reusable rows is embedding
-        stats = file_stats(dataset)  # before anything reads the images (see reuse.file_stats)
-        plan = find_reusable(cache, dataset, params, stats, exclude=directory) if reuse else None
         with open_cluster(spec) if spec else nullcontext() as client:
+            clock("embed", 0, len(dataset.y_train) + len(dataset.y_test))  # looking for reusable rows is embedding
+            stats = file_stats(dataset)  # before anything reads the images (see reuse.file_stats)
+            plan = find_reusable(cache, dataset, params, stats, exclude=directory) if reuse else None
             features = {split: store.feature_file(directory, f"x_{split}") for split in ("train", "test")}
             embedded = embed_stage(dataset, params, store.work_dir(directory, plan.work_stage if plan else "embedding"),
                                    progress=clock, client=client, feature_files=features, reuse=plan)
