@@ -51,6 +51,16 @@ def suggestion_columns(n: int, classes: list[str], suggestions: SuggestionArrays
             "p_label_wrong": np.where(has, np.asarray(suggestions.p_wrong, dtype=np.float64), np.nan)}
 
 
+def suggestion_cells(index: int, classes: list[str], suggestions: SuggestionArrays | None) -> list[str]:
+    """Sample ``index``'s :data:`SUGGESTION_COLUMNS` as CSV cells (probabilities to 6 significant digits, as the
+    issues table); four empty cells without a suggestion."""
+    if suggestions is None or int(suggestions.suggested[index]) < 0:
+        return ["", "", "", ""]
+    label = int(suggestions.suggested[index])
+    return [str(label), classes[label], f"{float(suggestions.confidence[index]):.6g}",
+            f"{float(suggestions.p_wrong[index]):.6g}"]
+
+
 def corrections_csv(decisions: dict[int, Decision], classes: list[str], ids: list[str] | None = None,
                     suggestions: SuggestionArrays | None = None) -> str:
     """CSV of every non-'ok' decision: index, id (path or index), old/new label and class names, decision,
@@ -68,16 +78,6 @@ def corrections_csv(decisions: dict[int, Decision], classes: list[str], ids: lis
                                   classes[d.old_label], classes[d.new_label] if d.new_label is not None else "",
                                   d.reviewer or "", *suggestion_cells(sample, classes, suggestions)]))
     return out.getvalue()
-
-
-def suggestion_cells(index: int, classes: list[str], suggestions: SuggestionArrays | None) -> list[str]:
-    """Sample ``index``'s :data:`SUGGESTION_COLUMNS` as CSV cells (probabilities to 6 significant digits, as the
-    issues table); four empty cells without a suggestion."""
-    if suggestions is None or int(suggestions.suggested[index]) < 0:
-        return ["", "", "", ""]
-    label = int(suggestions.suggested[index])
-    return [str(label), classes[label], f"{float(suggestions.confidence[index]):.6g}",
-            f"{float(suggestions.p_wrong[index]):.6g}"]
 
 
 def cleaned_labels_npy(y: np.ndarray, decisions: dict[int, Decision]) -> bytes:
