@@ -4,7 +4,7 @@ from coreclean.build import rounds
 from coreclean.review import export
 from coreclean.review import log as review
 from coreclean.review.exchange import downloads, label_studio
-from ui import audit_view, exchange, figures, review_grid, state, tables
+from ui import audit_view, exchange, figures, retraining, review_grid, state, tables
 
 analysis = state.current()
 log = state.current_log()
@@ -104,15 +104,15 @@ st.subheader("Apply & retrain")
 st.caption("Relabels and drops as marked, refits the classifier on the corrected labels and recomputes importance. The "
            "result is a new cleaning round; every page continues on it, earlier rounds stay selectable in the sidebar "
            "and the review log is shared, so nothing is asked twice.")
-refusal = state.retrain_refusal(analysis)  # read-only hosting: off unless the operator allows it, bounded
-if refusal is not None and not state.hosted_retrain_rounds():
+refusal = retraining.retrain_refusal(analysis)  # read-only hosting: off unless the operator allows it, bounded
+if refusal is not None and not retraining.hosted_retrain_rounds():
     st.info(refusal)
 else:
-    st.button("Apply & retrain", type="primary", on_click=lambda: state.start_retrain(analysis, log.current()),
-              disabled=state.retrain_running(analysis) or refusal is not None
+    st.button("Apply & retrain", type="primary", on_click=lambda: retraining.start_retrain(analysis, log.current()),
+              disabled=retraining.retrain_running(analysis) or refusal is not None
               or not any(d.decision != "ok" for d in decided.values()),
               help="Runs in the background: other pages stay usable, and this page picks up the new round when done.")
-    if refusal is not None and not state.retrain_running(analysis):
+    if refusal is not None and not retraining.retrain_running(analysis):
         st.caption(refusal)
 retrain_slot = st.empty()  # its progress bar, filled at the end of the page once everything else is shown
 if analysis.is_revision:
@@ -141,7 +141,7 @@ if len(history) > 1:
     st.dataframe(table, hide_index=True, column_config={"test accuracy": st.column_config.NumberColumn(format="%.4f")})
     st.plotly_chart(figures.rounds_figure(table))
 
-revision, failure = state.retrain_outcome(analysis, retrain_slot)  # waits for a running retrain with its bar
+revision, failure = retraining.retrain_outcome(analysis, retrain_slot)  # waits for a running retrain with its bar
 if revision is not None:
     state.continue_on_round(rounds.round_id(analysis.root_analysis, revision.directory))
 elif failure:

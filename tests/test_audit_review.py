@@ -116,7 +116,7 @@ def test_label_studio_preselects_the_audit_s_more_probable_class(audited, cache,
 
 
 def test_the_overview_runs_the_audit_in_the_background_runner_then_leads_with_health(run_app, cache):
-    from ui import state
+    from ui import jobs
 
     at = run_app(page="pages/overview.py")
     directory = next(cache.iterdir())
@@ -124,7 +124,7 @@ def test_the_overview_runs_the_audit_in_the_background_runner_then_leads_with_he
     at.button(key="run_audit").click().run()  # a callback starts the job; the page follows it, then reruns
     assert not at.exception, [e.value for e in at.exception]
     key = ("audit", str(directory))
-    runner = state._builder()
+    runner = jobs.runner()
     assert runner.futures[key].done() and runner.progress[key][0] == "noise estimate"  # ran as the runner's job
     assert (directory / "audit" / "summary.json").is_file()
     assert [m.label for m in at.metric][:2] == ["Health", "Estimated wrong labels"]

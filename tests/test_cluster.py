@@ -99,7 +99,7 @@ def test_cli_flag_and_environment_variable(scheduler, tmp_path, monkeypatch, wri
     built = next((tmp_path / "flag").glob("*/meta.json"))
     assert json.loads(built.read_text())["cluster"]["spec"] == scheduler
     monkeypatch.setenv("CORECLEAN_CLUSTER", scheduler)  # what the dashboard's builder runs with
-    from ui.state import Builds
+    from ui.jobs import Builds
 
     _, future = Builds().get(source, BuildParams(), tmp_path / "env")
     assert future.result(timeout=WAIT_S).meta["cluster"]["spec"] == scheduler

@@ -4,7 +4,7 @@ import threading
 
 from coreclean.build.rounds import list_rounds
 from coreclean.review.log import ReviewLog
-from ui import state
+from ui import jobs, retraining
 
 TIMEOUT = 300  # never a wall-clock limit below 300 s in AppTest; the run itself waits for the job
 
@@ -23,12 +23,12 @@ def test_apply_and_retrain_runs_in_the_background_runner_and_lands_a_new_round(d
     top = a.ranked(3)[:2]
     log.record(int(top[0]), 3, "mislabeled", new_label=8)
     log.record(int(top[1]), 3, "remove")
-    real, calls = state.retrain, []
+    real, calls = retraining.retrain, []
 
     def refused(analysis, decisions, *, progress):
         raise ValueError("the decisions remove too much: at least two classes must keep samples.")
 
-    monkeypatch.setattr(state, "retrain", refused)
+    monkeypatch.setattr(retraining, "retrain", refused)
     at = apply_and_retrain(run_app(page="pages/decisions.py"))
     assert not at.exception  # a refusal is a message on the page, not a red exception box
     assert any("Apply & retrain failed: the decisions remove too much" in e.value for e in at.error)
@@ -41,14 +41,14 @@ def test_apply_and_retrain_runs_in_the_background_runner_and_lands_a_new_round(d
         calls.append((threading.current_thread().name, sorted(decisions), reports))
         return real(analysis, decisions, progress=lambda *report: (reports.append(report), progress(*report)))
 
-    monkeypatch.setattr(state, "retrain", recorded)
+    monkeypatch.setattr(retraining, "retrain", recorded)
     apply_and_retrain(at)
     assert not at.exception and not at.error
     ((thread, decided, reports),) = calls
     assert thread.startswith("coreclean-build")  # the builds' worker thread, not the page's script thread
     assert decided == sorted(int(i) for i in top) and reports  # the progress the bar showed
-    job_keys = [k for k in state._builder().progress if k[:2] == ("retrain", str(a.directory))]
-    assert job_keys and state._builder().progress[job_keys[-1]][0] in {stage for stage, _, _ in reports}
+    job_keys = [k for k in jobs.runner().progress if k[:2] == ("retrain", str(a.directory))]
+    assert job_keys and jobs.runner().progress[job_keys[-1]][0] in {stage for stage, _, _ in reports}
     (new_round,) = [r for r in list_rounds(a.directory) if r.number == 1]
     assert (new_round.directory / "meta.json").is_file()
     assert at.session_state["analysis"].directory == new_round.directory  # the rerun opened it

@@ -111,34 +111,34 @@ def test_read_only_hosting_does_not_offer_apply_and_retrain(digits_analysis, run
 def test_hosted_retrain_is_bounded_and_one_at_a_time(digits_analysis, run_app, monkeypatch):
     import threading
 
-    from ui import state
+    from ui import jobs, retraining
 
     _decide_something(digits_analysis)
     monkeypatch.setenv("CORECLEAN_READONLY", "1")
     for raw in ("", "0", "²", "-1", "x"):  # anything but ASCII digits: off
         monkeypatch.setenv("CORECLEAN_HOSTED_RETRAIN", raw)
-        assert state.hosted_retrain_rounds() == 0
+        assert retraining.hosted_retrain_rounds() == 0
     monkeypatch.setenv("CORECLEAN_HOSTED_RETRAIN", "1")
-    assert state.retrain_refusal(digits_analysis) is None
+    assert retraining.retrain_refusal(digits_analysis) is None
     button = next(b for b in run_app(page="pages/decisions.py").button if b.label == "Apply & retrain")
     assert not button.disabled
 
     release = threading.Event()
-    job = state._builder().start(("retrain", "another analysis", 0), lambda progress: release.wait(60))
+    job = jobs.runner().start(("retrain", "another analysis", 0), lambda progress: release.wait(60))
     try:
-        assert "Another Apply & retrain is running" in state.retrain_refusal(digits_analysis)
+        assert "Another Apply & retrain is running" in retraining.retrain_refusal(digits_analysis)
     finally:
         release.set()
         job.result(timeout=60)
 
-    real_rounds = state.list_rounds
-    monkeypatch.setattr(state, "list_rounds", lambda root: real_rounds(root) * 2)  # one retrained round exists
-    assert "the most this server allows" in state.retrain_refusal(digits_analysis)
+    real_rounds = retraining.list_rounds
+    monkeypatch.setattr(retraining, "list_rounds", lambda root: real_rounds(root) * 2)  # one retrained round exists
+    assert "the most this server allows" in retraining.retrain_refusal(digits_analysis)
     at = run_app(page="pages/decisions.py")
     button = next(b for b in at.button if b.label == "Apply & retrain")
     assert button.disabled and any("the most this server allows" in c.value for c in at.caption)
     monkeypatch.delenv("CORECLEAN_READONLY")
-    assert state.retrain_refusal(digits_analysis) is None  # locally: no bound
+    assert retraining.retrain_refusal(digits_analysis) is None  # locally: no bound
 
 
 # --- item 4: wide features (d > n) never form a d x d matrix ------------------------------------------------------

@@ -1,8 +1,9 @@
 """Streamlit helpers for dashboard.py and pages/, split by job.
 
-* :mod:`ui.state` — configuration, the shared background runner (builds, Apply & retrain), cached analysis/log
-  loaders, the source and round pickers and the session's current analysis (including the one workaround for
-  Streamlit's legacy pages/ mode).
+* :mod:`ui.state` — configuration, cached analysis/log loaders, the source and round pickers and the session's
+  current analysis (including the one workaround for Streamlit's legacy pages/ mode).
+* :mod:`ui.jobs` — the background runner every session shares (builds, Apply & retrain, the dataset audit) and its
+  progress bar; :mod:`ui.retraining` — Apply & retrain as a job, and its bounds on read-only hosting.
 * :mod:`ui.access` — optional password / OIDC access control for hosting.
 * :mod:`ui.widgets` — the image grid, a page number input, link-parameter notices.
 * :mod:`ui.figures` — plotly figure builders (pure functions).

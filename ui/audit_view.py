@@ -1,7 +1,7 @@
 """The dataset audit in the dashboard: the Overview's health summary with the report download, the suggested label
 with its confidence on the Review tiles and the Sample page, and the audit's columns in the downloads. The audit is
 computed once (``python -m coreclean report``, or the Overview's button as a job of the shared background runner,
-:class:`ui.state.Builds`) and read from the analysis directory afterwards (coreclean.audit.audit.audit_of)."""
+:class:`ui.jobs.Builds`) and read from the analysis directory afterwards (coreclean.audit.audit.audit_of)."""
 from __future__ import annotations
 
 import logging
@@ -16,7 +16,7 @@ from coreclean.audit.audit import Audit, audit_of
 from coreclean.audit.report_data import report_data
 from coreclean.audit.report_html import render_html
 from coreclean.build import store
-from ui import state
+from ui import jobs, state
 from ui.widgets import plain
 
 _log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def _job_key(analysis: Analysis) -> tuple:
 
 def _job(analysis: Analysis) -> Future | None:
     """The background runner's audit job for ``analysis`` (any session's), or None when none was started."""
-    return state._builder().futures.get(_job_key(analysis))  # the runner ui/state.py shares with the builds
+    return jobs.runner().futures.get(_job_key(analysis))  # the runner the builds share
 
 
 def stored_audit(analysis: Analysis) -> Audit | None:
@@ -70,7 +70,7 @@ def report_html(analysis: Analysis, audit: Audit) -> str:
 def start_audit(analysis: Analysis) -> None:
     """Button callback: compute and store the audit of ``analysis`` as a job of the shared background runner (a
     callback, so the click survives AppTest's legacy-pages mode and a rerun that follows it)."""
-    state._builder().start(_job_key(analysis), audit_of, analysis, again=True)
+    jobs.runner().start(_job_key(analysis), audit_of, analysis, again=True)
 
 
 def await_audit(analysis: Analysis, slot: DeltaGenerator | None) -> None:
@@ -80,7 +80,7 @@ def await_audit(analysis: Analysis, slot: DeltaGenerator | None) -> None:
     job = _job(analysis)
     if slot is None or job is None:
         return
-    state.follow(_job_key(analysis), job, slot, "Dataset audit")
+    jobs.follow(_job_key(analysis), job, slot, "Dataset audit")
     st.rerun()
 
 

@@ -1,16 +1,10 @@
-"""Loading and session state: configuration, the shared background runner (builds, Apply & retrain), cached
-loaders, the source picker."""
+"""Loading and session state: configuration, cached loaders, the source picker, the current analysis and review
+log (builds run on the background runner of :mod:`ui.jobs`)."""
 from __future__ import annotations
 
-import logging
 import os
-import threading
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import streamlit as st
 
@@ -18,49 +12,18 @@ from coreclean import Analysis, config
 from coreclean.build.params import BuildParams
 from coreclean.importance.backends import IMPORTANCE_BACKENDS, IMPORTANCE_HELP
 from coreclean.analysis.labels import unique_labels
-from coreclean.review.log import Decision, ReviewLog, ReviewLogError
-from coreclean.build.retrain import Revision, retrain
+from coreclean.review.log import ReviewLog, ReviewLogError
 from coreclean.build.rounds import list_rounds
 
+from .jobs import follow, runner
 from .widgets import notice_invalid
 
 BUILTIN_SOURCES = ["digits", "fashion-mnist"]
-_log = logging.getLogger(__name__)
 
 
 def read_only() -> bool:
     """``CORECLEAN_READONLY=1``: viewers explore and review, but cannot point the server at paths or build."""
     return os.environ.get("CORECLEAN_READONLY", "") not in ("", "0", "false")
-
-
-HOSTED_RETRAIN_ENV = "CORECLEAN_HOSTED_RETRAIN"
-
-
-def hosted_retrain_rounds() -> int:
-    """In read-only mode, how many cleaning rounds viewers may add to each analysis with Apply & retrain
-    (``CORECLEAN_HOSTED_RETRAIN=N``, set by the operator). 0, the default (also for anything but ASCII digits):
-    Apply & retrain is not offered, so viewers never write revisions into the operator's cache."""
-    raw = os.environ.get(HOSTED_RETRAIN_ENV, "").strip()
-    return int(raw) if raw.isascii() and raw.isdigit() else 0
-
-
-def retrain_refusal(analysis: Analysis) -> str | None:
-    """Why Apply & retrain of ``analysis`` cannot start now on this server, or ``None`` when it can. Only read-only
-    hosting refuses: when the operator has not enabled it, when its lineage holds the operator's number of rounds
-    (viewers cannot delete rounds, so they are bounded), or while another Apply & retrain runs (one at a time)."""
-    if not read_only():
-        return None
-    limit = hosted_retrain_rounds()
-    if limit == 0:
-        return (f"Apply & retrain is off on this read-only server (the operator can allow it with "
-                f"{HOSTED_RETRAIN_ENV}=N rounds per analysis); the decisions are kept in the review log.")
-    made = len(list_rounds(analysis.root_analysis)) - 1
-    if made >= limit:
-        return (f"This analysis already has {made} retrained rounds, the most this server allows "
-                f"({HOSTED_RETRAIN_ENV}={limit}); ask its operator to raise the limit.")
-    if _builder().running("retrain"):
-        return "Another Apply & retrain is running on this server; try again when it has finished."
-    return None
 
 
 def prebuilt_caches() -> list[str]:
@@ -71,67 +34,9 @@ def prebuilt_caches() -> list[str]:
         return []
 
 
-class Builds:
-    """The background runner: analysis builds and Apply & retrain run in one worker thread shared by every session
-    of this server (one job at a time: two would compete for the same cores and memory).
-
-    A job outlives the browser tab that started it, runs once however many sessions ask for it, and its progress
-    (``progress[key]``: stage, done, total) is visible to all of them.
-    """
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coreclean-build")
-        self.futures: dict[tuple, Future] = {}
-        self.progress: dict[tuple, tuple[str, int, int]] = {}
-
-    def start(self, key: tuple, task: Callable[..., Any], *args, again: bool = False, **kwargs) -> Future:
-        """Run ``task(*args, progress=report, **kwargs)`` as the job ``key``: once however many sessions ask for it
-        while it runs or after it succeeded; a failed job, or with ``again`` a finished one, runs anew."""
-        with self.lock:
-            future = self.futures.get(key)
-            if future is None or (future.done() and (again or future.exception() is not None)):
-                def report(stage: str, done: int, total: int) -> None:
-                    self.progress[key] = (stage, done, total)
-
-                self.progress.pop(key, None)
-                future = self.pool.submit(task, *args, progress=report, **kwargs)
-                self.futures[key] = future
-            return future
-
-    def running(self, kind: str) -> bool:
-        """Whether a job whose key starts with ``kind`` is queued or running."""
-        with self.lock:
-            return any(key[0] == kind and not future.done() for key, future in self.futures.items())
-
-    def get(self, source: str, params: BuildParams, directory: Path) -> tuple[tuple, Future]:
-        key = (source, params, str(directory))
-        return key, self.start(key, Analysis.build, source, params, cache_dir=directory)
-
-
-@st.cache_resource(show_spinner=False)
-def _builder() -> Builds:
-    return Builds()
-
-
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _load(directory: str) -> Analysis:
     return Analysis.load(directory)
-
-
-def follow(key: tuple, future: Future, slot, doing: str) -> None:
-    """Show the progress of the runner's job ``key`` as a bar in ``slot`` (an ``st.empty()``) until it is done,
-    then clear it. A rerun (a click, another page) interrupts the wait, never the job."""
-    builds = _builder()
-    bar = slot.progress(0.0, text=f"{doing}…")
-    while not future.done():
-        if key in builds.progress:
-            stage, done, total = builds.progress[key]
-            bar.progress(min(done / max(total, 1), 1.0), text=f"{doing}: {stage} {done:,}/{total:,}")
-        elif not future.running():  # queued behind another session's build or retrain
-            bar.progress(0.0, text=f"{doing}: waiting for the job before it to finish…")
-        time.sleep(0.25)
-    slot.empty()
 
 
 def analysis_for(source: str, backend: str = "coreclean", backbone: str | None = None) -> Analysis:
@@ -141,7 +46,7 @@ def analysis_for(source: str, backend: str = "coreclean", backbone: str | None =
         if f"cache:{name}" not in prebuilt_caches():  # only names listed in the cache directory, never a path
             raise ValueError(f"{name!r} is not a built analysis in the cache")
         return _load(str(config.cache_dir() / name))
-    builds = _builder()
+    builds = runner()
     # the weights follow the one policy (CORECLEAN_WEIGHTS, set by the operator for offline use, else imagenet)
     key, future = builds.get(source, BuildParams(importance=backend, backbone=backbone or None), config.cache_dir())
     if not future.done():
@@ -235,63 +140,6 @@ def continue_on_round(round_id: str) -> None:
 def parent(analysis: Analysis) -> Analysis:
     """The round ``analysis`` was retrained from."""
     return _load(str((analysis.directory / analysis.meta["lineage"]["parent"]).resolve()))
-
-
-@dataclass(frozen=True)
-class RetrainJob:
-    """This session's Apply & retrain: the runner's job ``key`` and ``future`` (a :class:`Revision`), for the
-    lineage of the original analysis ``root``."""
-
-    key: tuple
-    future: Future
-    root: str
-
-
-_RETRAIN_JOB, _RETRAIN_FAILED = "retrain_job", "retrain_failed"
-_HOSTED_START = threading.Lock()
-
-
-def start_retrain(analysis: Analysis, decisions: dict[int, Decision]) -> None:
-    """Apply & retrain ``analysis`` with ``decisions`` (the log's current ones) as a job of the background runner,
-    followed by this session (:func:`retrain_outcome`). The same round and decisions asked for again while the job
-    runs (another click, another session) join it instead of queueing a copy."""
-    key = ("retrain", str(analysis.directory), hash(tuple(sorted(d.id for d in decisions.values()))))
-    builds = _builder()
-    with _HOSTED_START:  # the check and the start as one step: two viewers' clicks never both pass the check
-        refusal = retrain_refusal(analysis)
-        if refusal is not None and not (builds.futures.get(key) and not builds.futures[key].done()):
-            st.session_state[_RETRAIN_FAILED] = (str(analysis.root_analysis), refusal)
-            return
-        future = builds.start(key, retrain, analysis, dict(decisions), again=True)
-    st.session_state[_RETRAIN_JOB] = RetrainJob(key, future, str(analysis.root_analysis))
-    st.session_state.pop(_RETRAIN_FAILED, None)
-
-
-def retrain_running(analysis: Analysis) -> bool:
-    """Whether this session's Apply & retrain of ``analysis``'s lineage is still running."""
-    job = st.session_state.get(_RETRAIN_JOB)
-    return job is not None and job.root == str(analysis.root_analysis) and not job.future.done()
-
-
-def retrain_outcome(analysis: Analysis, slot) -> tuple[Revision | None, str | None]:
-    """(revision, failure) of this session's Apply & retrain of ``analysis``'s lineage: waits for a running job
-    with a progress bar in ``slot``, then hands its revision over once; ``failure`` is a message for the page,
-    kept until the next Apply & retrain. (None, None) when there is neither."""
-    root = str(analysis.root_analysis)
-    job = st.session_state.get(_RETRAIN_JOB)
-    if job is not None and job.root == root:
-        if not job.future.done():
-            follow(job.key, job.future, slot, "Apply & retrain")
-        del st.session_state[_RETRAIN_JOB]
-        error = job.future.exception()
-        if error is None:
-            return job.future.result(), None
-        if not isinstance(error, (ValueError, OSError)):  # a bug, not a refusal: the server log gets the traceback
-            _log.error("Apply & retrain failed", exc_info=error)
-        message = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
-        st.session_state[_RETRAIN_FAILED] = (root, message)
-    failed = st.session_state.get(_RETRAIN_FAILED)
-    return None, failed[1] if failed and failed[0] == root else None
 
 
 def current() -> Analysis:
