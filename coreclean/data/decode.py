@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -55,6 +55,25 @@ def open_image(path: Path, *, rgb: bool = False) -> Image.Image:
     with _opened(path) as image:
         image.load()
         return to_rgb(image) if rgb else image
+
+
+def open_reduced(path: Path, needed: Callable[[tuple[int, int]], tuple[int, int]],
+                 ) -> tuple[Image.Image, tuple[int, int], int]:
+    """Decode ``path`` like :func:`open_image`, a JPEG at 1/2, 1/4 or 1/8 scale where the result stays at least
+    ``needed(full_size)`` = (width, height) pixels; returns (image, full_size, factor), factor 1 at full size.
+
+    libjpeg's DCT scaling (PIL's ``draft``) skips most of the decode work; the reduced image is a low-pass copy of
+    the full one (pixel i covers the file's pixels [i * factor, (i + 1) * factor)), so a consumer that downsamples
+    anyway gets nearly the same pixels (the embedding's tolerance: docs/benchmarks.md section 4). Other formats are
+    decoded at full size."""
+    with _opened(path) as image:
+        full_size, factor = image.size, 1
+        if image.format == "JPEG":
+            drafted = image.draft(None, needed(full_size))  # None: a JPEG PIL cannot scale (several tiles)
+            if drafted is not None:
+                factor = round(full_size[0] / drafted[1][2])  # draft's box: (0, 0, width / factor, ...)
+        image.load()
+        return image, full_size, factor
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

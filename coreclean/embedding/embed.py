@@ -15,24 +15,32 @@ decoded (before RGB conversion) and writes its rows (``RAW_COLUMNS``) to ``quali
 from __future__ import annotations
 
 import json
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
 
 from ..data.files import inside, save_npy
 from ..data.dataset import Dataset
-from ..data.decode import UnreadableImage, open_image, to_rgb
+from ..data.decode import UnreadableImage, open_reduced, to_rgb
 from ..quality.thresholds import RAW_COLUMNS, image_scores
 from . import registry
+from .batches import Preprocessing, prepare_model
 from .registry import Loaded, resnet18_backbone, weights_file, weights_identity  # noqa: F401  (the public names)
 
 Progress = Callable[[int, int], None]
 CHUNK = 2048
-# torch threads while decoding and preprocessing (None: leave torch's setting). Preprocessing runs small tensor ops
-# whose extra threads mostly wait for time slices on a busy machine: bench/quality.py (d) measures the difference.
+# torch threads for per-image tensor preprocessing (backbones without the batched fast path, e.g. CLIP; None:
+# leave torch's setting). Small tensor ops whose extra threads mostly wait: bench/quality.py (d) measures it.
 PREPROCESS_THREADS: int | None = 1
+# decode the next batch in a background thread while the model runs (docs/benchmarks.md §4 measures both ways)
+PREFETCH = True
+AMP = True  # float16 autocast on CUDA, kept only where a batch's features stay within AMP_TOLERANCE of float32
+AMP_TOLERANCE = 1e-3  # largest relative L2 distance of a feature row
+_AMP_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> AMP kept after its check
 
 
 def pixel_features(train: np.ndarray, test: np.ndarray, *, pca: int | None = 128, random_state: int = 0):
@@ -54,14 +62,19 @@ def pixel_features(train: np.ndarray, test: np.ndarray, *, pca: int | None = 128
     return (flat_train / scale).astype(np.float32), (flat_test / scale).astype(np.float32)
 
 
-def _open_image(dataset: Dataset, split: str, index: int, quality: bool) -> tuple[Image.Image, np.ndarray | None]:
-    """(RGB image for the backbone, quality row of the image as decoded — None for in-memory pixels or when
-    ``quality`` is off)."""
+def _decode(dataset: Dataset, split: str, index: int, stage: Preprocessing,
+            quality: bool) -> tuple[object, np.ndarray | None]:
+    """(:meth:`Preprocessing.image` of sample ``index``, its quality row as decoded — None for in-memory pixels or
+    when ``quality`` is off). PIL and numpy only: safe in the prefetch thread."""
     pixels = dataset.images(split)
     if pixels is not None:
-        return Image.fromarray(pixels[index]).convert("RGB"), None
-    image = open_image(image_file(dataset, split, index))
-    return to_rgb(image), image_scores(image) if quality else None
+        return stage.image(Image.fromarray(pixels[index]).convert("RGB")), None
+    image, full_size, factor = open_reduced(image_file(dataset, split, index), stage.needed_size)
+    scores = image_scores(image) if quality else None
+    if scores is not None and factor > 1:  # the size columns describe the file, not the reduced decode
+        scores[RAW_COLUMNS.index("width")], scores[RAW_COLUMNS.index("height")] = full_size
+    rgb = image if image.mode == "RGB" else to_rgb(image)
+    return stage.image(rgb, factor, full_size), scores
 
 
 def image_file(dataset: Dataset, split: str, index: int) -> Path:
@@ -76,28 +89,37 @@ def image_file(dataset: Dataset, split: str, index: int) -> Path:
     return file
 
 
-def _prepare(dataset: Dataset, split: str, indices: range, preprocess, quality: bool):
-    """Decode and preprocess one batch: (tensors, their indices, {index: quality row}, [(index, reason)])."""
-    import torch
+def _decode_batch(dataset: Dataset, split: str, indices: range, stage: Preprocessing, quality: bool):
+    """Decode one batch: (per-image items, their indices, {index: quality row}, [(index, reason)])."""
+    items, rows, scored, failed = [], [], {}, []
+    for i in indices:
+        try:
+            item, scores = _decode(dataset, split, i, stage, quality)
+        except (UnreadableImage, OSError, ValueError) as err:
+            failed.append((i, _failure(err)))
+            continue
+        items.append(item)
+        rows.append(i)
+        if scores is not None:
+            scored[i] = scores
+    return items, rows, scored, failed
 
-    threads = torch.get_num_threads()
-    if PREPROCESS_THREADS:
-        torch.set_num_threads(PREPROCESS_THREADS)
-    tensors, rows, scored, failed = [], [], {}, []
-    try:
-        for i in indices:
-            try:
-                image, scores = _open_image(dataset, split, i, quality)
-                tensors.append(preprocess(image))
-            except (UnreadableImage, OSError, ValueError) as err:
-                failed.append((i, _failure(err)))
-                continue
-            rows.append(i)
-            if scores is not None:
-                scored[i] = scores
-    finally:
-        torch.set_num_threads(threads)
-    return tensors, rows, scored, failed
+
+def _prefetched(work: Callable, batches: Iterable) -> Iterator:
+    """``work(batch)`` for each batch in order; with ``PREFETCH`` the next one runs in a background thread while
+    the caller uses the current one (PIL's decode and resize release the GIL)."""
+    if not PREFETCH:
+        yield from map(work, batches)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="coreclean-decode") as pool:
+        pending = None
+        for batch in batches:
+            submitted = pool.submit(work, batch)
+            if pending is not None:
+                yield pending.result()
+            pending = submitted
+        if pending is not None:
+            yield pending.result()
 
 
 def _failure(err: Exception) -> str:
@@ -110,10 +132,46 @@ def quality_file(out_dir: Path, start: int) -> Path:
 
 
 def load_backbone(backbone: str, weights, device: str | None = None) -> Loaded:
-    """The image encoder of a network backbone (resnet18 through its own name, which tests replace)."""
-    if backbone == "resnet18":
-        return resnet18_backbone(weights, device)
-    return registry.image_backbone(backbone, weights, device)
+    """The image encoder of a network backbone (resnet18 through its own name, which tests replace), in the memory
+    layout the embedder runs it in. ``device``: "cpu", "cuda[:N]", or None / "auto" (CUDA when available)."""
+    device = None if device == "auto" else device
+    loaded = resnet18_backbone(weights, device) if backbone == "resnet18" else registry.image_backbone(
+        backbone, weights, device)
+    return loaded._replace(model=prepare_model(loaded.model))
+
+
+def forward(model, batch) -> np.ndarray:
+    """Features (b, dim) float32 of ``batch`` (b, 3, H, W) on the model's device, under ``inference_mode``.
+
+    On CUDA (with ``AMP``) the model runs under float16 autocast when, on the first batch it sees, the result
+    stays within ``AMP_TOLERANCE`` of float32 (:func:`amp_error`); else in float32. The CPU never uses autocast."""
+    import torch
+
+    amp = AMP and batch.device.type == "cuda" and _AMP_CHECKED.get(model, True)
+    if amp and model not in _AMP_CHECKED:
+        exact, fast = _run(model, batch, None), _run(model, batch, torch.float16)
+        _AMP_CHECKED[model] = amp_error(fast, exact) <= AMP_TOLERANCE
+        return exact.cpu().numpy()
+    return _run(model, batch, torch.float16 if amp else None).cpu().numpy()
+
+
+def _run(model, batch, amp_dtype):
+    import contextlib
+
+    import torch
+
+    autocast = torch.autocast(batch.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
+        return model(batch).float()
+
+
+def amp_error(fast, exact) -> float:
+    """Largest relative L2 distance between rows of ``fast`` and ``exact`` (b, dim) tensors (absolute for an
+    all-zero row)."""
+    import torch
+
+    distance = torch.linalg.vector_norm(fast.float() - exact.float(), dim=1)
+    return float((distance / torch.linalg.vector_norm(exact.float(), dim=1).clamp_min(1.0e-12)).max())
 
 
 def embed_split(
@@ -151,25 +209,24 @@ def embed_chunk(dataset: Dataset, split: str, out_dir: Path, start: int, stop: i
     """Embed rows [start, stop) of ``split`` with ``backbone`` (model, preprocess, device) into
     ``chunk_<start>.npy`` (NaN rows for images that failed, listed in ``chunk_<start>.failed.json``) and their
     quality rows; the chunk file is written last, so its presence marks the chunk done."""
-    import torch
-
     model, preprocess, device, dim = backbone
+    model = prepare_model(model)  # a no-op for load_backbone's; dask workers load with resnet18_backbone
+    stage = Preprocessing(preprocess, threads=PREPROCESS_THREADS)
     chunk_file = out_dir / f"chunk_{start:09d}.npy"
     feats = np.full((stop - start, dim), np.nan, dtype=np.float32)
     quality_rows = np.full((stop - start, len(RAW_COLUMNS)), np.nan, dtype=np.float32)
     failed = []
-    for b in range(start, stop, batch_size):
-        tensors, rows, scored, bad = _prepare(dataset, split, range(b, min(b + batch_size, stop)), preprocess,
-                                              quality)
+    batches = [range(b, min(b + batch_size, stop)) for b in range(start, stop, batch_size)]
+    decoded = _prefetched(lambda indices: _decode_batch(dataset, split, indices, stage, quality), batches)
+    for indices, (items, rows, scored, bad) in zip(batches, decoded):
         failed += bad
         rows = [i - start for i in rows]
         for i, scores in scored.items():
             quality_rows[i - start] = scores
-        if tensors:
-            with torch.inference_mode():
-                feats[rows] = model(torch.stack(tensors).to(device)).float().cpu().numpy()
+        if items:
+            feats[rows] = forward(model, stage.batch(items, device))
         if progress:
-            progress(min(b + batch_size, stop))
+            progress(indices.stop)
     if quality and dataset.images(split) is None:  # in-memory pixels are scored at once, by quality_split
         save_npy(quality_file(out_dir, start), quality_rows)  # before the chunk, which marks it done
     (out_dir / f"chunk_{start:09d}.failed.json").write_text(json.dumps(failed))
