@@ -3,6 +3,8 @@
     python bench/detection.py                       # full run (digits + Fashion-MNIST, all noise kinds)
     python bench/detection.py --quick               # smoke run on digits
     python bench/detection.py --cnn                 # backbone cnn vs pixels vs cleanlab, Fashion-MNIST 20k
+    python bench/detection.py --fits --datasets fashion-mnist --sizes 20000 --noise uniform:0.1 pair:0.1
+                                                    # the fit behind the ranking: coreset fit vs this checkout's
 
 Prints markdown tables: AUROC, average precision, precision@k (k = number of flips) and wall time per method,
 mean over seeds; then the review loop: rounds of 100 reviews from the classes that received flips, errors fixed
@@ -20,6 +22,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import methods  # noqa: E402
 from bench.common import Timer, features, inject_noise, machine, markdown_table  # noqa: E402
+from coreclean import CoresetSensitivity  # noqa: E402
 
 METHODS = ["coreclean", "cleanlab self_confidence", "cleanlab normalized_margin", "cleanlab find_label_issues",
            "leverage (DataHeroes-style)", "kNN disagreement (k=10)", "random"]
@@ -81,6 +84,56 @@ def review_loop(X, noisy, truth, scorer, *, seed: int, rounds: int = 10, batch: 
         labels[picked] = truth[picked]
         curve.append(found)
     return curve
+
+
+def coreset_fit(X, y) -> tuple[np.ndarray, np.ndarray]:
+    """(importance (n,), coef (d + 1, K)) of the pre-issue-13 estimator (bench/methods.old_coreset_fit)."""
+    result = methods.old_coreset_fit(X, y, int(y.max()) + 1)
+    return result["importance"], result["coef"]
+
+
+def checkout_fit(X, y) -> tuple[np.ndarray, np.ndarray]:
+    """(importance (n,), coef (d + 1, K)) of this checkout's ``CoresetSensitivity`` defaults (what build runs)."""
+    fitted = CoresetSensitivity(random_state=0).fit(X, y)
+    return fitted.importance_, fitted.coef_
+
+
+FITS = {"coreset": ("coreset fit (pre-issue 13)", coreset_fit), "checkout": ("coreclean (this checkout)", checkout_fit)}
+
+
+def fit_comparison(dataset: str, sizes: list, specs: list[str], *, seeds: int, rounds: int,
+                   fits: list[str] = tuple(FITS)) -> None:
+    """The classifiers behind the ranking side by side (issue 28: small sets keep their quality): per fit in
+    ``FITS``, flip AUROC / AP / P@k and test accuracy (true test labels) as the mean over ``seeds`` noise draws,
+    then the review loop on seed 0's draw of the same noise. Run on two checkouts for a before/after of the
+    solver (docs/benchmarks.md §1c)."""
+    import os
+
+    import coreclean
+
+    print(f"coreclean imported from {Path(coreclean.__file__).resolve().parent}\n")
+    for size in sizes:
+        X, y, X_test, y_test = features(dataset, size)
+        for spec in specs:
+            kind, rate = spec.split(":")
+            looped = inject_noise(y, kind, float(rate), dataset, 0)
+            load, rows = os.getloadavg()[0], []
+            for key in fits:
+                (name, fit), static, seconds = FITS[key], [], []
+                for seed in range(seeds):
+                    noisy = inject_noise(y, kind, float(rate), dataset, seed)
+                    with Timer() as t:
+                        score, coef = fit(X, noisy)
+                    seconds.append(t.seconds)
+                    accuracy = float(((X_test @ coef[:-1] + coef[-1]).argmax(1) == y_test).mean())
+                    static.append({**metrics(noisy != y, score), "test acc": accuracy})
+                curve = review_loop(X, looped, y, lambda X, labels, s: fit(X, labels)[0], seed=0, rounds=rounds)
+                rows.append({"fit": name, **{k: float(np.mean([r[k] for r in static])) for k in static[0]},
+                             "fit time (s)": float(np.mean(seconds)), f"found in {rounds * 100} reviews": curve[-1],
+                             "review curve": " ".join(map(str, curve))})
+            print(f"## {dataset}, n={len(y)}, {kind} noise {rate}: static metrics mean of {seeds} seed(s); review "
+                  f"loop on seed 0 ({int((looped != y).sum())} flips); load average {load:.1f} at start\n")
+            print(markdown_table(rows, list(rows[0])) + "\n", flush=True)
 
 
 def cnn_comparison(size: int, specs: list[str], *, folds: int, epochs: int, rounds: int = 10,
@@ -148,7 +201,16 @@ def main(argv=None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--work", type=Path, default=None, help="keep the cnn folds here (a rerun resumes)")
+    parser.add_argument("--fits", nargs="*", choices=["coreset", "checkout"], default=None,
+                        help="only the classifier comparison (static + review loop): the pre-issue-13 coreset fit "
+                             "and/or this checkout's estimator (default both)")
     args = parser.parse_args(argv)
+    if args.fits is not None:
+        print(f"# The classifier behind the ranking ({machine()})\n")
+        for dataset in args.datasets:
+            fit_comparison(dataset, [None] if dataset == "digits" else args.sizes, args.noise, seeds=args.seeds,
+                           rounds=args.rounds or 10, fits=args.fits or list(FITS))
+        return 0
     if args.cnn:
         print(f"# cnn backbone vs pixels ({machine()})\n")
         cnn_comparison(args.loop_size, args.cnn_noise, folds=args.folds, epochs=args.epochs, work=args.work)

@@ -18,9 +18,13 @@ def blobs():
     return X.astype(np.float32), y
 
 
-def standardized(X):
-    mean, std = X.astype(np.float64).mean(0), X.astype(np.float64).std(0)
-    return (X - mean) / std, mean, std
+def commonly_scaled(X, w=None):
+    """(X - mean) / s with s^2 the mean (weighted) feature variance: the coordinates in which the solver's penalty
+    is scikit-learn's plain ridge."""
+    w = np.ones(len(X)) if w is None else w
+    mean = np.average(X.astype(np.float64), axis=0, weights=w)
+    common = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=w).mean())
+    return (X - mean) / common, mean, common
 
 
 def objective(Z, y, W, b, C, w=None):
@@ -36,9 +40,9 @@ def test_matches_scikit_learn_logistic_regression_at_convergence(blobs, weighted
     X, y = blobs
     w = np.random.default_rng(1).uniform(0.2, 3.0, len(y)) if weighted else None
     fit = fit_softmax(X, y, 4, C=0.5, sample_weight=w, max_iter=2000, tol=1e-9)
-    Z, mean, std = standardized(X)
+    Z, mean, common = commonly_scaled(X, w)
     theirs = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(Z, y, sample_weight=w)
-    W, b = fit.coef[:-1] * std[:, None], fit.coef[-1] + mean @ fit.coef[:-1]  # back to standardized features
+    W, b = fit.coef[:-1] * common, fit.coef[-1] + mean @ fit.coef[:-1]  # back to the commonly scaled features
     ours_value = objective(Z, y, W, b, 0.5, w)
     theirs_value = objective(Z, y, theirs.coef_.T, theirs.intercept_, 0.5, w)
     assert abs(ours_value - theirs_value) <= 1e-5 * theirs_value
