@@ -82,16 +82,17 @@ def test_the_wheel_holds_every_module_of_the_tree(wheel):
     tracked = _run(["git", "ls-files", "coreclean", "ui", "pages", "dashboard.py"], cwd=ROOT, check=False)
     files = tracked.stdout.split() if tracked.returncode == 0 else \
         [str(p.relative_to(ROOT)) for d in ("coreclean", "ui", "pages") for p in (ROOT / d).rglob("*.py")]
-    expected = {f"coreclean_dashboard/{f}" if f == "dashboard.py" or f.startswith("pages/") else f
+    expected = {f"coreclean_dashboard/{f}" if f == "dashboard.py" or f.startswith(("pages/", "ui/")) else f
                 for f in files if f.endswith(".py") and (ROOT / f).exists()}
     missing = sorted(expected - names)
     assert not missing, f"add their packages to [tool.setuptools] packages in pyproject.toml: {missing}"
     assert "coreclean_dashboard/.streamlit/config.toml" in names
+    assert not [n for n in names if n.startswith("ui/")], "ui/ ships inside coreclean_dashboard/, not top level"
 
 
 def test_installed_command_builds_ranks_and_serves_from_an_empty_folder(fresh, digits_build, copy_analysis):
     bin_, cwd, env = fresh["bin"], fresh["cwd"], fresh["env"]
-    where = _run([bin_ / "python", "-c", "import coreclean, ui, coreclean_dashboard; "
+    where = _run([bin_ / "python", "-c", "import coreclean, coreclean_dashboard, coreclean_dashboard.ui.notebook as ui; "
                                          "print(coreclean.__file__, ui.__file__, *coreclean_dashboard.__path__)"],
                  cwd=cwd, env=env).stdout.split()
     assert all(Path(p).is_relative_to(fresh["purelib"]) for p in where), where  # the wheel, not the checkout

@@ -50,7 +50,7 @@ def test_jupyter_bars_end_each_stage_at_100_percent():
 
 
 def test_figures_come_from_the_installed_dashboard_package(digits_analysis):
-    from ui.notebook import AnalysisFigures
+    from coreclean_dashboard.ui.notebook import AnalysisFigures  # the entry point names the installed package
 
     assert isinstance(digits_analysis.figures, AnalysisFigures)
     with pytest.raises(ImportError, match="pip install"):

@@ -16,8 +16,8 @@ from coreclean.audit.audit import Audit, audit_of
 from coreclean.audit.report_data import report_data
 from coreclean.audit.report_html import render_html
 from coreclean.build import store
-from ui import jobs, state
-from ui.widgets import plain
+from . import jobs, state
+from .widgets import plain
 
 _log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import streamlit as st
 from plotly.colors import hex_to_rgb, sample_colorscale, unlabel_rgb
 
 from coreclean.analysis import explore_queries as explore
-from ui.map_colours import map_colour
-from ui.map_image import map_extent, paint_points, png_data_uri
+from .map_colours import map_colour
+from .map_image import map_extent, paint_points, png_data_uri
 
 MUTED = "#cfcfcf"
 KIND_COLOURS = {"no duplicate": MUTED, "first of its group": "#1f77b4", "copy": "#ff7f0e",

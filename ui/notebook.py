@@ -17,7 +17,7 @@ from coreclean.analysis import explore_queries as explore
 from coreclean.analysis.labels import unique_labels, visible_classes
 from coreclean.data.decode import tile
 from coreclean.data.images import ImageUnavailable, image_for
-from ui import figures
+from . import figures
 
 
 class AnalysisFigures:
@@ -91,8 +91,8 @@ class AnalysisFigures:
     def map(self, colour: str = "label", *, draw: str | None = None) -> go.Figure:
         """The Map page's 2-D map coloured by ``colour`` (label, prediction, importance, outlier, duplicate or
         decision: the review log's current decisions), as points or one image (``draw``; default as on the page)."""
-        from ui.map_colours import map_colour
-        from ui.map_figures import default_draw, map_figure
+        from .map_colours import map_colour
+        from .map_figures import default_draw, map_figure
 
         rows, xy = explore.map_points(self.analysis)
         decisions = None

@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from coreclean.analysis.text_query import search_text, text_tower
-from ui import review_grid, selection, widgets
+from . import review_grid, selection, widgets
 
 TOP = 200  # matches listed per query: a review session's worth, and the exact search stays well under a second
 EXAMPLE = "a photo of a dog wearing a hat"

@@ -3,8 +3,8 @@ bars while building in Jupyter, and the dashboard's figures through a plug-in po
 
 Figures: ``analysis.figures`` asks the entry-point group :data:`FIGURES_GROUP` for a factory ``(analysis) ->
 object with figure methods``, as pandas finds its plotting backends. The installed package registers the
-dashboard's (``ui.notebook:AnalysisFigures``, pyproject.toml), so the dependency points from the UI to the compute
-layer, never back.
+dashboard's (``coreclean_dashboard.ui.notebook:AnalysisFigures``, pyproject.toml), so the dependency points from
+the UI to the compute layer, never back.
 """
 from __future__ import annotations
 
