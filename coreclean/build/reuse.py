@@ -166,6 +166,7 @@ def embed_reusing(plan: ReusePlan, dataset: Dataset, work_dir: Path, embed_rows:
         fresh = raw_quality(subset, work_dir, progress=lambda done, _n: progress("quality", reused + done, total))
         old = (store.load_array(chain, "quality_raw_train"), store.load_array(chain, "quality_raw_test"))
         raw = tuple(_assemble(old, plan.rows[s], new[s], fresh[j], plan.source) for j, s in enumerate(SPLITS))
+        progress("quality", total, total)
     return x_train, x_test, failures, raw
 
 
@@ -250,7 +251,7 @@ def _assemble(old: tuple[np.ndarray, np.ndarray], rows: np.ndarray, new: np.ndar
     samples ``new`` (where ``rows`` is -1), the freshly computed ``fresh`` rows in that order."""
     width = old[0].shape[1] if old[0].ndim == 2 else old[1].shape[1]
     if len(new) and fresh.shape[1:] != (width,):
-        raise ValueError(f"{source}: stored rows have {width} columns, the backbone gives {fresh.shape[1:]}; "
+        raise ValueError(f"{source}: its stored rows have {width} columns, this build's {fresh.shape[1]}; "
                          "rebuild with --no-reuse.")
     out = np.empty((len(rows), width), dtype=np.float32)
     taken = np.flatnonzero(rows >= 0)
