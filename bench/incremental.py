@@ -3,7 +3,7 @@ is built, ADD more files are added, and the rebuild embeds only those; compared 
 N + ADD files.
 
     python bench/incremental.py [--n 6000] [--add 100] [--backbone resnet18] [--work DIR]
-                                [--pixels] [--pixels-n 60000] [--pixels-add 1000]
+                                [--pixels] [--pixels-n 59000] [--pixels-add 1000]
 
 Builds, each timed end to end in this process (stage seconds from ``meta["stages"]``):
 
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     parser.add_argument("--backbone", default="resnet18", help="a torchvision classification model")
     parser.add_argument("--work", type=Path, default=None, help="work folder (emptied first; default: a temp dir)")
     parser.add_argument("--pixels", action="store_true", help="also the pixels backbone (no reuse possible)")
-    parser.add_argument("--pixels-n", type=int, default=60000, help="training images of the first pixels build")
+    parser.add_argument("--pixels-n", type=int, default=59000, help="training images of the first pixels build")
     parser.add_argument("--pixels-add", type=int, default=1000, help="training images added for the second")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="coreclean-incremental-"))
