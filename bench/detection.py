@@ -101,12 +101,12 @@ def checkout_fit(X, y) -> tuple[np.ndarray, np.ndarray]:
 FITS = {"coreset": ("coreset fit (pre-issue 13)", coreset_fit), "checkout": ("coreclean (this checkout)", checkout_fit)}
 
 
-def fit_comparison(dataset: str, sizes: list, specs: list[str], *, seeds: int, rounds: int,
+def fit_comparison(dataset: str, sizes: list, specs: list[str], *, seeds: int, rounds: int, loop_seeds: int = 1,
                    fits: list[str] = tuple(FITS)) -> None:
     """The classifiers behind the ranking side by side (issue 28: small sets keep their quality): per fit in
     ``FITS``, flip AUROC / AP / P@k and test accuracy (true test labels) as the mean over ``seeds`` noise draws,
-    then the review loop on seed 0's draw of the same noise. Run on two checkouts for a before/after of the
-    solver (docs/benchmarks.md §1c)."""
+    then the review loop on the first ``loop_seeds`` draws of the same noise (errors found: mean and per draw;
+    the curve is seed 0's). Run on two checkouts for a before/after of the solver (docs/benchmarks.md §1c)."""
     import os
 
     import coreclean
@@ -116,7 +116,6 @@ def fit_comparison(dataset: str, sizes: list, specs: list[str], *, seeds: int, r
         X, y, X_test, y_test = features(dataset, size)
         for spec in specs:
             kind, rate = spec.split(":")
-            looped = inject_noise(y, kind, float(rate), dataset, 0)
             load, rows = os.getloadavg()[0], []
             for key in fits:
                 (name, fit), static, seconds = FITS[key], [], []
@@ -127,12 +126,16 @@ def fit_comparison(dataset: str, sizes: list, specs: list[str], *, seeds: int, r
                     seconds.append(t.seconds)
                     accuracy = float(((X_test @ coef[:-1] + coef[-1]).argmax(1) == y_test).mean())
                     static.append({**metrics(noisy != y, score), "test acc": accuracy})
-                curve = review_loop(X, looped, y, lambda X, labels, s: fit(X, labels)[0], seed=0, rounds=rounds)
+                curves = [review_loop(X, inject_noise(y, kind, float(rate), dataset, seed), y,
+                                      lambda X, labels, s: fit(X, labels)[0], seed=seed, rounds=rounds)
+                          for seed in range(loop_seeds)]
+                found = [curve[-1] for curve in curves]
                 rows.append({"fit": name, **{k: float(np.mean([r[k] for r in static])) for k in static[0]},
-                             "fit time (s)": float(np.mean(seconds)), f"found in {rounds * 100} reviews": curve[-1],
-                             "review curve": " ".join(map(str, curve))})
+                             "fit time (s)": float(np.mean(seconds)),
+                             f"found in {rounds * 100} reviews": float(np.mean(found)),
+                             "per draw": " ".join(map(str, found)), "seed 0 curve": " ".join(map(str, curves[0]))})
             print(f"## {dataset}, n={len(y)}, {kind} noise {rate}: static metrics mean of {seeds} seed(s); review "
-                  f"loop on seed 0 ({int((looped != y).sum())} flips); load average {load:.1f} at start\n")
+                  f"loop on {loop_seeds} draw(s); load average {load:.1f} at start\n")
             print(markdown_table(rows, list(rows[0])) + "\n", flush=True)
 
 
@@ -204,12 +207,13 @@ def main(argv=None) -> int:
     parser.add_argument("--fits", nargs="*", choices=["coreset", "checkout"], default=None,
                         help="only the classifier comparison (static + review loop): the pre-issue-13 coreset fit "
                              "and/or this checkout's estimator (default both)")
+    parser.add_argument("--loop-seeds", type=int, default=1, help="--fits: noise draws of the review loop")
     args = parser.parse_args(argv)
     if args.fits is not None:
         print(f"# The classifier behind the ranking ({machine()})\n")
         for dataset in args.datasets:
             fit_comparison(dataset, [None] if dataset == "digits" else args.sizes, args.noise, seeds=args.seeds,
-                           rounds=args.rounds or 10, fits=args.fits or list(FITS))
+                           rounds=args.rounds or 10, loop_seeds=args.loop_seeds, fits=args.fits or list(FITS))
         return 0
     if args.cnn:
         print(f"# cnn backbone vs pixels ({machine()})\n")
