@@ -33,11 +33,12 @@ We therefore evaluate the bound at a robust centre: fit once, drop the ``trim`` 
 lowest label probability (a trimmed-likelihood step, as in least-trimmed-squares / Shen & Sanghavi 2019) and refit
 warm-started; dropped samples are then scored out-of-sample.
 
-The fits (:func:`coreclean.classifier.solver.fit_softmax`) use every row: standardized features (so nothing depends on their
-scale), a closed-form LDA start, whitened L-BFGS streamed over the rows, and on large sets early stopping on a
-held-out slice. Where that keeps the LDA start (Gaussian-like classes with few rows per parameter, where logistic
-regression overfits) :math:`\hat\theta` is not the minimizer of :math:`f`, and the bound is read as a local
-sensitivity around the selected model; where L-BFGS runs to convergence it is the derivation above.
+The fits (:func:`coreclean.classifier.solver.fit_softmax`) use every row: a ridge in the features' own geometry
+(so nothing depends on their common scale, offset or rotation), a closed-form LDA start, whitened L-BFGS streamed
+over the rows, and on large sets early stopping on a held-out slice. Where that keeps the LDA start (Gaussian-like
+classes with few rows per parameter, where logistic regression overfits) :math:`\hat\theta` is not the minimizer
+of :math:`f`, and the bound is read as a local sensitivity around the selected model; where L-BFGS runs to
+convergence it is the derivation above.
 Measured numbers (flip detection against cleanlab, ImageNet-scale accuracy against the Bayes-optimal rule) are in
 the benchmark documents under ``docs/``, with the commands that produced them.
 """
@@ -85,7 +86,7 @@ class CoresetSensitivity:
 
     Parameters
     ----------
-    C : inverse L2 regularization of the logistic regression on standardized features, > 0.
+    C : inverse L2 regularization of the logistic regression, in units of the mean feature variance, > 0.
     trim : fraction of lowest-label-probability samples left out of the robust refit, in [0, 1) (0 disables it).
     max_iter : L-BFGS iterations of the refit, >= 1 (the plain fit gets a quarter).
     max_fit_samples : ``"auto"`` (default) fits on every row and caps both fits together at about ``FIT_BUDGET``
