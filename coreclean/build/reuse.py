@@ -126,7 +126,7 @@ def find_reusable(cache: Path, dataset: Dataset, params: BuildParams, stats: dic
     best = None
     for directory in _candidates(Path(cache), dataset, params.backbone, weights, quality, exclude):
         old_keys = _keys_of_analysis(directory, dataset.kind)
-        if old_keys is None:
+        if old_keys is None or not _readable(directory, features, quality):
             continue
         where = {key: row for row, key in enumerate(old_keys) if key is not None}
         rows = {split: np.fromiter((-1 if key is None else where.get(key, -1) for key in keys), np.int64,
@@ -219,6 +219,16 @@ def _keys_of_analysis(directory: Path, kind: str) -> list | None:
     except ValueError:
         return None
     return keys
+
+
+def _readable(directory: Path, features: bool, quality: bool) -> bool:
+    """Whether the rows to reuse are stored whole (one per sample): a damaged earlier analysis is passed over, so
+    the build embeds instead of failing on a file it did not ask for."""
+    names = [f"{kind}_{split}" for kind in ("x",) * features + ("quality_raw",) * quality for split in SPLITS]
+    try:
+        return all(store.load_array([directory], name, mmap=True) is not None for name in names)
+    except ValueError:
+        return False
 
 
 def _file_keys(paths: list[str] | None, stats: np.ndarray) -> list:
