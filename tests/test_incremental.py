@@ -218,3 +218,19 @@ def test_a_damaged_earlier_analysis_is_passed_over(tmp_path, cache, make_image_f
     embedded_rows.clear()
     second = build_analysis(str(root), params, cache_dir=cache)
     assert sum(embedded_rows) == 7 and "reused" not in _meta(second)
+
+
+def test_random_init_is_one_network_and_leaves_the_callers_rng_alone():
+    """``--weights none``: every load is the same network, so an interrupted build that resumes describes its
+    remaining chunks in the space of the chunks already written."""
+    import torch
+
+    from coreclean.embedding.registry import torchvision_backbone
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = torchvision_backbone(BACKBONE, None, "cpu").model.state_dict()
+    assert torch.equal(torch.rand(3), expected)  # the caller's random stream is where it was
+    second = torchvision_backbone(BACKBONE, None, "cpu").model.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)

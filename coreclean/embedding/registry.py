@@ -186,7 +186,9 @@ def torchvision_backbone(arch: str, weights: str | Path | None, device: str | No
                              f"a state_dict saved on an online machine with torch.save(torchvision.models.{arch}("
                              f"weights='{enum.name}').state_dict(), '{arch}.pt').") from err
     else:
-        model = builder(weights=None)
+        with torch.random.fork_rng(devices=[]):  # random init is the same network every time: a resumed build's
+            torch.manual_seed(0)  # chunks and a rebuild describe images in one space (the caller's RNG untouched)
+            model = builder(weights=None)
     head_name, head = _head(model)
     _replace(model, head_name, torch.nn.Identity())
     if enum is None and weights is not None:
