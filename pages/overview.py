@@ -1,6 +1,7 @@
 import streamlit as st
 
 from coreclean.analysis import explore_queries
+from coreclean.build.reuse import describe as describe_reuse
 from coreclean.review import export
 from coreclean.quality import issues
 from coreclean.quality import thresholds as quality
@@ -79,4 +80,7 @@ with st.expander("How this analysis was built"):
                    "while the stage ran; CPU seconds count all its threads.")
     else:
         st.caption("Built before stage timings were recorded.")
+    if meta.get("reused"):
+        st.caption(f"Incremental build: {describe_reuse(meta['reused'], analysis.directory.parent)} (unchanged "
+                   "images only; everything after the embedding was computed on every sample).")
 audit_view.await_audit(analysis, audit_slot)  # last: the rest of the page is shown while it runs

@@ -234,3 +234,13 @@ def test_random_init_is_one_network_and_leaves_the_callers_rng_alone():
     assert torch.equal(torch.rand(3), expected)  # the caller's random stream is where it was
     second = torchvision_backbone(BACKBONE, None, "cpu").model.state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_the_overview_says_the_build_was_incremental(cache, run_app, digits_build, copy_analysis):
+    meta_file = copy_analysis(digits_build, cache) / "meta.json"  # the copy the dashboard opens
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps({**meta, "reused": {"from": "digits-earlier", "rows": 1400, "of": 1437,
+                                                         "features": True, "quality": True}}))
+    at = run_app(page="pages/overview.py")
+    assert any("reused 1,400 of 1,437 embeddings from" in c.value and "digits-earlier" in c.value
+               for c in at.caption), [c.value for c in at.caption]
