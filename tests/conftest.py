@@ -1,5 +1,9 @@
 """Shared test fixtures. Analyses are built once per pytest session and copied into a test's own cache.
 
+The suite runs on two pytest-xdist workers, one test file each at a time (``-n 2 --dist loadfile``, the README's
+command): a "session" is a worker's, so each worker builds the shared analyses once; module fixtures (a module's
+server and browser) stay within one worker.
+
 Analyses (built once per session, shared; never write into the ``*_build`` directories themselves):
 
 * ``digits_build`` (session) — directory of the digits analysis. Read-only: copy it before changing anything.
