@@ -1,11 +1,11 @@
 """ResNet18 embedding throughput with real JPEG decode: coreclean's embedder vs the forward pass alone.
 
-    python bench/embed_throughput.py --images 256 --repeats 5     # CPU (and CUDA when available)
+    python bench/embed_throughput.py --images 1024 --repeats 5    # CPU (and CUDA when available)
 
 Writes ``--images`` JPEGs (500x375, ImageNet's typical size) into a temporary ImageFolder. Each repeat times, back
 to back on the same machine load:
 
-* **bound** — the forward pass alone: ``coreclean.embedding.embed.forward`` (the embedder's own call: same model
+* **bound** — the forward pass alone: ``coreclean.embedding.batches.forward`` (the embedder's own call: same model
   from ``load_backbone``, same layout, ``inference_mode``, AMP rule, batch size) over batches prepared beforehand;
 * **embedder** — ``coreclean.embedding.embed.embed_split`` on the files, end to end as a build calls it: model
   load, decode, quality scores, preprocessing, forward, chunk files.
@@ -13,6 +13,8 @@ to back on the same machine load:
 and prints both rates, their ratio, and the 1-minute load average before the repeat; the last line per device is
 the median over repeats. ``--no-prefetch`` / ``--no-channels-last`` / ``--no-draft`` switch those parts off
 (for the A/B rows in docs/benchmarks.md §4; the bound follows the layout switch, as the embedder does).
+``--components ROUNDS`` times the parts of one batch instead, interleaved round by round (:func:`components`):
+on a shared machine the paired per-round numbers move less than whole runs minutes apart.
 """
 from __future__ import annotations
 
@@ -42,8 +44,8 @@ def write_jpegs(root: Path, count: int, size: tuple[int, int] = (500, 375)) -> N
 
 def forward_only(files: list[Path], device: str, batch_size: int) -> float:
     """Images/s of the embedder's forward pass alone, on batches of ``files`` prepared before the clock starts."""
-    from coreclean.embedding.batches import Preprocessing
-    from coreclean.embedding.embed import forward, load_backbone
+    from coreclean.embedding.batches import Preprocessing, forward
+    from coreclean.embedding.embed import load_backbone
 
     model, preprocess, device, _ = load_backbone("resnet18", None, device)
     stage = Preprocessing(preprocess)
@@ -68,18 +70,81 @@ def embedder(root: Path, out: Path, device: str, batch_size: int) -> float:
     return len(dataset.y_train) / (time.perf_counter() - start)
 
 
+def components(root: Path, device: str, batch_size: int, rounds: int) -> None:
+    """Per-image milliseconds of one batch, interleaved round by round (so the four share each round's load):
+    A forward alone; C decode + quality + preprocessing alone; B forward while a thread decodes the next batch (the
+    embedder's steady state); S decode then forward in one thread (``--no-prefetch``'s steady state); T the
+    per-image path before issue 26 (full decode, quality, torchvision's transform per image, stack)."""
+    import threading
+
+    import torch
+
+    from coreclean import load_source
+    from coreclean.data.decode import open_image, to_rgb
+    from coreclean.embedding import embed
+    from coreclean.embedding.batches import Preprocessing, forward
+    from coreclean.quality.thresholds import image_scores
+
+    dataset = load_source(str(root))
+    model, preprocess, device, _ = embed.load_backbone("resnet18", None, device)
+    stage = Preprocessing(preprocess)
+    rows = range(min(batch_size, len(dataset.y_train)))
+
+    def decode():
+        return embed._decode_batch(dataset, "train", rows, stage, True)[0]
+
+    batch = stage.batch(decode(), device).clone()
+    forward(model, batch)
+
+    def overlapped():
+        worker = threading.Thread(target=decode)
+        worker.start()
+        forward(model, batch)
+        worker.join()
+
+    def per_image_transform():  # the embedder before issue 26: full decode, torchvision's transform per image
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        images = [open_image(root / dataset.paths_train[i]) for i in rows]
+        tensors = [(image_scores(image), preprocess(to_rgb(image)))[1] for image in images]
+        torch.set_num_threads(threads)
+        return torch.stack(tensors)
+
+    steps = {"A": lambda: forward(model, batch), "C": lambda: stage.batch(decode(), device),
+             "B": overlapped, "S": lambda: forward(model, stage.batch(decode(), device)), "T": per_image_transform}
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    columns = ["round", "load (1 min)"] + [f"{name} (ms/img)" for name in steps]
+    print(markdown_table([], columns))
+    for r in range(1, rounds + 1):
+        load = os.getloadavg()[0]
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(1e3 * (time.perf_counter() - start) / len(rows))
+        print(markdown_table([(r, f"{load:.2f}", *(f"{v[-1]:.1f}" for v in times.values()))], columns, header=False),
+              flush=True)
+    median = {name: statistics.median(v) for name, v in times.items()}
+    print(markdown_table([("median", "", *(f"{v:.1f}" for v in median.values()))], columns, header=False))
+    paired = {pair: statistics.median(a / b for a, b in zip(times["A"], times[pair[-1]])) for pair in ("A/B", "A/S")}
+    print(f"\nsteady state vs the bound: with prefetch A/B = {median['A'] / median['B']:.3f}, without A/S = "
+          f"{median['A'] / median['S']:.3f} (of the medians); per round A/B {paired['A/B']:.3f}, "
+          f"A/S {paired['A/S']:.3f}")
+
+
 def main(argv=None) -> int:
     import torch
 
     from coreclean.embedding import batches, embed
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--images", type=int, default=1024, help="JPEGs written; 80%% form the train split timed")
     parser.add_argument("--repeats", type=int, default=3, help="bound + embedder pairs per device")
     parser.add_argument("--batch", type=int, default=64, help="the embedder's batch size (embed_split's default)")
     parser.add_argument("--no-prefetch", action="store_true", help="decode in the model's thread (embed.PREFETCH)")
     parser.add_argument("--no-channels-last", action="store_true", help="NCHW model and batches")
     parser.add_argument("--no-draft", action="store_true", help="never decode a JPEG at reduced scale")
+    parser.add_argument("--components", type=int, default=0, metavar="ROUNDS",
+                        help="instead: per-image costs of one batch, interleaved for ROUNDS rounds (see components())")
     args = parser.parse_args(argv)
     embed.PREFETCH = not args.no_prefetch
     batches.CHANNELS_LAST = not args.no_channels_last
@@ -92,6 +157,11 @@ def main(argv=None) -> int:
         from coreclean import load_source
 
         files = [root / p for p in load_source(str(root)).paths_train]
+        if args.components:
+            print(f"# ResNet18 per-image costs, batch of {min(args.batch, len(files))} JPEGs 500x375, torch "
+                  f"{torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores\n")
+            components(root, devices[-1], args.batch, args.components)
+            return 0
         print(f"# ResNet18 embedding throughput, {len(files)} JPEGs 500x375, batch {args.batch}, torch "
               f"{torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; prefetch "
               f"{embed.PREFETCH}, channels_last {batches.CHANNELS_LAST}, draft margin {batches.DRAFT_MARGIN}\n")

@@ -141,17 +141,18 @@ def test_amp_is_cuda_only_and_checked_against_float32():
     batch = batches.layout(torch.randn(4, 3, 32, 32))
     with torch.inference_mode():
         plain = model(batch).numpy()
-    np.testing.assert_array_equal(embed.forward(model, batch), plain)  # the CPU never autocasts
-    assert model not in embed._AMP_CHECKED
+    np.testing.assert_array_equal(batches.forward(model, batch), plain)  # the CPU never autocasts
+    assert model not in batches._AMP_CHECKED
     # the check that decides AMP on CUDA rejects a half-precision result that drifts (bfloat16 here)
-    half = embed._run(model, batch, torch.bfloat16)
-    assert embed.amp_error(half, torch.from_numpy(plain)) > embed.AMP_TOLERANCE
-    assert embed.amp_error(torch.from_numpy(plain), torch.from_numpy(plain)) == 0.0
+    half = batches._run(model, batch, torch.bfloat16)
+    assert batches.amp_error(half, torch.from_numpy(plain)) > batches.AMP_TOLERANCE
+    assert batches.amp_error(torch.from_numpy(plain), torch.from_numpy(plain)) == 0.0
     assert embed.load_backbone("resnet18", None, "auto").device == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_prefetch_keeps_order_and_raises():
     assert list(embed._prefetched(lambda b: b * 2, range(5))) == [0, 2, 4, 6, 8]
+    assert list(embed._prefetched(lambda b: b * 2, range(9), threads=3)) == list(range(0, 18, 2))  # CUDA: several
 
     def fails(b):
         if b == 2:

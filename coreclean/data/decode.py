@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from PIL.JpegImagePlugin import JpegImageFile
 
 MAX_PIXELS = 64_000_000  # larger images are refused before decoding (a 20000 x 20000 PNG would need 1.2 GB)
 
@@ -68,7 +69,7 @@ def open_reduced(path: Path, needed: Callable[[tuple[int, int]], tuple[int, int]
     decoded at full size."""
     with _opened(path) as image:
         full_size, factor = image.size, 1
-        if image.format == "JPEG":
+        if isinstance(image, JpegImageFile):  # JPEG and camera MPO files
             drafted = image.draft(None, needed(full_size))  # None: a JPEG PIL cannot scale (several tiles)
             if drafted is not None:
                 factor = round(full_size[0] / drafted[1][2])  # draft's box: (0, 0, width / factor, ...)

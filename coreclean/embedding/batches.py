@@ -9,11 +9,13 @@
   its per-image transform gives for the same pixels); on CUDA the uint8 batch is copied from pinned memory without
   blocking and normalized on the device. Other preprocessing runs per image, as its own transform.
 
+:func:`forward` runs a model on a batch (float16 autocast on CUDA where it stays within ``AMP_TOLERANCE``).
 :meth:`Preprocessing.needed_size` tells the decoder how small a JPEG may be decoded (:func:`coreclean.data.decode.
 open_reduced`): ``DRAFT_MARGIN`` times the resize's output size, so the resize still low-passes the draft.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Sequence
 
 import numpy as np
@@ -22,6 +24,9 @@ from PIL import Image
 # a JPEG is decoded at reduced scale only while it stays >= DRAFT_MARGIN x the resize's output (see docs §4)
 DRAFT_MARGIN = 2
 CHANNELS_LAST = True  # model and batches in channels-last layout (docs/benchmarks.md §4 measures both)
+AMP = True  # float16 autocast on CUDA, kept only where a batch's features stay within AMP_TOLERANCE of float32
+AMP_TOLERANCE = 1e-3  # largest relative L2 distance of a feature row
+_AMP_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> AMP kept after its check
 
 
 def resized_size(size: tuple[int, int], short: int) -> tuple[int, int]:
@@ -125,6 +130,40 @@ def prepare_model(model):
     if CHANNELS_LAST and isinstance(module, torch.nn.Module):
         module.to(memory_format=torch.channels_last)  # in place
     return model
+
+
+def forward(model, batch) -> np.ndarray:
+    """Features (b, dim) float32 of ``batch`` (b, 3, H, W) on the model's device, under ``inference_mode``.
+
+    On CUDA (with ``AMP``) the model runs under float16 autocast when, on the first batch it sees, the result
+    stays within ``AMP_TOLERANCE`` of float32 (:func:`amp_error`); else in float32. The CPU never uses autocast."""
+    import torch
+
+    amp = AMP and batch.device.type == "cuda" and _AMP_CHECKED.get(model, True)
+    if amp and model not in _AMP_CHECKED:
+        exact, fast = _run(model, batch, None), _run(model, batch, torch.float16)
+        _AMP_CHECKED[model] = amp_error(fast, exact) <= AMP_TOLERANCE
+        return exact.cpu().numpy()
+    return _run(model, batch, torch.float16 if amp else None).cpu().numpy()
+
+
+def _run(model, batch, amp_dtype):
+    import contextlib
+
+    import torch
+
+    autocast = torch.autocast(batch.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
+        return model(batch).float()
+
+
+def amp_error(fast, exact) -> float:
+    """Largest relative L2 distance between rows of ``fast`` and ``exact`` (b, dim) tensors (absolute for an
+    all-zero row)."""
+    import torch
+
+    distance = torch.linalg.vector_norm(fast.float() - exact.float(), dim=1)
+    return float((distance / torch.linalg.vector_norm(exact.float(), dim=1).clamp_min(1.0e-12)).max())
 
 
 def _to_device(batch, device: str):

@@ -7,6 +7,12 @@
   embeddings. ``weights``: see the registry (``"imagenet"``, an enum name or tag, a file, or None = random init).
 
 Network features are computed in chunks written to disk, so an interrupted run resumes at the first missing chunk.
+Within a chunk, a background thread decodes the next batch (JPEGs at reduced scale where the resize allows it,
+:func:`coreclean.data.decode.open_reduced`; the per-image preprocessing of :class:`~coreclean.embedding.batches.
+Preprocessing`) while the model runs on the current one (:func:`~coreclean.embedding.batches.forward`:
+channels-last, ``inference_mode``; on CUDA pinned uint8 batches, non-blocking copies, float16 autocast where it
+stays within 1e-3, and ``GPU_DECODE_THREADS`` decoding threads). ``device``: "cpu", "cuda[:N]", None / "auto".
+Measured in docs/benchmarks.md §4 (``bench/embed_throughput.py``).
 
 Image quality (:mod:`coreclean.quality.thresholds`) rides on the same decode: the ResNet loop scores every image file as
 decoded (before RGB conversion) and writes its rows (``RAW_COLUMNS``) to ``quality_<start>.npy`` beside
@@ -15,7 +21,8 @@ decoded (before RGB conversion) and writes its rows (``RAW_COLUMNS``) to ``quali
 from __future__ import annotations
 
 import json
-import weakref
+import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -28,7 +35,7 @@ from ..data.dataset import Dataset
 from ..data.decode import UnreadableImage, open_reduced, to_rgb
 from ..quality.thresholds import RAW_COLUMNS, image_scores
 from . import registry
-from .batches import Preprocessing, prepare_model
+from .batches import Preprocessing, forward, prepare_model
 from .registry import Loaded, resnet18_backbone, weights_file, weights_identity  # noqa: F401  (the public names)
 
 Progress = Callable[[int, int], None]
@@ -38,9 +45,9 @@ CHUNK = 2048
 PREPROCESS_THREADS: int | None = 1
 # decode the next batch in a background thread while the model runs (docs/benchmarks.md §4 measures both ways)
 PREFETCH = True
-AMP = True  # float16 autocast on CUDA, kept only where a batch's features stay within AMP_TOLERANCE of float32
-AMP_TOLERANCE = 1e-3  # largest relative L2 distance of a feature row
-_AMP_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> AMP kept after its check
+# batches decoded in parallel ahead of a CUDA model, which leaves the CPU cores to decoding (one thread decodes
+# ~300 images/s of 500x375 JPEGs: docs §4); on the CPU one, since the forward pass needs the cores
+GPU_DECODE_THREADS = min(8, os.cpu_count() or 1)
 
 
 def pixel_features(train: np.ndarray, test: np.ndarray, *, pca: int | None = 128, random_state: int = 0):
@@ -105,21 +112,20 @@ def _decode_batch(dataset: Dataset, split: str, indices: range, stage: Preproces
     return items, rows, scored, failed
 
 
-def _prefetched(work: Callable, batches: Iterable) -> Iterator:
-    """``work(batch)`` for each batch in order; with ``PREFETCH`` the next one runs in a background thread while
-    the caller uses the current one (PIL's decode and resize release the GIL)."""
+def _prefetched(work: Callable, batches: Iterable, threads: int = 1) -> Iterator:
+    """``work(batch)`` for each batch, in order; with ``PREFETCH`` the next ``threads`` batches run in background
+    threads while the caller uses the current one (PIL's decode and resize release the GIL)."""
     if not PREFETCH:
         yield from map(work, batches)
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="coreclean-decode") as pool:
-        pending = None
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="coreclean-decode") as pool:
+        pending: deque = deque()
         for batch in batches:
-            submitted = pool.submit(work, batch)
-            if pending is not None:
-                yield pending.result()
-            pending = submitted
-        if pending is not None:
-            yield pending.result()
+            pending.append(pool.submit(work, batch))
+            if len(pending) > threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _failure(err: Exception) -> str:
@@ -138,40 +144,6 @@ def load_backbone(backbone: str, weights, device: str | None = None) -> Loaded:
     loaded = resnet18_backbone(weights, device) if backbone == "resnet18" else registry.image_backbone(
         backbone, weights, device)
     return loaded._replace(model=prepare_model(loaded.model))
-
-
-def forward(model, batch) -> np.ndarray:
-    """Features (b, dim) float32 of ``batch`` (b, 3, H, W) on the model's device, under ``inference_mode``.
-
-    On CUDA (with ``AMP``) the model runs under float16 autocast when, on the first batch it sees, the result
-    stays within ``AMP_TOLERANCE`` of float32 (:func:`amp_error`); else in float32. The CPU never uses autocast."""
-    import torch
-
-    amp = AMP and batch.device.type == "cuda" and _AMP_CHECKED.get(model, True)
-    if amp and model not in _AMP_CHECKED:
-        exact, fast = _run(model, batch, None), _run(model, batch, torch.float16)
-        _AMP_CHECKED[model] = amp_error(fast, exact) <= AMP_TOLERANCE
-        return exact.cpu().numpy()
-    return _run(model, batch, torch.float16 if amp else None).cpu().numpy()
-
-
-def _run(model, batch, amp_dtype):
-    import contextlib
-
-    import torch
-
-    autocast = torch.autocast(batch.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-    with torch.inference_mode(), autocast:
-        return model(batch).float()
-
-
-def amp_error(fast, exact) -> float:
-    """Largest relative L2 distance between rows of ``fast`` and ``exact`` (b, dim) tensors (absolute for an
-    all-zero row)."""
-    import torch
-
-    distance = torch.linalg.vector_norm(fast.float() - exact.float(), dim=1)
-    return float((distance / torch.linalg.vector_norm(exact.float(), dim=1).clamp_min(1.0e-12)).max())
 
 
 def embed_split(
@@ -209,6 +181,8 @@ def embed_chunk(dataset: Dataset, split: str, out_dir: Path, start: int, stop: i
     """Embed rows [start, stop) of ``split`` with ``backbone`` (model, preprocess, device) into
     ``chunk_<start>.npy`` (NaN rows for images that failed, listed in ``chunk_<start>.failed.json``) and their
     quality rows; the chunk file is written last, so its presence marks the chunk done."""
+    import torch
+
     model, preprocess, device, dim = backbone
     model = prepare_model(model)  # a no-op for load_backbone's; dask workers load with resnet18_backbone
     stage = Preprocessing(preprocess, threads=PREPROCESS_THREADS)
@@ -217,7 +191,8 @@ def embed_chunk(dataset: Dataset, split: str, out_dir: Path, start: int, stop: i
     quality_rows = np.full((stop - start, len(RAW_COLUMNS)), np.nan, dtype=np.float32)
     failed = []
     batches = [range(b, min(b + batch_size, stop)) for b in range(start, stop, batch_size)]
-    decoded = _prefetched(lambda indices: _decode_batch(dataset, split, indices, stage, quality), batches)
+    threads = GPU_DECODE_THREADS if torch.device(device).type == "cuda" else 1
+    decoded = _prefetched(lambda indices: _decode_batch(dataset, split, indices, stage, quality), batches, threads)
     for indices, (items, rows, scored, bad) in zip(batches, decoded):
         failed += bad
         rows = [i - start for i in rows]
