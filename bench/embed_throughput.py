@@ -11,8 +11,10 @@ to back on the same machine load:
   load, decode, quality scores, preprocessing, forward, chunk files.
 
 and prints both rates, their ratio, and the 1-minute load average before the repeat; the last line per device is
-the median over repeats. ``--no-prefetch`` / ``--no-channels-last`` / ``--no-draft`` switch those parts off
-(for the A/B rows in docs/benchmarks.md §4; the bound follows the layout switch, as the embedder does).
+the median over repeats. ``--no-channels-last`` / ``--no-draft`` / ``--no-quality`` switch those parts off,
+``--prefetch`` decodes the next batch in a thread during the forward pass (the A/B rows in docs/benchmarks.md §4;
+the bound follows the layout switch, as the embedder does).
+``--tolerance`` prints how far the features are from the plain torchvision loop's instead (draft decoding included);
 ``--components ROUNDS`` times the parts of one batch instead, interleaved round by round (:func:`components`):
 on a shared machine the paired per-round numbers move less than whole runs minutes apart.
 """
@@ -59,22 +61,23 @@ def forward_only(files: list[Path], device: str, batch_size: int) -> float:
     return len(files) / (time.perf_counter() - start)
 
 
-def embedder(root: Path, out: Path, device: str, batch_size: int) -> float:
+def embedder(root: Path, out: Path, device: str, batch_size: int, quality: bool = True) -> float:
     """Images/s of ``embed_split`` on the train split of the ImageFolder at ``root``, model load included."""
     from coreclean import load_source
     from coreclean.embedding.embed import embed_split
 
     dataset = load_source(str(root))
     start = time.perf_counter()
-    embed_split(dataset, "train", out, weights=None, device=device, batch_size=batch_size)
+    embed_split(dataset, "train", out, weights=None, device=device, batch_size=batch_size, quality=quality)
     return len(dataset.y_train) / (time.perf_counter() - start)
 
 
 def components(root: Path, device: str, batch_size: int, rounds: int) -> None:
-    """Per-image milliseconds of one batch, interleaved round by round (so the four share each round's load):
-    A forward alone; C decode + quality + preprocessing alone; B forward while a thread decodes the next batch (the
-    embedder's steady state); S decode then forward in one thread (``--no-prefetch``'s steady state); T the
-    per-image path before issue 26 (full decode, quality, torchvision's transform per image, stack)."""
+    """Per-image milliseconds of one batch, interleaved round by round (so the five share each round's load):
+    A forward alone; C decode + quality + preprocessing alone; B batching and forward while a thread decodes the
+    next batch (``--prefetch``'s steady state, and the CUDA path's); S decode then forward in one thread (the CPU
+    embedder's steady state); T the per-image path before issue 26 (full decode, quality, torchvision's transform
+    per image, stack)."""
     import threading
 
     import torch
@@ -93,13 +96,14 @@ def components(root: Path, device: str, batch_size: int, rounds: int) -> None:
     def decode():
         return embed._decode_batch(dataset, "train", rows, stage, True)[0]
 
-    batch = stage.batch(decode(), device).clone()
+    items = decode()
+    batch = stage.batch(items, device).clone()
     forward(model, batch)
 
-    def overlapped():
+    def overlapped():  # as embed_chunk: the next batch decodes while this one is batched and run
         worker = threading.Thread(target=decode)
         worker.start()
-        forward(model, batch)
+        forward(model, stage.batch(items, device))
         worker.join()
 
     def per_image_transform():  # the embedder before issue 26: full decode, torchvision's transform per image
@@ -131,6 +135,70 @@ def components(root: Path, device: str, batch_size: int, rounds: int) -> None:
           f"A/S {paired['A/S']:.3f}")
 
 
+def tolerance(folder: Path) -> None:
+    """How far the embedder's features are from the plain loop's (full decode, torchvision's transform per image,
+    NCHW float32 model), for a random-init ResNet18 (seed 0): scikit-learn's two sample photos enlarged (so that
+    JPEG draft decoding applies), a noise texture (the worst case for reduced decoding) and this bench's 500x375
+    file; beside it, the plain loop on the full decode re-saved as JPEG quality 90 (the same picture, by any eye)."""
+    import io
+
+    import sklearn.datasets
+    import torch
+
+    from coreclean.data.decode import open_image, open_reduced, to_rgb
+    from coreclean.embedding.batches import Preprocessing, forward, prepare_model
+
+    samples = Path(sklearn.datasets.__file__).parent / "images"
+    rng = np.random.default_rng(0)
+    for name in ("china", "flower"):
+        photo = Image.open(samples / f"{name}.jpg").convert("RGB")
+        for k in (2, 3, 5):
+            enlarged = photo.resize((photo.width * k, photo.height * k), Image.BICUBIC)
+            enlarged.save(folder / f"{name}x{k}.jpg", quality=90)
+    texture = Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).resize((1600, 1200))
+    grain = rng.integers(-40, 40, (1200, 1600, 3), dtype=np.int16)
+    noise = np.clip(np.asarray(texture) + grain, 0, 255).astype(np.uint8)
+    Image.fromarray(noise).save(folder / "noise.jpg", quality=90)
+    write_jpegs(folder / "bench", 1)
+    files = sorted(folder.glob("*.jpg")) + sorted((folder / "bench").rglob("*.jpg"))
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    torch.manual_seed(0)
+    plain = resnet18(weights=None)
+    plain.fc = torch.nn.Identity()
+    plain.eval()
+    ours = prepare_model(resnet18(weights=None))
+    ours.fc = torch.nn.Identity()
+    ours.load_state_dict(plain.state_dict())
+    ours.eval()
+    preprocess = ResNet18_Weights.IMAGENET1K_V1.transforms()
+    stage = Preprocessing(preprocess)
+
+    def plain_features(image):
+        with torch.inference_mode():
+            return plain(preprocess(image)[None]).numpy()[0]
+
+    def distance(a, b):
+        return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+    columns = ["image", "size", "decoded at", "mean |input difference|", "feature distance",
+               "re-saved q90: feature distance"]
+    rows = []
+    for file in files:
+        full = to_rgb(open_image(file))
+        reference = plain_features(full)
+        image, size, factor = open_reduced(file, stage.needed_size)
+        batch = stage.batch([stage.image(to_rgb(image), factor, size)], "cpu")
+        buffer = io.BytesIO()
+        full.save(buffer, "JPEG", quality=90)
+        resaved = plain_features(Image.open(buffer).convert("RGB"))
+        rows.append((file.name, f"{size[0]}x{size[1]}", f"1/{factor}",
+                     f"{float((batch[0] - preprocess(full)).abs().mean()):.2e}",
+                     f"{distance(forward(ours, batch)[0], reference):.2e}", f"{distance(resaved, reference):.2e}"))
+    print(markdown_table(rows, columns))
+    print("\n(input differences in normalized units: one grey level is 0.017; feature distance: relative L2)")
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -140,18 +208,27 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=1024, help="JPEGs written; 80%% form the train split timed")
     parser.add_argument("--repeats", type=int, default=3, help="bound + embedder pairs per device")
     parser.add_argument("--batch", type=int, default=64, help="the embedder's batch size (embed_split's default)")
-    parser.add_argument("--no-prefetch", action="store_true", help="decode in the model's thread (embed.PREFETCH)")
+    parser.add_argument("--prefetch", action="store_true",
+                        help="a thread decodes the next batch during the forward pass (embed.CPU_DECODE_THREADS = 1)")
     parser.add_argument("--no-channels-last", action="store_true", help="NCHW model and batches")
     parser.add_argument("--no-draft", action="store_true", help="never decode a JPEG at reduced scale")
+    parser.add_argument("--no-quality", action="store_true", help="embed_split(quality=False): no quality rows")
+    parser.add_argument("--tolerance", action="store_true", help="instead: features vs the plain loop (tolerance())")
     parser.add_argument("--components", type=int, default=0, metavar="ROUNDS",
                         help="instead: per-image costs of one batch, interleaved for ROUNDS rounds (see components())")
     args = parser.parse_args(argv)
-    embed.PREFETCH = not args.no_prefetch
+    if args.prefetch:
+        embed.CPU_DECODE_THREADS = 1
     batches.CHANNELS_LAST = not args.no_channels_last
     if args.no_draft:
         batches.DRAFT_MARGIN = 10 ** 6
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     with tempfile.TemporaryDirectory() as tmp:
+        if args.tolerance:
+            print(f"# Embedder features vs the plain torchvision loop, ResNet18 random init (seed 0), draft margin "
+                  f"{batches.DRAFT_MARGIN}, channels_last {batches.CHANNELS_LAST}\n")
+            tolerance(Path(tmp))
+            return 0
         root = Path(tmp) / "jpegs"
         write_jpegs(root, args.images)
         from coreclean import load_source
@@ -163,8 +240,9 @@ def main(argv=None) -> int:
             components(root, devices[-1], args.batch, args.components)
             return 0
         print(f"# ResNet18 embedding throughput, {len(files)} JPEGs 500x375, batch {args.batch}, torch "
-              f"{torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; prefetch "
-              f"{embed.PREFETCH}, channels_last {batches.CHANNELS_LAST}, draft margin {batches.DRAFT_MARGIN}\n")
+              f"{torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; decode threads "
+              f"{embed.CPU_DECODE_THREADS}, channels_last {batches.CHANNELS_LAST}, draft margin "
+              f"{batches.DRAFT_MARGIN}, quality rows {not args.no_quality}\n")
         columns = ["device", "repeat", "load (1 min)", "bound: forward only (img/s)", "embedder (img/s)", "ratio"]
         print(markdown_table([], columns))
         for device in devices:  # a row as soon as it is measured
@@ -172,7 +250,7 @@ def main(argv=None) -> int:
             for repeat in range(1, args.repeats + 1):
                 load = os.getloadavg()[0]
                 bound = forward_only(files, device, args.batch)
-                ours = embedder(root, Path(tmp) / f"chunks-{device}-{repeat}", device, args.batch)
+                ours = embedder(root, Path(tmp) / f"chunks-{device}-{repeat}", device, args.batch, not args.no_quality)
                 ratios.append(ours / bound)
                 print(markdown_table([(device, repeat, f"{load:.2f}", f"{bound:.1f}", f"{ours:.1f}",
                                        f"{ours / bound:.3f}")], columns, header=False), flush=True)

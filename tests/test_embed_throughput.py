@@ -1,5 +1,5 @@
 """The fast embedder computes what the plain torchvision loop computes: batched preprocessing, JPEG draft decoding,
-the prefetch thread, channels-last and the CUDA-only AMP rule (speed itself: bench/embed_throughput.py)."""
+decoding threads (the CUDA path's), channels-last and the CUDA-only AMP rule (speed: bench/embed_throughput.py)."""
 import numpy as np
 import pytest
 import torch
@@ -89,10 +89,12 @@ def test_other_preprocessing_runs_per_image():
     np.testing.assert_array_equal(stage.batch([image], "cpu")[0].numpy(), compose(image).numpy())
 
 
-def test_embedder_features_equal_the_reference_loop(folder, weights_file, reference_model, tmp_path):
+@pytest.mark.parametrize("decode_threads", [0, 2])  # 0: the CPU build; threads ahead of the model: the CUDA build
+def test_embedder_features_equal_the_reference_loop(folder, weights_file, reference_model, tmp_path, monkeypatch,
+                                                    decode_threads):
+    monkeypatch.setattr(embed, "CPU_DECODE_THREADS", decode_threads)
     dataset = load_source(str(folder))
-    assert embed.PREFETCH  # the background decode thread is what the build runs
-    x, failed = embed.embed_split(dataset, "train", tmp_path / "train", weights=str(weights_file), batch_size=4)
+    x, failed = embed.embed_split(dataset, "train", tmp_path / "train", weights=str(weights_file), batch_size=3)
     paths = list(dataset.paths_train)
     ok = [i for i, p in enumerate(paths) if not p.endswith("broken.jpg")]
     assert len(paths) == 6 and [i for i, _ in failed] == [paths.index(p) for p in paths if p.endswith("broken.jpg")]
@@ -152,7 +154,7 @@ def test_amp_is_cuda_only_and_checked_against_float32():
 
 def test_prefetch_keeps_order_and_raises():
     assert list(embed._prefetched(lambda b: b * 2, range(5))) == [0, 2, 4, 6, 8]
-    assert list(embed._prefetched(lambda b: b * 2, range(9), threads=3)) == list(range(0, 18, 2))  # CUDA: several
+    assert list(embed._prefetched(lambda b: b * 2, range(9), threads=3)) == list(range(0, 18, 2))
 
     def fails(b):
         if b == 2:
@@ -160,4 +162,4 @@ def test_prefetch_keeps_order_and_raises():
         return b
 
     with pytest.raises(RuntimeError, match="decode failed"):
-        list(embed._prefetched(fails, range(4)))
+        list(embed._prefetched(fails, range(4), threads=2))

@@ -7,11 +7,12 @@
   embeddings. ``weights``: see the registry (``"imagenet"``, an enum name or tag, a file, or None = random init).
 
 Network features are computed in chunks written to disk, so an interrupted run resumes at the first missing chunk.
-Within a chunk, a background thread decodes the next batch (JPEGs at reduced scale where the resize allows it,
-:func:`coreclean.data.decode.open_reduced`; the per-image preprocessing of :class:`~coreclean.embedding.batches.
-Preprocessing`) while the model runs on the current one (:func:`~coreclean.embedding.batches.forward`:
-channels-last, ``inference_mode``; on CUDA pinned uint8 batches, non-blocking copies, float16 autocast where it
-stays within 1e-3, and ``GPU_DECODE_THREADS`` decoding threads). ``device``: "cpu", "cuda[:N]", None / "auto".
+Within a chunk, each batch is decoded (JPEGs at reduced scale where the resize allows it,
+:func:`coreclean.data.decode.open_reduced`; the per-image part of :class:`~coreclean.embedding.batches.
+Preprocessing`) and run (:func:`~coreclean.embedding.batches.forward`: channels-last, ``inference_mode``). On CUDA,
+``GPU_DECODE_THREADS`` threads decode the next batches while the GPU runs the current one; batches go from pinned
+memory as uint8 with non-blocking copies, and float16 autocast is used where it stays within 1e-3 of float32.
+``device``: "cpu", "cuda[:N]", None / "auto" (CUDA when available).
 Measured in docs/benchmarks.md §4 (``bench/embed_throughput.py``).
 
 Image quality (:mod:`coreclean.quality.thresholds`) rides on the same decode: the ResNet loop scores every image file as
@@ -43,10 +44,10 @@ CHUNK = 2048
 # torch threads for per-image tensor preprocessing (backbones without the batched fast path, e.g. CLIP; None:
 # leave torch's setting). Small tensor ops whose extra threads mostly wait: bench/quality.py (d) measures it.
 PREPROCESS_THREADS: int | None = 1
-# decode the next batch in a background thread while the model runs (docs/benchmarks.md §4 measures both ways)
-PREFETCH = True
-# batches decoded in parallel ahead of a CUDA model, which leaves the CPU cores to decoding (one thread decodes
-# ~300 images/s of 500x375 JPEGs: docs §4); on the CPU one, since the forward pass needs the cores
+# threads decoding the next batches while the model runs. On the CPU none: the forward pass already keeps every
+# core busy, and a decoding thread only takes its time slices (docs/benchmarks.md §4: no gain on 2 cores). A CUDA
+# model leaves the CPU to decoding (one thread decodes ~300 images/s of 500x375 JPEGs: docs §4).
+CPU_DECODE_THREADS = 0
 GPU_DECODE_THREADS = min(8, os.cpu_count() or 1)
 
 
@@ -112,10 +113,10 @@ def _decode_batch(dataset: Dataset, split: str, indices: range, stage: Preproces
     return items, rows, scored, failed
 
 
-def _prefetched(work: Callable, batches: Iterable, threads: int = 1) -> Iterator:
-    """``work(batch)`` for each batch, in order; with ``PREFETCH`` the next ``threads`` batches run in background
+def _prefetched(work: Callable, batches: Iterable, threads: int = 0) -> Iterator:
+    """``work(batch)`` for each batch, in order; with ``threads`` > 0 the next ``threads`` batches run in background
     threads while the caller uses the current one (PIL's decode and resize release the GIL)."""
-    if not PREFETCH:
+    if threads < 1:
         yield from map(work, batches)
         return
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="coreclean-decode") as pool:
@@ -191,7 +192,7 @@ def embed_chunk(dataset: Dataset, split: str, out_dir: Path, start: int, stop: i
     quality_rows = np.full((stop - start, len(RAW_COLUMNS)), np.nan, dtype=np.float32)
     failed = []
     batches = [range(b, min(b + batch_size, stop)) for b in range(start, stop, batch_size)]
-    threads = GPU_DECODE_THREADS if torch.device(device).type == "cuda" else 1
+    threads = GPU_DECODE_THREADS if torch.device(device).type == "cuda" else CPU_DECODE_THREADS
     decoded = _prefetched(lambda indices: _decode_batch(dataset, split, indices, stage, quality), batches, threads)
     for indices, (items, rows, scored, bad) in zip(batches, decoded):
         failed += bad
