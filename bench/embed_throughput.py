@@ -73,12 +73,13 @@ def embedder(root: Path, out: Path, device: str, batch_size: int, quality: bool 
 
 
 def components(root: Path, device: str, batch_size: int, rounds: int) -> None:
-    """Per-image milliseconds of one batch, interleaved round by round (so the five share each round's load):
-    A forward alone; C decode + quality + preprocessing alone; B batching and forward while a thread decodes the
-    next batch (``--prefetch``'s steady state, and the CUDA path's); S decode then forward in one thread (the CPU
-    embedder's steady state); T the per-image path before issue 26 (full decode, quality, torchvision's transform
-    per image, stack)."""
+    """Per-image milliseconds of one batch, interleaved round by round (so all share each round's load):
+    A forward alone; C1 / C decode + quality + preprocessing on one thread / on torch's thread count (as the CPU
+    embedder); S decode on torch's thread count, then forward (the CPU embedder's steady state); B batching and
+    forward while one thread decodes the next batch (``--prefetch``'s steady state; the CUDA path's shape);
+    T the per-image path before issue 26 (full decode, quality, torchvision's transform per image, stack)."""
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     import torch
 
@@ -92,16 +93,17 @@ def components(root: Path, device: str, batch_size: int, rounds: int) -> None:
     model, preprocess, device, _ = embed.load_backbone("resnet18", None, device)
     stage = Preprocessing(preprocess)
     rows = range(min(batch_size, len(dataset.y_train)))
+    pool = ThreadPoolExecutor(torch.get_num_threads())
 
-    def decode():
-        return embed._decode_batch(dataset, "train", rows, stage, True)[0]
+    def decode(parallel: bool = True):
+        return embed._decode_batch(dataset, "train", rows, stage, True, pool if parallel else None)[0]
 
     items = decode()
     batch = stage.batch(items, device).clone()
     forward(model, batch)
 
-    def overlapped():  # as embed_chunk: the next batch decodes while this one is batched and run
-        worker = threading.Thread(target=decode)
+    def overlapped():  # the next batch decodes in a thread while this one is batched and run
+        worker = threading.Thread(target=decode, args=(False,))
         worker.start()
         forward(model, stage.batch(items, device))
         worker.join()
@@ -114,8 +116,9 @@ def components(root: Path, device: str, batch_size: int, rounds: int) -> None:
         torch.set_num_threads(threads)
         return torch.stack(tensors)
 
-    steps = {"A": lambda: forward(model, batch), "C": lambda: stage.batch(decode(), device),
-             "B": overlapped, "S": lambda: forward(model, stage.batch(decode(), device)), "T": per_image_transform}
+    steps = {"A": lambda: forward(model, batch), "C1": lambda: stage.batch(decode(False), device),
+             "C": lambda: stage.batch(decode(), device), "S": lambda: forward(model, stage.batch(decode(), device)),
+             "B": overlapped, "T": per_image_transform}
     times: dict[str, list[float]] = {name: [] for name in steps}
     columns = ["round", "load (1 min)"] + [f"{name} (ms/img)" for name in steps]
     print(markdown_table([], columns))
@@ -127,12 +130,13 @@ def components(root: Path, device: str, batch_size: int, rounds: int) -> None:
             times[name].append(1e3 * (time.perf_counter() - start) / len(rows))
         print(markdown_table([(r, f"{load:.2f}", *(f"{v[-1]:.1f}" for v in times.values()))], columns, header=False),
               flush=True)
+    pool.shutdown()
     median = {name: statistics.median(v) for name, v in times.items()}
     print(markdown_table([("median", "", *(f"{v:.1f}" for v in median.values()))], columns, header=False))
-    paired = {pair: statistics.median(a / b for a, b in zip(times["A"], times[pair[-1]])) for pair in ("A/B", "A/S")}
-    print(f"\nsteady state vs the bound: with prefetch A/B = {median['A'] / median['B']:.3f}, without A/S = "
-          f"{median['A'] / median['S']:.3f} (of the medians); per round A/B {paired['A/B']:.3f}, "
-          f"A/S {paired['A/S']:.3f}")
+    paired = {step: statistics.median(a / b for a, b in zip(times["A"], times[step])) for step in ("S", "B")}
+    print(f"\nsteady state vs the bound (A / step; of the medians, and the median of the rounds' ratios): "
+          f"embedder A/S = {median['A'] / median['S']:.3f}, {paired['S']:.3f}; with a prefetch thread "
+          f"A/B = {median['A'] / median['B']:.3f}, {paired['B']:.3f}")
 
 
 def tolerance(folder: Path) -> None:
@@ -208,8 +212,8 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=1024, help="JPEGs written; 80%% form the train split timed")
     parser.add_argument("--repeats", type=int, default=3, help="bound + embedder pairs per device")
     parser.add_argument("--batch", type=int, default=64, help="the embedder's batch size (embed_split's default)")
-    parser.add_argument("--prefetch", action="store_true",
-                        help="a thread decodes the next batch during the forward pass (embed.CPU_DECODE_THREADS = 1)")
+    parser.add_argument("--prefetch", action="store_true", help="one thread decodes the next batch during the "
+                        "forward pass (embed.CPU_PREFETCH = 1, embed.CPU_DECODE_THREADS = 1)")
     parser.add_argument("--no-channels-last", action="store_true", help="NCHW model and batches")
     parser.add_argument("--no-draft", action="store_true", help="never decode a JPEG at reduced scale")
     parser.add_argument("--no-quality", action="store_true", help="embed_split(quality=False): no quality rows")
@@ -218,7 +222,7 @@ def main(argv=None) -> int:
                         help="instead: per-image costs of one batch, interleaved for ROUNDS rounds (see components())")
     args = parser.parse_args(argv)
     if args.prefetch:
-        embed.CPU_DECODE_THREADS = 1
+        embed.CPU_PREFETCH, embed.CPU_DECODE_THREADS = 1, 1
     batches.CHANNELS_LAST = not args.no_channels_last
     if args.no_draft:
         batches.DRAFT_MARGIN = 10 ** 6
@@ -241,8 +245,8 @@ def main(argv=None) -> int:
             return 0
         print(f"# ResNet18 embedding throughput, {len(files)} JPEGs 500x375, batch {args.batch}, torch "
               f"{torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; decode threads "
-              f"{embed.CPU_DECODE_THREADS}, channels_last {batches.CHANNELS_LAST}, draft margin "
-              f"{batches.DRAFT_MARGIN}, quality rows {not args.no_quality}\n")
+              f"{embed.CPU_DECODE_THREADS or torch.get_num_threads()}, prefetch {embed.CPU_PREFETCH}, channels_last "
+              f"{batches.CHANNELS_LAST}, draft margin {batches.DRAFT_MARGIN}, quality rows {not args.no_quality}\n")
         columns = ["device", "repeat", "load (1 min)", "bound: forward only (img/s)", "embedder (img/s)", "ratio"]
         print(markdown_table([], columns))
         for device in devices:  # a row as soon as it is measured

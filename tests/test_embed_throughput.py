@@ -89,10 +89,11 @@ def test_other_preprocessing_runs_per_image():
     np.testing.assert_array_equal(stage.batch([image], "cpu")[0].numpy(), compose(image).numpy())
 
 
-@pytest.mark.parametrize("decode_threads", [0, 2])  # 0: the CPU build; threads ahead of the model: the CUDA build
+@pytest.mark.parametrize("prefetch", [0, 2])  # 0: the CPU build; 2 batches ahead in threads: the CUDA build's shape
 def test_embedder_features_equal_the_reference_loop(folder, weights_file, reference_model, tmp_path, monkeypatch,
-                                                    decode_threads):
-    monkeypatch.setattr(embed, "CPU_DECODE_THREADS", decode_threads)
+                                                    prefetch):
+    monkeypatch.setattr(embed, "CPU_PREFETCH", prefetch)
+    monkeypatch.setattr(embed, "CPU_DECODE_THREADS", 2)  # images of a batch on 2 threads (the broken one among them)
     dataset = load_source(str(folder))
     x, failed = embed.embed_split(dataset, "train", tmp_path / "train", weights=str(weights_file), batch_size=3)
     paths = list(dataset.paths_train)

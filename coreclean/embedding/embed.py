@@ -9,9 +9,10 @@
 Network features are computed in chunks written to disk, so an interrupted run resumes at the first missing chunk.
 Within a chunk, each batch is decoded (JPEGs at reduced scale where the resize allows it,
 :func:`coreclean.data.decode.open_reduced`; the per-image part of :class:`~coreclean.embedding.batches.
-Preprocessing`) and run (:func:`~coreclean.embedding.batches.forward`: channels-last, ``inference_mode``). On CUDA,
-``GPU_DECODE_THREADS`` threads decode the next batches while the GPU runs the current one; batches go from pinned
-memory as uint8 with non-blocking copies, and float16 autocast is used where it stays within 1e-3 of float32.
+Preprocessing`) and run (:func:`~coreclean.embedding.batches.forward`: channels-last, ``inference_mode``). On the CPU
+the two alternate, each on all cores (``CPU_DECODE_THREADS``). On CUDA, ``GPU_DECODE_THREADS`` threads decode the
+next batches while the GPU runs the current one; batches go from pinned memory as uint8 with non-blocking copies,
+and float16 autocast is used where it stays within 1e-3 of float32.
 ``device``: "cpu", "cuda[:N]", None / "auto" (CUDA when available).
 Measured in docs/benchmarks.md §4 (``bench/embed_throughput.py``).
 
@@ -25,6 +26,7 @@ import json
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -44,10 +46,14 @@ CHUNK = 2048
 # torch threads for per-image tensor preprocessing (backbones without the batched fast path, e.g. CLIP; None:
 # leave torch's setting). Small tensor ops whose extra threads mostly wait: bench/quality.py (d) measures it.
 PREPROCESS_THREADS: int | None = 1
-# threads decoding the next batches while the model runs. On the CPU none: the forward pass already keeps every
-# core busy, and a decoding thread only takes its time slices (docs/benchmarks.md §4: no gain on 2 cores). A CUDA
-# model leaves the CPU to decoding (one thread decodes ~300 images/s of 500x375 JPEGs: docs §4).
-CPU_DECODE_THREADS = 0
+# On the CPU the forward pass keeps every core busy, so a batch is decoded between forward passes, image by image on
+# CPU_DECODE_THREADS threads (None: as many as torch uses; PIL decodes and resizes without the GIL); a thread decoding
+# beside the forward pass only takes its time slices (docs/benchmarks.md §4). CPU_PREFETCH batches are decoded that
+# way in the background anyway (0; 1 for the bench's A/B).
+CPU_DECODE_THREADS: int | None = None
+CPU_PREFETCH = 0
+# A CUDA model leaves the CPU to decoding: this many batches decode in background threads while the GPU runs (one
+# thread decodes ~300 images/s of 500x375 JPEGs: docs §4).
 GPU_DECODE_THREADS = min(8, os.cpu_count() or 1)
 
 
@@ -97,19 +103,25 @@ def image_file(dataset: Dataset, split: str, index: int) -> Path:
     return file
 
 
-def _decode_batch(dataset: Dataset, split: str, indices: range, stage: Preprocessing, quality: bool):
-    """Decode one batch: (per-image items, their indices, {index: quality row}, [(index, reason)])."""
-    items, rows, scored, failed = [], [], {}, []
-    for i in indices:
+def _decode_batch(dataset: Dataset, split: str, indices: range, stage: Preprocessing, quality: bool,
+                  pool: ThreadPoolExecutor | None = None):
+    """Decode one batch, image by image on ``pool``'s threads when given: (per-image items, their indices,
+    {index: quality row}, [(index, reason)])."""
+    def attempt(i: int):
         try:
-            item, scores = _decode(dataset, split, i, stage, quality)
+            return i, _decode(dataset, split, i, stage, quality), None
         except (UnreadableImage, OSError, ValueError) as err:
-            failed.append((i, _failure(err)))
+            return i, None, _failure(err)
+
+    items, rows, scored, failed = [], [], {}, []
+    for i, decoded, reason in (pool.map(attempt, indices) if pool else map(attempt, indices)):
+        if reason is not None:
+            failed.append((i, reason))
             continue
-        items.append(item)
+        items.append(decoded[0])
         rows.append(i)
-        if scores is not None:
-            scored[i] = scores
+        if decoded[1] is not None:
+            scored[i] = decoded[1]
     return items, rows, scored, failed
 
 
@@ -192,17 +204,20 @@ def embed_chunk(dataset: Dataset, split: str, out_dir: Path, start: int, stop: i
     quality_rows = np.full((stop - start, len(RAW_COLUMNS)), np.nan, dtype=np.float32)
     failed = []
     batches = [range(b, min(b + batch_size, stop)) for b in range(start, stop, batch_size)]
-    threads = GPU_DECODE_THREADS if torch.device(device).type == "cuda" else CPU_DECODE_THREADS
-    decoded = _prefetched(lambda indices: _decode_batch(dataset, split, indices, stage, quality), batches, threads)
-    for indices, (items, rows, scored, bad) in zip(batches, decoded):
-        failed += bad
-        rows = [i - start for i in rows]
-        for i, scores in scored.items():
-            quality_rows[i - start] = scores
-        if items:
-            feats[rows] = forward(model, stage.batch(items, device))
-        if progress:
-            progress(indices.stop)
+    cuda = torch.device(device).type == "cuda"
+    workers = 1 if cuda else CPU_DECODE_THREADS or torch.get_num_threads()
+    with ThreadPoolExecutor(workers, thread_name_prefix="coreclean-decode") if workers > 1 else nullcontext() as pool:
+        decoded = _prefetched(lambda indices: _decode_batch(dataset, split, indices, stage, quality, pool), batches,
+                              GPU_DECODE_THREADS if cuda else CPU_PREFETCH)
+        for indices, (items, rows, scored, bad) in zip(batches, decoded):
+            failed += bad
+            rows = [i - start for i in rows]
+            for i, scores in scored.items():
+                quality_rows[i - start] = scores
+            if items:
+                feats[rows] = forward(model, stage.batch(items, device))
+            if progress:
+                progress(indices.stop)
     if quality and dataset.images(split) is None:  # in-memory pixels are scored at once, by quality_split
         save_npy(quality_file(out_dir, start), quality_rows)  # before the chunk, which marks it done
     (out_dir / f"chunk_{start:09d}.failed.json").write_text(json.dumps(failed))
