@@ -79,7 +79,7 @@ def pixel_features(train: np.ndarray, test: np.ndarray, *, pca: int | None = 128
 def _decode(dataset: Dataset, split: str, index: int, stage: Preprocessing,
             quality: bool) -> tuple[object, np.ndarray | None]:
     """(:meth:`Preprocessing.image` of sample ``index``, its quality row as decoded — None for in-memory pixels or
-    when ``quality`` is off). PIL and numpy only: safe in the prefetch thread."""
+    when ``quality`` is off). PIL and numpy only: safe in decoding threads."""
     pixels = dataset.images(split)
     if pixels is not None:
         return stage.image(Image.fromarray(pixels[index]).convert("RGB")), None
