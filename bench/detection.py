@@ -144,7 +144,9 @@ def cnn_comparison(size: int, specs: list[str], *, folds: int, epochs: int, roun
     """The review loop on Fashion-MNIST ``size`` with the cnn backbone's cross-fitted features next to pixels:
     coreclean on each, and cleanlab self_confidence on the cnn's own out-of-fold probabilities (pixels + cleanlab
     is the 5-fold logistic regression of the main loop, 12x slower, left out here). The nets are fit once on the
-    noisy labels (fixing labels re-ranks, it does not retrain)."""
+    noisy labels (fixing labels re-ranks, it does not retrain). The header gives the cross-fit's wall and CPU
+    seconds, the 1-minute load average before and after it, and the mean over folds of the noise matrix the nets
+    estimated (its largest off-diagonal entries, next to the injected rates)."""
     import os
     import resource
     import tempfile
@@ -165,6 +167,8 @@ def cnn_comparison(size: int, specs: list[str], *, folds: int, epochs: int, roun
             reused = len(list(where.glob("fold_*_held.npy"))) if where.exists() else 0
             oof, _ = crossfit_log_proba(ds.pixels_train[keep], noisy, ds.pixels_test[:2000], 10, where,
                                         folds=folds, epochs=epochs)
+            noise = [np.load(f, allow_pickle=False) for f in sorted(where.glob("fold_*_noise.npy"))]
+        load_after = os.getloadavg()[0]
         cpu = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime \
             - cpu
         probs = np.exp(oof)
@@ -177,8 +181,17 @@ def cnn_comparison(size: int, specs: list[str], *, folds: int, epochs: int, roun
         print(f"## cnn backbone: Fashion-MNIST n={size}, {kind} {rate} ({int((noisy != y).sum())} flips); "
               f"cross-fit {folds} folds x {epochs} epochs ({reused} folds reused from --work): {t.seconds:.0f} s "
               f"wall, {cpu:.0f} s CPU, load average "
-              f"{load:.1f} at start on {os.cpu_count()} cores; out-of-fold accuracy vs true labels "
-              f"{float((oof.argmax(1) == y).mean()):.3f}\n")
+              f"{load:.1f} at start, {load_after:.1f} at the end, on {os.cpu_count()} cores; out-of-fold accuracy "
+              f"vs true labels {float((oof.argmax(1) == y).mean()):.3f}\n")
+        if noise:
+            injected = np.zeros((10, 10))
+            np.add.at(injected, (y, noisy), 1.0)
+            injected /= injected.sum(axis=1, keepdims=True)
+            estimate = np.mean(noise, axis=0) * (1 - np.eye(10))
+            top = zip(*np.unravel_index(np.argsort(-estimate, axis=None)[:4], estimate.shape))
+            print("noise matrix T[true, given] the nets estimated (mean of folds), largest off-diagonal: "
+                  + ", ".join(f"{ds.classes[i]}->{ds.classes[j]} {estimate[i, j]:.2f} (injected {injected[i, j]:.2f})"
+                              for i, j in top) + "\n")
         rows = []
         for name, (X, scorer) in scorers.items():
             with Timer() as s:
@@ -202,7 +215,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cnn", action="store_true", help="only the cnn backbone comparison (review loop)")
     parser.add_argument("--cnn-noise", nargs="+", default=["pair:0.1", "uniform:0.1"])
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--work", type=Path, default=None, help="keep the cnn folds here (a rerun resumes)")
     parser.add_argument("--fits", nargs="*", choices=["coreset", "checkout"], default=None,
                         help="only the classifier comparison (static + review loop): the pre-issue-13 coreset fit "

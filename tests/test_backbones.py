@@ -131,6 +131,45 @@ def test_cnn_is_cross_fitted_and_resumes_per_fold(tmp_path, monkeypatch):
     np.testing.assert_allclose(again, oof, atol=1e-5)
 
 
+def test_anchor_transition_counts_the_given_labels_of_each_class_anchors():
+    from coreclean.embedding.crossfit_cnn import anchor_transition
+
+    rng = np.random.default_rng(0)
+    true = np.repeat([0, 1, 2], 200)
+    given = np.where((true == 0) & (rng.random(600) < 0.3), 1, true)  # 30% of class 0 labelled 1
+    proba = np.eye(4)[true] * 0.8 + rng.random((600, 4)) * 0.2  # out-of-sample: follows the true class
+    matrix = anchor_transition(proba / proba.sum(axis=1, keepdims=True), given, 4)
+    assert matrix.shape == (4, 4) and np.allclose(matrix.sum(axis=1), 1)
+    assert abs(matrix[0, 1] - 0.3) < 0.1 and matrix[1, 0] == 0 and matrix[2, 2] == 1
+    np.testing.assert_array_equal(matrix[3], [0, 0, 0, 1])  # no row labelled 3: identity
+    swapped = anchor_transition(proba[:, [1, 0, 2, 3]], given, 4)  # a net that mixes up 0 and 1: not trusted
+    np.testing.assert_array_equal(swapped[:2], np.eye(4)[:2])
+
+
+def test_cnn_noise_model_keeps_the_nets_from_learning_the_flips(tmp_path, monkeypatch):
+    from coreclean.embedding import crossfit_cnn
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 300)
+    pixels = (rng.random((900, 8, 8)) * 60 + (y[:, None, None] * 90)).astype(np.uint8)  # brightness tells the class
+    noisy = np.where((y == 0) & (rng.random(900) < 0.3), 1, y)  # 30% of class 0 labelled 1: learnable as a rate
+    flipped = np.flatnonzero(noisy != y)
+
+    monkeypatch.setattr(crossfit_cnn, "BATCH", 32)  # enough steps in the warm-up on a set this small
+
+    def p_given_of_flipped(work):
+        oof, _ = crossfit_cnn.crossfit_log_proba(pixels, noisy, pixels[:5], 3, work, folds=2, epochs=5)
+        return float(np.exp(oof[flipped, 1]).mean())
+
+    corrected = p_given_of_flipped(tmp_path / "corrected")
+    estimates = [np.load(tmp_path / "corrected" / f"fold_{k}_noise.npy") for k in range(2)]
+    assert all(0.1 < t[0, 1] < 0.5 and t[1, 0] < 0.05 and t[2, 2] > 0.95 for t in estimates), estimates  # 20 anchors
+    monkeypatch.setattr(crossfit_cnn, "WARMUP", 0)  # plain cross-entropy throughout
+    plain = p_given_of_flipped(tmp_path / "plain")
+    assert not list((tmp_path / "plain").glob("fold_*_noise.npy"))
+    assert plain > 0.15 and corrected < plain / 2, (plain, corrected)  # plain CE learns p(1 | a class-0 image)
+
+
 def test_cnn_backbone_builds_digits_with_a_bar_per_fold(cache, monkeypatch):
     from coreclean.embedding import crossfit_cnn
 
