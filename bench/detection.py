@@ -140,13 +140,13 @@ def fit_comparison(dataset: str, sizes: list, specs: list[str], *, seeds: int, r
 
 
 def cnn_comparison(size: int, specs: list[str], *, folds: int, epochs: int, rounds: int = 10,
-                   work: Path | None = None) -> None:
+                   work: Path | None = None, seeds: list[int] = (0,)) -> None:
     """The review loop on Fashion-MNIST ``size`` with the cnn backbone's cross-fitted features next to pixels:
     coreclean on each, and cleanlab self_confidence on the cnn's own out-of-fold probabilities (pixels + cleanlab
     is the 5-fold logistic regression of the main loop, 12x slower, left out here). The nets are fit once on the
     noisy labels (fixing labels re-ranks, it does not retrain). The header gives the cross-fit's wall and CPU
     seconds, the 1-minute load average before and after it, and the mean over folds of the noise matrix the nets
-    estimated (its largest off-diagonal entries, next to the injected rates)."""
+    estimated (its largest off-diagonal entries, next to the injected rates). ``seeds``: noise draws, one run each."""
     import os
     import resource
     import tempfile
@@ -157,13 +157,14 @@ def cnn_comparison(size: int, specs: list[str], *, folds: int, epochs: int, roun
     ds = load_source("fashion-mnist")
     keep = np.sort(np.random.default_rng(0).choice(len(ds.y_train), size, replace=False))
     X_pixels, y, _, _ = features("fashion-mnist", size)
-    for spec in specs:
+    for spec, seed in [(spec, seed) for spec in specs for seed in seeds]:
         kind, rate = spec.split(":")
-        noisy = inject_noise(y, kind, float(rate), "fashion-mnist", 0)
+        noisy = inject_noise(y, kind, float(rate), "fashion-mnist", seed)
         load = os.getloadavg()[0]
         cpu = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime
         with tempfile.TemporaryDirectory() as scratch, Timer() as t:
-            where = Path(work) / f"{kind}-{rate}-{size}-{folds}x{epochs}" if work else Path(scratch)
+            where = Path(work) / f"{kind}-{rate}-{size}-{folds}x{epochs}{f'-noise{seed}' if seed else ''}" \
+                if work else Path(scratch)
             reused = len(list(where.glob("fold_*_held.npy"))) if where.exists() else 0
             oof, _ = crossfit_log_proba(ds.pixels_train[keep], noisy, ds.pixels_test[:2000], 10, where,
                                         folds=folds, epochs=epochs)
@@ -178,7 +179,8 @@ def cnn_comparison(size: int, specs: list[str], *, folds: int, epochs: int, roun
             "cnn + cleanlab self_confidence (same out-of-fold probs)":
                 (oof, lambda X, labels, s: methods.cleanlab_scores(labels, probs, "self_confidence")),
         }
-        print(f"## cnn backbone: Fashion-MNIST n={size}, {kind} {rate} ({int((noisy != y).sum())} flips); "
+        print(f"## cnn backbone: Fashion-MNIST n={size}, {kind} {rate} (noise seed {seed}: "
+              f"{int((noisy != y).sum())} flips); "
               f"cross-fit {folds} folds x {epochs} epochs ({reused} folds reused from --work): {t.seconds:.0f} s "
               f"wall, {cpu:.0f} s CPU, load average "
               f"{load:.1f} at start, {load_after:.1f} at the end, on {os.cpu_count()} cores; out-of-fold accuracy "
@@ -217,6 +219,7 @@ def main(argv=None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--work", type=Path, default=None, help="keep the cnn folds here (a rerun resumes)")
+    parser.add_argument("--cnn-seeds", nargs="+", type=int, default=[0], help="noise draws of --cnn (one run each)")
     parser.add_argument("--fits", nargs="*", choices=["coreset", "checkout"], default=None,
                         help="only the classifier comparison (static + review loop): the pre-issue-13 coreset fit "
                              "and/or this checkout's estimator (default both)")
@@ -230,7 +233,8 @@ def main(argv=None) -> int:
         return 0
     if args.cnn:
         print(f"# cnn backbone vs pixels ({machine()})\n")
-        cnn_comparison(args.loop_size, args.cnn_noise, folds=args.folds, epochs=args.epochs, work=args.work)
+        cnn_comparison(args.loop_size, args.cnn_noise, folds=args.folds, epochs=args.epochs, work=args.work,
+                       seeds=args.cnn_seeds)
         return 0
     if args.quick:
         args.datasets, args.noise, args.seeds = ["digits"], ["uniform:0.1"], 1
