@@ -43,8 +43,9 @@ StageProgress = Callable[[str, int, int], None]
 
 
 def _net(channels: int, height: int, width: int, n_classes: int):
-    """Two conv-BN-ReLU-pool stages (32, 64 channels) and a 128-unit head on a 7 x 7 (at most) grid: ~0.89
-    out-of-fold accuracy on Fashion-MNIST in 5 epochs, where a global-average-pooled 16-32-64 net reached 0.82."""
+    """Two conv-BN-ReLU-pool stages (32, 64 channels) and a 128-unit head on a 7 x 7 (at most) grid. On
+    Fashion-MNIST 20k with 10% pair flips: 0.887 out-of-fold accuracy (5 folds x 5 epochs, with the noise model),
+    where a global-average-pooled 16-32-64 net reached 0.819 (5 x 4, plain cross-entropy)."""
     import torch.nn as nn
 
     def stage(c_in, c_out):
