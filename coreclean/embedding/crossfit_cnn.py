@@ -76,6 +76,17 @@ def _batch(x, rows, stats: tuple[float, float], device: str):
     return out.contiguous(memory_format=torch.channels_last)
 
 
+def _pixel_stats(x, chunk: int = 4096) -> tuple[float, float]:
+    """(mean, std) of the uint8 images ``x`` scaled to [0, 1], in chunks (no float copy of the whole set)."""
+    total = squares = 0.0
+    for start in range(0, len(x), chunk):
+        part = x[start:start + chunk].double() / 255.0
+        total, squares = total + float(part.sum()), squares + float((part * part).sum())
+    count = max(x.numel(), 1)
+    mean = total / count
+    return mean, float(np.sqrt(max(squares / count - mean * mean, 0.0))) or 1.0
+
+
 def fold_of(y: np.ndarray, folds: int, seed: int = SEED) -> np.ndarray:
     """(n,) fold number of each sample, stratified by label."""
     from sklearn.model_selection import StratifiedKFold
@@ -179,9 +190,7 @@ def crossfit_log_proba(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndar
     y_train = np.asarray(y_train)
     assignment = fold_of(y_train, folds, seed)
     train, test = _uint8_tensor(x_train), _uint8_tensor(x_test)
-    scaled = train.float() / 255.0  # pixel statistics only: no label reaches them
-    stats = (float(scaled.mean()), float(scaled.std()) or 1.0)
-    del scaled
+    stats = _pixel_stats(train)  # pixel statistics only: no label reaches them
     oof = np.zeros((len(y_train), n_classes), np.float32)
     test_sum = np.zeros((len(x_test), n_classes), np.float32)
     for k in range(folds):
