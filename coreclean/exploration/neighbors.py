@@ -11,10 +11,17 @@ training sample is also a query.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
+
+from .pages import release_rows
 
 BLOCK_ROWS = 32768          # rows read from X per block (32768 x 512 float32 = 64 MB)
 EXACT_MAX_WORK = 1e11       # n * n * d at or below which "auto" searches exactly (~2 s on 2 cores)
+# queries joined at a time: their candidate lists (rows x n_probe x (k + 1) x 8 bytes, 185 MB for 262,144 rows at
+# k = 10) instead of all 1.28M at once (0.9 GB); lists stay large enough for one matrix product each
+JOIN_ROWS = 262_144
 
 
 def check_matrix(X, name: str = "X", *, min_rows: int = 2) -> np.ndarray:
@@ -54,6 +61,7 @@ def column_mean(X, *, block_rows: int = BLOCK_ROWS) -> np.ndarray:
     total = np.zeros(X.shape[1], dtype=np.float64)
     for start in range(0, len(X), block_rows):
         total += np.asarray(X[start:start + block_rows], dtype=np.float64).sum(axis=0)
+        release_rows(X, start, start + block_rows)
     if not np.isfinite(total).all():
         raise ValueError("X: contains NaN or inf (or values too large to sum); drop or impute those rows first.")
     return (total / max(len(X), 1)).astype(np.float32)
@@ -101,6 +109,7 @@ def exact_search(X, queries: np.ndarray, k: int, *, exclude_ids: np.ndarray | No
     best_idx = np.zeros((len(queries), 0), dtype=np.int64)
     for start in range(0, len(X), block_rows):
         block = unit_rows(X[start:start + block_rows], offset=start, mean=mean)
+        release_rows(X, start, start + block_rows)
         sim, idx = faiss.knn(queries, block, int(min(want, len(block))), metric=faiss.METRIC_INNER_PRODUCT)
         best_sim = np.concatenate([best_sim, sim], axis=1)
         best_idx = np.concatenate([best_idx, idx + start], axis=1)
@@ -189,12 +198,23 @@ class NeighborIndex:
         self.method_ = self.method
         if self.method == "auto":
             self.method_ = "exact" if float(n) * n * d <= EXACT_MAX_WORK else "ivf"
-        self.X_, self.n_rows_ = X, n
+        self.X_, self.n_rows_, self.timings_, self._open = X, n, {}, None
+        self._mark("mean")
         self.mean_ = column_mean(X, block_rows=self.block_rows) if self.center else None
+        self._mark(None)
         self.n_lists_ = self.n_probe_ = None
         if self.method_ == "ivf":
             self._fit_ivf(X)
         return self
+
+    def _mark(self, stage: str | None) -> None:
+        """Close the running entry of ``timings_`` ({stage: (seconds, CPU seconds)}) and open ``stage``."""
+        now = (time.perf_counter(), time.process_time())
+        if getattr(self, "_open", None) is not None:
+            name, (wall, cpu) = self._open
+            done = self.timings_.get(name, (0.0, 0.0))
+            self.timings_[name] = (round(done[0] + now[0] - wall, 3), round(done[1] + now[1] - cpu, 3))
+        self._open = None if stage is None else (stage, now)
 
     def _fit_ivf(self, X) -> None:
         import faiss
@@ -206,17 +226,24 @@ class NeighborIndex:
         if not 1 <= self.n_probe_ <= self.n_lists_ <= n:
             raise ValueError(f"n_probe={self.n_probe_}, n_lists={self.n_lists_}: need 1 <= n_probe <= n_lists <= "
                              f"n_rows ({n}).")
+        self._mark("kmeans")
         rng = np.random.default_rng(self.random_state)
         sample_rows = np.sort(rng.choice(n, min(n, 40 * self.n_lists_), replace=False))
         sample = unit_rows(X[sample_rows], mean=self.mean_)
+        release_rows(X)
         kmeans = faiss.Kmeans(d, self.n_lists_, niter=10, spherical=True, seed=self.random_state,
                               max_points_per_centroid=40)
         kmeans.train(sample)
         del sample
+        self._mark("assign")
         self.quantizer_ = faiss.IndexFlatIP(d)
         self.quantizer_.add(kmeans.centroids)
         starts = range(0, n, self.block_rows)
-        unit = lambda s: unit_rows(X[s:s + self.block_rows], offset=s, mean=self.mean_)
+
+        def unit(s):  # the pages just read leave the resident set: the unit copy is what the index keeps
+            rows = unit_rows(X[s:s + self.block_rows], offset=s, mean=self.mean_)
+            release_rows(X, s, s + self.block_rows)
+            return rows
         probes = _in_threads(lambda s: self.quantizer_.search(unit(s), self.n_probe_)[1].astype(np.int32), starts,
                              self.n_jobs_)
         self.probes_ = np.concatenate(probes)
@@ -229,6 +256,7 @@ class NeighborIndex:
         self.stored_ = np.empty((n, d), dtype=np.float32)
         for s in starts:
             self.stored_[self.position_[s:s + self.block_rows]] = unit(s)
+        self._mark(None)
 
     def kneighbors(self, queries=None) -> tuple[np.ndarray, np.ndarray]:
         """(indices (m, k) int64 into X, cosine similarities (m, k) float32), most similar first, for ``queries``
@@ -256,9 +284,8 @@ class NeighborIndex:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _ivf(self, k, queries):
-        import faiss
-
         n, b, n_probe = self.n_rows_, self.block_rows, self.n_probe_
+        self._mark("join")
         if queries is None:
             qvec, qpos, qprobes, want = self.stored_, self.position_, self.probes_, k + 1
         else:
@@ -267,6 +294,31 @@ class NeighborIndex:
             qpos, want = np.arange(len(qvec)), k
             qprobes = np.concatenate(_in_threads(lambda s: self.quantizer_.search(qvec[s:s + b], n_probe)[1],
                                                  range(0, len(qvec), b), self.n_jobs_)).astype(np.int32)
+        m = len(qprobes)
+        out_idx = np.empty((m, k), dtype=np.int64)
+        out_sim = np.empty((m, k), dtype=np.float32)
+        for c in range(0, m, JOIN_ROWS):  # bounded candidate memory: a chunk of queries at a time
+            cand_sim, cand_idx = self._join(qvec, qpos[c:c + JOIN_ROWS], qprobes[c:c + JOIN_ROWS], want)
+            for s in range(0, len(cand_sim), b):
+                sim, idx = _top_k(cand_sim[s:s + b], cand_idx[s:s + b], want)
+                if queries is None:
+                    sim, idx = _drop_self(sim, idx, np.arange(c + s, c + s + len(sim)))
+                out_sim[c + s:c + s + len(sim)], out_idx[c + s:c + s + len(sim)] = sim, idx
+            del cand_sim, cand_idx
+        short = np.flatnonzero((out_idx < 0).any(axis=1))
+        if len(short):  # probed lists held fewer than k rows: search those queries exactly
+            vectors = qvec[qpos[short]]
+            out_idx[short], out_sim[short] = exact_search(self.X_, vectors, k, block_rows=b, mean=self.mean_,
+                                                          exclude_ids=short if queries is None else None)
+        self._mark(None)
+        return out_idx, out_sim
+
+    def _join(self, qvec, qpos, qprobes, want) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates (m, n_probe * want) similarities and row indices (-1: none) of the queries ``qvec[qpos]``
+        in their probed lists ``qprobes`` (m, n_probe): one matrix product per list, largest lists first."""
+        import faiss
+
+        n, n_probe = self.n_rows_, self.n_probe_
         m = len(qprobes)
         cand_sim = np.full((m, n_probe, want), -np.inf, dtype=np.float32)
         cand_idx = np.full((m, n_probe, want), -1, dtype=np.int32 if n < 2**31 else np.int64)
@@ -286,23 +338,9 @@ class NeighborIndex:
             cand_sim[q, slot, :width] = sim   # (q, slot) pairs are distinct, so threads never write the same cell
             cand_idx[q, slot, :width] = order[idx + lo]
 
-        # Largest lists first, so the threads finish together.
         sizes = np.diff(offsets) * np.diff(bounds)
         _in_threads(search_list, np.argsort(-sizes, kind="stable"), self.n_jobs_)
-        cand_sim, cand_idx = cand_sim.reshape(m, -1), cand_idx.reshape(m, -1)
-        out_idx = np.empty((m, k), dtype=np.int64)
-        out_sim = np.empty((m, k), dtype=np.float32)
-        for s in range(0, m, b):
-            sim, idx = _top_k(cand_sim[s:s + b], cand_idx[s:s + b], want)
-            if queries is None:
-                sim, idx = _drop_self(sim, idx, np.arange(s, s + len(sim)))
-            out_sim[s:s + b], out_idx[s:s + b] = sim, idx
-        short = np.flatnonzero((out_idx < 0).any(axis=1))
-        if len(short):  # probed lists held fewer than k rows: search those queries exactly
-            vectors = qvec[qpos[short]]
-            out_idx[short], out_sim[short] = exact_search(self.X_, vectors, k, block_rows=b, mean=self.mean_,
-                                                          exclude_ids=short if queries is None else None)
-        return out_idx, out_sim
+        return cand_sim.reshape(m, -1), cand_idx.reshape(m, -1)
 
 
 def nearest_neighbors(X, *, k: int = 10, queries=None, method: str = "auto", n_lists: int | None = None,

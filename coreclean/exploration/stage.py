@@ -23,6 +23,7 @@ from .duplicates import (SCALE_FLOOR, candidate_vectors, exact_duplicate_groups,
 from .neighbors import NeighborIndex
 from .orientation import OrientationScorer
 from .outliers import outlier_score
+from .pages import release_rows
 from .projection import project_2d
 from .recall import measure_recall
 
@@ -35,6 +36,9 @@ MEASURE = {"fingerprint": "shift similarity of blurred pixel fingerprints",
            "embedding": f"relative similarity: 1 - cosine distance / the row's distance to its k-th neighbour "
                         f"(at least {SCALE_FLOOR} x its median), centred features"}
 MAP_POINTS = 100_000
+# on sets larger than the map, UMAP optimizes this many of its points and places the rest by their neighbours
+# (1.28M: the 100k-point layout was ~40 CPU s of the build); smaller sets keep a layout of every point
+MAP_FIT_POINTS = 25_000
 # fewest images the orientation view of the outlier score learns from (digits' 1,437 suffice: test_orientation.py)
 ORIENTATION_MIN_IMAGES = 1000
 # held-out rotation accuracy (chance 0.25) below which a dataset is taken to have no upright and the view is left out
@@ -66,13 +70,17 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
     report("neighbours", 0, 1)
     k = min(K, len(x_train) - 1)
     index = NeighborIndex(k, center=True).fit(x_train)
+    method = index.method_
     idx, sim = index.kneighbors()
     no_test = (np.zeros((0, k), np.int64), np.zeros((0, k), np.float32))
     t_idx, t_sim = index.kneighbors(x_test) if len(x_test) else no_test
     recall, _ = measure_recall(x_train, idx, n_samples=1000, mean=index.mean_)
+    timings = {name: {"seconds": wall, "cpu_seconds": cpu} for name, (wall, cpu) in index.timings_.items()}
+    del index  # its unit-norm copy of every row (2.6 GB at 1.28M x 512) is not needed by the later steps
+    release_rows(x_train)
     out.arrays.update(neighbors_train=idx, neighbor_sim_train=sim, neighbors_test=t_idx, neighbor_sim_test=t_sim)
-    out.meta.update(neighbors={"k": k, "method": index.method_, "recall_at_10": round(float(recall), 4),
-                               "centred": True,
+    out.meta.update(neighbors={"k": k, "method": method, "recall_at_10": round(float(recall), 4),
+                               "centred": True, "timings": timings,
                                "recall_queries": int(min(1000, len(x_train)))})
     report("neighbours", 1, 1)
     report("duplicates", 0, 2)
@@ -127,14 +135,18 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
         out.meta["outliers"] = {"views": ["mahalanobis", "knn"], "units": "nats",
                                 **({"orientation_skipped": learned} if learned else {})}
     score = outlier_score(x_train, sim, orientation=orientation)
+    release_rows(x_train)
     out.arrays["outlier_train"] = score
     report("outliers", 1, 1)
     report("map", 0, 1)
     flagged = np.flatnonzero((out.arrays["duplicate_of_train"] >= 0) | (score >= np.quantile(score, 0.99))
                              | (importance >= np.quantile(importance, 0.99)))
-    rows, xy = project_2d(x_train, max_points=MAP_POINTS, must_include=flagged, labels=y_train)
+    fit_points = MAP_FIT_POINTS if len(y_train) > MAP_POINTS else None
+    rows, xy = project_2d(x_train, max_points=MAP_POINTS, must_include=flagged, labels=y_train, fit_points=fit_points)
     out.arrays.update(map_rows=rows, map_xy=xy)
-    out.meta["map"] = {"method": "umap", "points": int(len(rows)), "of": int(len(y_train))}
+    out.meta["map"] = {"method": "umap", "points": int(len(rows)), "of": int(len(y_train)),
+                       **({"optimized": min(fit_points, len(rows)), "rest": "placed by 10 nearest optimized points"}
+                          if fit_points else {})}
     report("map", 1, 1)
     return out
 
