@@ -3,6 +3,11 @@
     python bench/audit.py                 # Fashion-MNIST, 20k training samples, uniform/pair/asymmetric x 5/10/20%
     python bench/audit.py --n 60000       # the full training set (slow on 2 cores)
     python bench/audit.py --quick         # digits, one setting (smoke run)
+    python bench/audit.py --n 60000 --cache /tmp/h3cache   # out-of-fold probabilities from bench/audit_cache.py
+
+With ``--cache DIR`` a setting whose probabilities ``bench/audit_cache.py`` stored there (same n, seed, labels) is
+read instead of cross-fitted again (its *cross-fit s* is the stored one); rate 0 (the unflipped labels, every
+estimate there is bias) is added when cached.
 
 Per setting: the injected (true) overall rate; coreclean's estimate (anchors) and cleanlab's
 (``estimate_py_and_noise_matrices_from_probabilities``, the confident joint) with their errors in percentage
@@ -21,8 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import Timer, features, inject_noise, machine, markdown_table  # noqa: E402
 from coreclean.audit.crossfit import out_of_fold_proba  # noqa: E402
+from bench.audit_cache import cache_path  # noqa: E402
 from coreclean.audit.noise import estimate_noise, rates_of  # noqa: E402
-from coreclean.audit.suggest import fit_temperature, reliability, suggest_labels  # noqa: E402
+from coreclean.audit.suggest import fit_temperature, reliability, suggest_from_estimate  # noqa: E402
 
 
 def truth_rates(y_true, noisy, K):
@@ -43,24 +49,37 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=None, help="folder of bench/audit_cache.py probabilities")
+    parser.add_argument("--only-cached", action="store_true", help="skip the settings the cache does not hold")
     args = parser.parse_args()
     dataset = "digits" if args.quick else "fashion-mnist"
     settings = [("uniform", 0.1)] if args.quick else \
         [(kind, rate) for kind in ("uniform", "pair", "asymmetric") for rate in (0.05, 0.1, 0.2)]
     X, y, _, _ = features(dataset, None if args.quick else args.n, seed=args.seed)
     K = int(y.max() + 1)
+    if args.cache and cache_path(args.cache, len(y), args.seed, "uniform", 0.0).exists():
+        settings = settings + [("uniform", 0.0)]
     print(f"{dataset}, {len(y)} training samples, {K} classes; {machine()}")
     noise_rows, suggestion_rows, diagram = [], [], None
     for kind, rate in settings:
-        noisy = inject_noise(y, kind, rate, dataset, args.seed)
+        noisy = inject_noise(y, kind, rate, dataset, args.seed) if rate else y.copy()
         true_rate, true_per = truth_rates(y, noisy, K)
-        with Timer() as cv:
-            proba = out_of_fold_proba(X, noisy, K, folds=5, seed=args.seed)
+        cached = cache_path(args.cache, len(y), args.seed, kind, rate) if args.cache else None
+        if cached and cached.exists():
+            with np.load(cached) as stored:
+                if not (np.array_equal(stored["noisy"], noisy) and np.array_equal(stored["y"], y)):
+                    raise SystemExit(f"error: {cached}: its labels are not this setting's (other n or seed?)")
+                proba, cv = stored["proba"], argparse.Namespace(seconds=float(stored["seconds"]))
+        elif args.only_cached:
+            continue
+        else:
+            with Timer() as cv:
+                proba = out_of_fold_proba(X, noisy, K, folds=5, seed=args.seed)
         with Timer() as ours_t:
             ours = estimate_noise(proba, noisy, K, bootstrap=200, seed=args.seed)
         with Timer() as cl_t:
             cl_rate, cl_per = cleanlab_rates(noisy, proba)
-        setting = f"{kind} {rate:.0%}"
+        setting = f"{kind} {rate:.0%}" if rate else "none (0%)"
         noise_rows.append({"setting": setting, "true %": 100 * true_rate,
                            "coreclean %": 100 * ours.rate,
                            "95% interval": f"{100 * ours.rate_interval[0]:.1f}-{100 * ours.rate_interval[1]:.1f}",
@@ -70,7 +89,10 @@ def main() -> None:
                            "cleanlab class MAE pp": 100 * np.nanmean(np.abs(cl_per - true_per)),
                            "cross-fit s": cv.seconds, "coreclean s": ours_t.seconds, "cleanlab s": cl_t.seconds})
         temperature = fit_temperature(proba, noisy, seed=args.seed)
-        suggested, confidence, p_wrong = suggest_labels(proba, noisy, ours.noise_matrix, temperature)
+        print(f"{setting}: done ({cv.seconds:.0f} s cross-fit)", file=sys.stderr, flush=True)
+        if not rate:
+            continue  # nothing flipped: no suggestion can be right
+        suggested, confidence, p_wrong = suggest_from_estimate(proba, noisy, ours, temperature)
         top = np.argsort(-p_wrong, kind="stable")[: len(y) // 10]
         flipped = top[noisy[top] != y[top]]
         ece, table = reliability(confidence[top], suggested[top] == y[top])
@@ -82,7 +104,6 @@ def main() -> None:
                                 "ECE (top)": ece})
         if diagram is None and kind == "uniform" and rate == 0.1 or args.quick:
             diagram = (setting, table)
-        print(f"{setting}: done ({cv.seconds:.0f} s cross-fit)", file=sys.stderr, flush=True)
     print("\n## Noise estimate vs truth (same out-of-fold probabilities)\n")
     print(markdown_table(noise_rows, list(noise_rows[0]), digits=2))
     print("\n## Suggested labels (top 10% by p(wrong label))\n")

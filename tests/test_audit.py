@@ -17,10 +17,10 @@ from coreclean.cli.main import main
 def blobs():
     """Three separable Gaussian classes, 15% of labels flipped uniformly (the truth is known)."""
     rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(3), 500)
-    X = (rng.normal(size=(1500, 4)) + 6.0 * np.eye(3, 4)[y]).astype(np.float32)
+    y = np.repeat(np.arange(3), 1000)  # 1,000 a class: the anchors' reference split needs a few hundred anchors
+    X = (rng.normal(size=(3000, 4)) + 6.0 * np.eye(3, 4)[y]).astype(np.float32)
     noisy = y.copy()
-    flip = rng.random(1500) < 0.15
+    flip = rng.random(3000) < 0.15
     noisy[flip] = (y[flip] + rng.integers(1, 3, flip.sum())) % 3
     return X, y, noisy, out_of_fold_proba(X, noisy, 3, folds=4)
 
@@ -36,7 +36,7 @@ def test_folds_are_stratified_and_cover_every_row():
 
 def test_noise_estimate_finds_the_injected_rate(blobs):
     X, y, noisy, proba = blobs
-    assert proba.shape == (1500, 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert proba.shape == (3000, 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
     truth = (noisy != y).mean()
     estimate = estimate_noise(proba, noisy, 3, bootstrap=50)
     assert abs(estimate.rate - truth) < 0.03
@@ -178,3 +178,51 @@ def test_sample_page_shows_the_suggested_label(reported, run_app, cache, copy_an
     at = run_app({"i": str(sample["index"])}, "pages/sample.py")
     names = data["dataset"]["classes"]
     assert any(f"Suggested label **{names[sample['suggested']]}**" in m.value for m in at.markdown)
+
+
+def test_reference_split_counts_flips_and_not_look_alikes():
+    """Class 0's anchors hold 40 rows labelled 1: 20 flips (p(1 | x) typical of the clean anchors) and 20
+    look-alikes (p(1 | x) above every clean anchor's). Only the flips vote, at 1 / quantile each."""
+    from coreclean.audit.noise import anchor_counts, anchor_votes
+
+    rng = np.random.default_rng(0)
+    n0, n1 = 400, 400
+    p1 = np.concatenate([rng.uniform(0.0, 0.1, n0), rng.uniform(0.0, 0.1, 20), rng.uniform(0.3, 0.4, 20),
+                         rng.uniform(0.9, 1.0, n1)])
+    proba = np.stack([1 - p1, p1], axis=1)
+    y = np.concatenate([np.zeros(n0), np.ones(40), np.ones(n1)]).astype(np.int64)
+    votes = anchor_votes(proba, y, 2, anchor_share=1.2, quantile=0.5)  # 480 anchors: all 440 rows of class 0
+    counts = anchor_counts(votes, 2)
+    assert counts[0, 0] == n0
+    assert 10 <= counts[0, 1] <= 30  # ~ 2 x (half of the 20 flips); the look-alikes add nothing
+    loose = anchor_counts(anchor_votes(proba, y, 2, anchor_share=1.2, quantile=1.0), 2)
+    assert 15 <= loose[0, 1] <= 20  # quantile 1: the flips count once each, the look-alikes still not
+    weights = np.zeros(len(y))
+    assert anchor_counts(votes, 2, weights).sum() == 0  # bootstrap weights reach every vote
+
+
+def test_pseudo_counts_keep_an_unseen_flip_possible(blobs):
+    from coreclean.audit.noise import smoothed_noise_matrix
+
+    _, _, noisy, proba = blobs
+    estimate = estimate_noise(proba, noisy, 3, bootstrap=0)
+    assert estimate.counts is not None and estimate.counts.shape == (3, 3)
+    assert smoothed_noise_matrix(estimate, 0.0) is estimate.noise_matrix
+    smooth = smoothed_noise_matrix(estimate, 4.0)
+    assert np.allclose(smooth.sum(axis=1), 1) and (smooth > 0).all()
+    assert estimate_noise(proba, noisy, 3, method="confident-joint", bootstrap=0).counts is None
+    with pytest.raises(ValueError, match="quantile"):
+        estimate_noise(proba, noisy, 3, quantile=0.0)
+
+
+def test_choice_matrix_picks_the_suggestion_and_the_posterior_keeps_the_confidence():
+    """M never sends class 2 into label 0 (an estimated 0): under M alone a sample labelled 0 that looks like 2
+    gets suggestion 1; the flatter choice matrix suggests 2, and the confidence stays M's posterior of 2 (0)."""
+    M = np.array([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.0, 0.05, 0.95]])
+    flat = np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]])
+    proba = np.array([[0.1, 0.1, 0.8]])
+    y = np.array([0])
+    plain, _, _ = suggest_labels(proba, y, M)
+    chosen, confidence, p_wrong = suggest_labels(proba, y, M, choice_matrix=flat)
+    assert plain[0] == 1 and chosen[0] == 2
+    assert confidence[0] < 1e-3 and 0 <= p_wrong[0] <= 1

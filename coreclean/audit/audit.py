@@ -17,10 +17,11 @@ from ..build import store
 from ..importance.sensitivity import FIT_BUDGET, MIN_PASSES
 from .crossfit import out_of_fold_proba
 from .health import class_balance, health_scores, overlapping_classes
-from .noise import ANCHOR_SHARE, estimate_noise
-from .suggest import fit_temperature, suggest_labels
+from .noise import ANCHOR_SHARE, REFERENCE_QUANTILE, estimate_noise
+from .suggest import CHOICE_PSEUDO, POSTERIOR_PSEUDO, fit_temperature, suggest_from_estimate
 
-AUDIT_VERSION = 3  # 2: ridge on the true-class prior; 3: suggestions' exact ties broken by p*
+AUDIT_VERSION = 4  # 2: ridge on the true-class prior; 3: suggestions' exact ties broken by p*;
+# 4: anchors with the reference split (share 0.3), pseudo-counts in the suggestions' matrices
 SAMPLE_ARRAYS = ("suggested", "confidence", "p_wrong")
 Progress = Callable[[str, int, int], None]
 
@@ -39,7 +40,8 @@ class Audit:
 
 def settings(folds: int = 5, seed: int = 0, bootstrap: int = 200) -> dict:
     return {"version": AUDIT_VERSION, "folds": folds, "seed": seed, "bootstrap": bootstrap,
-            "method": "anchors", "anchor_share": ANCHOR_SHARE}
+            "method": "anchors", "anchor_share": ANCHOR_SHARE, "reference_quantile": REFERENCE_QUANTILE,
+            "pseudo_counts": [POSTERIOR_PSEUDO, CHOICE_PSEUDO]}
 
 
 def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 200,
@@ -59,7 +61,7 @@ def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 2
         progress("noise estimate", 0, 1)
     estimate = estimate_noise(proba, given, K, bootstrap=bootstrap, seed=seed)
     temperature = fit_temperature(proba, given, seed=seed)
-    suggested_rows, confidence_rows, wrong_rows = suggest_labels(proba, given, estimate.noise_matrix, temperature)
+    suggested_rows, confidence_rows, wrong_rows = suggest_from_estimate(proba, given, estimate, temperature)
     del proba
     if progress:
         progress("noise estimate", 1, 1)
