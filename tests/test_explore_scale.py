@@ -98,3 +98,16 @@ def test_map_optimizes_a_sample_and_places_the_rest():
     assert (y[rows][dist.argmin(1)] == y[rows]).mean() > 0.95
     with pytest.raises(ValueError, match="fit_points"):
         project_2d(X, fit_points=2)
+
+
+def test_index_recall_matches_measure_recall_on_x():
+    from coreclean.exploration.recall import index_recall, measure_recall
+
+    X, _ = clusters(3000, d=24, k=30)
+    index = NeighborIndex(10, method="ivf", n_lists=40, n_probe=2, center=True).fit(X)
+    idx, _ = index.kneighbors()
+    fast = index_recall(index, idx, n_samples=300)
+    slow, _ = measure_recall(X, idx, n_samples=300, mean=index.mean_)
+    assert fast < 1.0 and abs(fast - slow) < 0.005  # only float32 rounding of near ties can differ
+    exact = NeighborIndex(10, method="exact", center=True).fit(X[:500])
+    assert index_recall(exact, exact.kneighbors()[0], n_samples=50) == 1.0

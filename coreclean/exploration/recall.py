@@ -36,3 +36,21 @@ def measure_recall(X, indices, *, queries=None, rows=None, n_samples: int = 1000
     q = unit_rows(source[rows], name="X" if queries is None else "queries", mean=mean)
     exact, _ = exact_search(X, q, indices.shape[1], exclude_ids=rows if queries is None else None, mean=mean)
     return recall_at_k(indices[rows], exact), rows
+
+
+def index_recall(index, indices, *, n_samples: int = 1000, random_state: int = 0) -> float:
+    """Recall@k of ``indices`` (n, k), the neighbours ``index`` (a fitted
+    :class:`~coreclean.exploration.neighbors.NeighborIndex`) found for its own rows, against exact search.
+
+    An ivf index is searched exactly in its own unit-norm (and centred) copy of the rows, so X is not read and
+    normalized once more (at 1.28M x 512 a 2.6 GB pass); otherwise :func:`measure_recall` on X. Same queries and
+    result as ``measure_recall(X, indices, mean=index.mean_)`` up to float32 rounding."""
+    if getattr(index, "method_", None) != "ivf":
+        return measure_recall(index.X_, indices, n_samples=n_samples, mean=index.mean_,
+                              random_state=random_state)[0]
+    indices = np.asarray(indices)
+    rng = np.random.default_rng(random_state)
+    rows = np.sort(rng.choice(index.n_rows_, min(n_samples, index.n_rows_), replace=False))
+    positions = index.position_[rows]
+    exact, _ = exact_search(index.stored_, index.stored_[positions], indices.shape[1], exclude_ids=positions)
+    return recall_at_k(indices[rows], index.order_[exact])
