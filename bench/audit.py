@@ -28,7 +28,7 @@ from bench.common import Timer, features, inject_noise, machine, markdown_table 
 from coreclean.audit.crossfit import out_of_fold_proba  # noqa: E402
 from bench.audit_cache import cache_path  # noqa: E402
 from coreclean.audit.noise import estimate_noise, rates_of  # noqa: E402
-from coreclean.audit.suggest import fit_temperature, reliability, suggest_from_estimate  # noqa: E402
+from coreclean.audit.suggest import fit_temperature, reliability, suggest_from_estimate, suggest_labels  # noqa: E402,E501
 
 
 def truth_rates(y_true, noisy, K):
@@ -55,7 +55,12 @@ def main() -> None:
     dataset = "digits" if args.quick else "fashion-mnist"
     settings = [("uniform", 0.1)] if args.quick else \
         [(kind, rate) for kind in ("uniform", "pair", "asymmetric") for rate in (0.05, 0.1, 0.2)]
-    X, y, _, _ = features(dataset, None if args.quick else args.n, seed=args.seed)
+    stored = sorted(args.cache.glob(f"{args.n}_{args.seed}_*.npz")) if args.cache and args.only_cached else []
+    if stored:  # every number comes from the cache: the true labels are there, no features needed
+        with np.load(stored[0]) as first:
+            X, y = None, first["y"]
+    else:
+        X, y, _, _ = features(dataset, None if args.quick else args.n, seed=args.seed)
     K = int(y.max() + 1)
     if args.cache and cache_path(args.cache, len(y), args.seed, "uniform", 0.0).exists():
         settings = settings + [("uniform", 0.0)]
@@ -102,6 +107,17 @@ def main() -> None:
                                 "mean confidence (top)": float(confidence[top].mean()),
                                 "suggestion accuracy (top)": float(np.mean(suggested[top] == y[top])),
                                 "ECE (top)": ece})
+        # diagnostic, not available in use: the same posterior with the *injected* noise matrix (the ceiling these
+        # probabilities allow)
+        truth = np.zeros((K, K))
+        np.add.at(truth, (y, noisy), 1.0)
+        truth /= np.clip(truth.sum(axis=1, keepdims=True), 1.0, None)
+        s_true, c_true, w_true = suggest_labels(proba, noisy, truth, temperature)
+        top_true = np.argsort(-w_true, kind="stable")[: len(y) // 10]
+        flipped_true = top_true[noisy[top_true] != y[top_true]]
+        suggestion_rows[-1]["with injected M: flipped right"] = float(np.mean(s_true[flipped_true] == y[flipped_true]))
+        suggestion_rows[-1]["with injected M: ECE"] = reliability(c_true[top_true],
+                                                                  s_true[top_true] == y[top_true])[0]
         if diagram is None and kind == "uniform" and rate == 0.1 or args.quick:
             diagram = (setting, table)
     print("\n## Noise estimate vs truth (same out-of-fold probabilities)\n")
