@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..exploration.pages import release_rows
 from .row_passes import remote_passes, resolve_device
 
 
@@ -29,6 +30,7 @@ def label_statistics(X: np.ndarray, y: np.ndarray, coef: np.ndarray, *, batch: i
     for start in range(0, n, batch):
         stop = min(start + batch, n)
         block = torch.from_numpy(np.array(X[start:stop], dtype=np.float32)).to(device)
+        release_rows(X, start, stop)  # copied: a memmap's pages leave the resident set
         proba = torch.softmax(torch.addmm(b, block, W), dim=1)
         labels = torch.from_numpy(np.asarray(y[start:stop], dtype=np.int64)).to(device)
         p_label = proba.gather(1, labels[:, None])[:, 0].double()

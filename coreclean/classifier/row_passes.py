@@ -106,13 +106,18 @@ class Moments:
 
 def batches(X, rows: np.ndarray | None, batch: int = BATCH):
     """Yield (positions, float32 block) over ``X[rows]`` (or all of ``X``), ``batch`` rows at a time."""
+    from ..exploration.pages import release_rows
+
     n = len(X) if rows is None else len(rows)
     for start in range(0, n, batch):
         stop = min(start + batch, n)
         if rows is None:
             yield slice(start, stop), np.asarray(X[start:stop], dtype=np.float32)
+            release_rows(X, start, stop)  # a memmap's pages leave the resident set once the batch is used
         else:
             yield rows[start:stop], np.asarray(X[rows[start:stop]], dtype=np.float32)
+            if len(rows) and np.all(np.diff(rows[start:stop]) > 0):  # sorted rows: the span they were read from
+                release_rows(X, int(rows[start]), int(rows[stop - 1]) + 1)
 
 
 def standardize(block: np.ndarray, mean: np.ndarray, scale: np.ndarray, device: torch.device) -> torch.Tensor:

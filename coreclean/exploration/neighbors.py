@@ -7,7 +7,9 @@ Every entry point accepts a read-only ``np.memmap`` and reads it in row blocks, 
 loaded as a second float64 copy. The approximate path ("ivf") keeps one float32 unit-norm copy in memory,
 ordered by coarse cluster, and turns the search into one matrix product per cluster (queries probing the cluster x
 its members): faiss's own ``IndexIVFFlat`` scans lists one query at a time, which is memory-bound when every
-training sample is also a query.
+training sample is also a query. The join runs ``JOIN_ROWS`` queries at a time (bounded candidate memory), and a
+memmap's pages are released as each block is read (:mod:`coreclean.exploration.pages`), so at 1.28M x 512 the
+index's unit copy (2.6 GB) is the only large allocation; ``timings_`` says where the search's time went.
 """
 from __future__ import annotations
 
