@@ -11,6 +11,10 @@ Three steps, all on out-of-fold probabilities (the classifier never saw the samp
    ``post(t) ∝ p*(t | x) M[t, y]``. The suggestion is the most probable class other than the given
    one, its confidence ``post(suggestion)``; ``1 - post(y)`` is the probability the given label is wrong.
 
+The matrices are the anchor counts plus pseudo-counts (:func:`suggest_from_estimate`): the posterior's plus
+``POSTERIOR_PSEUDO`` per off-diagonal cell; the suggestion is picked under plus ``CHOICE_PSEUDO`` (flatter), so that
+a flip the anchors happened not to contain does not rule its true class out.
+
 Calibration is measured in ``bench/audit.py`` (expected calibration error on the samples a reviewer sees first,
 against the injected truth; reliability table in docs/benchmarks.md).
 """
