@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import markdown_table
 from coreclean.exploration.duplicates import (candidate_vectors, exact_duplicate_groups, hash_rows, image_fingerprints, leakage,
                                   merge_groups, near_duplicate_groups, shift_similarity)
-from coreclean.exploration.neighbors import NeighborIndex, nearest_neighbors
+from coreclean.exploration.neighbors import NeighborIndex
 from coreclean.exploration.recall import measure_recall
 from coreclean.exploration.orientation import OrientationScorer
 from coreclean.exploration.outliers import knn_distance, mahalanobis_score, outlier_score
@@ -264,70 +264,12 @@ def cnn_like(n, rng, d=512, classes=100, rank=16):
 
 
 def heldout(args) -> None:
-    """The issue's held-out check: bare features through ``rank --features``'s signals (feature_signals), in pixel,
-    PCA-128 (with and without a +5 offset) and CNN-like spaces, with injected exact copies, near copies and strays."""
-    from coreclean.embedding.embed import pixel_features
-    from coreclean.exploration.stage import feature_signals
+    """The issue's held-out check (bench/explore_heldout.py): bare features through ``rank --features``'s signals in
+    pixel, PCA-128 (with and without a +5 offset) and CNN-like spaces; strays at ``--strays`` and, unless that is
+    already 5%, also at 5% (3000 per 60k), side by side in one run."""
+    from bench.explore_heldout import heldout as run
 
-    root = Path(args.fashion_dir)
-    train = idx_array(root / "train-images-idx3-ubyte.gz")[:args.heldout_rows]
-    test = idx_array(root / "t10k-images-idx3-ubyte.gz")[:100]
-    n = len(train)
-    truth = inject(train, test, np.random.default_rng(0), int(300 * n / 60000) // 4 * 4,
-                   int(args.strays * n / 60000) // 3 * 3, 5)
-    print(f"\n## Held-out check: Fashion-MNIST {n} rows, {len(truth['copies'])} injected copies (exact / 1-pixel "
-          f"shift / noise sigma 8 / x0.8 brightness), {len(truth['strays'])} strays; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
-    pca, _ = pixel_features(train, test, pca=128)
-    spaces = [("pixels (standardized, 784-d)", pixel_features(train, test, pca=None)[0], truth),
-              ("PCA-128", pca, truth), ("PCA-128 + 5 (constant offset)", pca + 5, truth)]
-    rng = np.random.default_rng(1)
-    cnn = cnn_like(n, rng)
-    pick = rng.choice(n, 3 * (n // 200), replace=False).reshape(3, -1)
-    half = pick.shape[1] // 2
-    cnn[pick[0, :half]] = cnn[pick[1, :half]]                                                      # exact copies
-    cnn[pick[0, half:]] = np.maximum(cnn[pick[1, half:]] + 0.05 * rng.normal(size=(len(pick[0]) - half, 512)), 0)
-    cnn[pick[2]] = np.maximum(rng.normal(size=(pick.shape[1], 512)) * 4, 0)                       # strays
-    kinds = np.where(np.arange(pick.shape[1]) < half, 0, 2)
-    spaces.append(("CNN-like (ReLU, 512-d)", cnn, dict(copies=pick[0], sources=pick[1], copy_kind=kinds,
-                                                       strays=pick[2], stray_kind=np.zeros(pick.shape[1], int))))
-    dup_columns = ["space", "rule", "recall exact+noise copies", "recall exact / shift / noise / brightness",
-                   "rows flagged", "precision (injected rows / flagged)"]
-    out_columns = ["space", "method", "seconds", "average precision", "recall in top 1%"]
-    dup_rows, out_rows = [], []
-    for name, X, t in spaces:
-        started = time.perf_counter()
-        dup, score = feature_signals(X)
-        seconds = time.perf_counter() - started
-        idx, sim = nearest_neighbors(X, k=10)                       # the old rule: uncentred cosine >= 0.98
-        for rule, groups in (("relative similarity >= 0.9, centred (ours)", dup),
-                             ("cosine >= 0.98, uncentred (before)", near_duplicate_groups(idx, sim, 0.98))):
-            hit = (groups[t["copies"]] >= 0) & (groups[t["copies"]] == groups[t["sources"]])
-            seen = np.isin(t["copy_kind"], (0, 2))
-            injected = np.zeros(n, bool)
-            injected[t["copies"]] = injected[t["sources"]] = True
-            flagged = groups >= 0
-            per_kind = " / ".join(f"{hit[t['copy_kind'] == k].mean():.2f}" if (t["copy_kind"] == k).any() else "-"
-                                  for k in range(4))
-            dup_rows.append((name, rule, f"{hit[seen].mean():.3f}", per_kind, int(flagged.sum()),
-                             f"{(flagged & injected).sum() / max(flagged.sum(), 1):.3f}"))
-        is_stray = np.zeros(n, bool)
-        is_stray[t["strays"]] = True
-        for method, fn in (("coreclean (feature_signals)", lambda: score), ("kNN distance (k=30)", lambda: knn30_distance(X)),
-                           ("IsolationForest (sklearn default)", lambda: isolation_forest(X))):
-            began = time.perf_counter()
-            values = fn()
-            took = seconds if method.startswith("coreclean") else time.perf_counter() - began
-            from sklearn.metrics import average_precision_score
-
-            top = np.argsort(-values)[:max(1, n // 100)]
-            out_rows.append((name, method, f"{took:.1f}", f"{average_precision_score(is_stray, values):.3f}",
-                             f"{is_stray[top].sum() / is_stray.sum():.3f}"))
-        print(f"{name}: done ({time.perf_counter() - started:.0f} s)", flush=True)
-    print("\n### Held-out duplicates (feature_signals, as `rank --features`)\n")
-    print(markdown_table(dup_rows, dup_columns))
-    print("\n### Held-out outliers\n")
-    print(markdown_table(out_rows, out_columns))
+    run(tuple(dict.fromkeys((args.strays, 3000))), args.heldout_rows, args.fashion_dir)
 
 
 def compare_maps(args) -> None:
