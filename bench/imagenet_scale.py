@@ -42,6 +42,13 @@ def rss_bytes() -> int:
         return int(handle.read().split()[1]) * 4096
 
 
+def anon_bytes() -> int:
+    """Anonymous resident memory (RSS less file-backed pages such as the memory-mapped embeddings' page cache)."""
+    with open("/proc/self/statm") as handle:
+        fields = handle.read().split()
+    return (int(fields[1]) - int(fields[2])) * 4096
+
+
 class PeakRSS(threading.Thread):
     """Samples RSS every 20 ms; ``mark(stage)`` starts a new stage; ``peaks``/``times``/``cpu`` (process CPU
     seconds, all threads: the honest measure of work when other jobs share the cores) per stage, ``samples`` the
@@ -50,7 +57,7 @@ class PeakRSS(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
         self.stage, self.peaks, self.started, self.times, self.running, self.samples = "start", {}, {}, {}, True, []
-        self.cpu, self.cpu_started = {}, {}
+        self.cpu, self.cpu_started, self.anon = {}, {}, {}
 
     def mark(self, stage: str) -> None:
         now, cpu = time.perf_counter(), time.process_time()
@@ -66,6 +73,7 @@ class PeakRSS(threading.Thread):
             rss = rss_bytes()
             self.samples.append((time.perf_counter(), rss))
             self.peaks[self.stage] = max(self.peaks.get(self.stage, 0), rss)
+            self.anon[self.stage] = max(self.anon.get(self.stage, 0), anon_bytes())
             time.sleep(0.02)
 
     def peak_between(self, start: float, stop: float) -> int:
@@ -189,10 +197,19 @@ def build(args, data: Path) -> int:
           f"{analysis.n_classes} classes\n")
     print(f"load average before / after: {load_before} / {os.getloadavg()[0]:.2f} (2 cores)\n")
     table = [(stage, f"{monitor.times.get(stage, float('nan')):.1f}", f"{monitor.cpu.get(stage, float('nan')):.1f}",
-              f"{monitor.peaks.get(stage, 0) / 1e9:.2f}") for stage in stages]
+              f"{monitor.peaks.get(stage, 0) / 1e9:.2f}", f"{monitor.anon.get(stage, 0) / 1e9:.2f}")
+             for stage in stages]
     table.append(("**total build**", f"**{total:.1f}**", f"**{time.process_time() - cpu_started:.1f}**",
-                  f"**{max(monitor.peaks.values()) / 1e9:.2f}**"))
-    print(markdown_table(table, ["stage", "seconds", "CPU seconds", "peak RSS (GB)"]) + "\n")
+                  f"**{max(monitor.peaks.values()) / 1e9:.2f}**", f"**{max(monitor.anon.values()) / 1e9:.2f}**"))
+    print(markdown_table(table, ["stage", "seconds", "CPU seconds", "peak RSS (GB)", "peak anonymous (GB)"]) + "\n")
+    steps = meta.get("neighbors", {}).get("timings")
+    if steps:
+        print("neighbours, per step (s wall / CPU s): " + ", ".join(
+            f"{name} {t['seconds']:.1f} / {t['cpu_seconds']:.1f}" for name, t in steps.items()))
+    print(f"neighbours: {meta.get('neighbors', {}).get('method')}, recall@10 "
+          f"{meta.get('neighbors', {}).get('recall_at_10')} on {meta.get('neighbors', {}).get('recall_queries')} "
+          f"queries; map: {meta.get('map')}; rows in duplicate groups "
+          f"{int((np.asarray(analysis.stack('duplicate_of_train')) >= 0).sum()):,}")
     print(f"classifier fit on {meta['classifier_fit_samples']:,} rows; test accuracy {analysis.accuracy:.4f}")
     print(bayes_line(data)[1])
     print(f"importance: average precision for the {int(flipped.sum()):,} injected flips "
