@@ -11,7 +11,7 @@ Two views of the embedding, each turned into a robust z-score (median / MAD) and
   of at most ``max_fit_rows`` of those rows; then one streamed pass scores every row.
 * local — cosine distance to the k-th nearest neighbour (the neighbours are already stored), which catches
   isolated samples between the modes of a multi-modal embedding. Only its positive robust z counts: a row denser
-  than usual is no evidence of being typical (a tight clump of 240 strays, 8% of the rows, scored -20 robust-z
+  than usual is no evidence of being typical (a tight clump of 240 strays, 8% of the rows, scored -13.5 robust-z
   units there and dropped out of the top 240 entirely; tests/test_outliers_density.py).
 
 Why not only kNN distance: strays of one kind are each other's neighbours, so their kNN distance is ordinary (on
