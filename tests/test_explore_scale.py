@@ -6,7 +6,7 @@ import pytest
 
 import coreclean.exploration.neighbors as neighbors
 from coreclean.exploration.neighbors import NeighborIndex
-from coreclean.exploration.pages import release_rows
+from coreclean.data.memmap_pages import release_rows
 from coreclean.exploration.projection import place_by_neighbors, project_2d
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..exploration.pages import release_rows
+from ..data.memmap_pages import release_rows
 from .row_passes import remote_passes, resolve_device
 
 

@@ -106,7 +106,7 @@ class Moments:
 
 def batches(X, rows: np.ndarray | None, batch: int = BATCH):
     """Yield (positions, float32 block) over ``X[rows]`` (or all of ``X``), ``batch`` rows at a time."""
-    from ..exploration.pages import release_rows
+    from ..data.memmap_pages import release_rows
 
     n = len(X) if rows is None else len(rows)
     for start in range(0, n, batch):

@@ -8,7 +8,7 @@ loaded as a second float64 copy. The approximate path ("ivf") keeps one float32 
 ordered by coarse cluster, and turns the search into one matrix product per cluster (queries probing the cluster x
 its members): faiss's own ``IndexIVFFlat`` scans lists one query at a time, which is memory-bound when every
 training sample is also a query. The join runs ``JOIN_ROWS`` queries at a time (bounded candidate memory), and a
-memmap's pages are released as each block is read (:mod:`coreclean.exploration.pages`), so at 1.28M x 512 the
+memmap's pages are released as each block is read (:mod:`coreclean.data.memmap_pages`), so at 1.28M x 512 the
 index's unit copy (2.6 GB) is the only large allocation; ``timings_`` says where the search's time went.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .pages import release_rows
+from ..data.memmap_pages import release_rows
 
 BLOCK_ROWS = 32768          # rows read from X per block (32768 x 512 float32 = 64 MB)
 EXACT_MAX_WORK = 1e11       # n * n * d at or below which "auto" searches exactly (~2 s on 2 cores)

@@ -23,7 +23,7 @@ from .duplicates import (SCALE_FLOOR, candidate_vectors, exact_duplicate_groups,
 from .neighbors import NeighborIndex
 from .orientation import OrientationScorer
 from .outliers import outlier_score
-from .pages import release_rows
+from ..data.memmap_pages import release_rows
 from .projection import project_2d
 from .recall import index_recall
 
