@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from .lazy_torch import torch
 from ..data.files import load_npy
 from .row_passes import (Moments, StandardizedRows, centred_sums, logits_of, loss_and_gradient, mean_scale, moments,
                      resolve_device)

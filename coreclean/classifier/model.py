@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
+from .lazy_torch import torch
 from ..data.memmap_pages import release_rows
 from .row_passes import remote_passes, resolve_device
 

@@ -11,7 +11,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
+
+from .lazy_torch import torch
 
 BATCH = 32768
 # Below this many multiply-adds per batch a second CPU thread costs more than it gives: every small op then

@@ -36,9 +36,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy.optimize import minimize, minimize_scalar
 
+from .lazy_torch import torch
 from .row_passes import (BATCH, Moments, StandardizedRows, logits_of, loss_and_gradient, moments, resolve_device,
                          standardize, threads_for, validation_error)
 

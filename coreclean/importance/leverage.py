@@ -6,8 +6,8 @@ importance bound (:mod:`coreclean.importance.sensitivity`) and what DataHeroes' 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from ..classifier.lazy_torch import torch
 from ..classifier.row_passes import Moments, StandardizedRows, moments, remote_passes, resolve_device
 
 
