@@ -1,6 +1,8 @@
 """The house rules, checked from the source: imports inside coreclean/ point down (no cycles), the compute layer
 never imports the UI, and pages only describe the UI (no numpy)."""
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,3 +129,12 @@ def test_subpackages_import_only_upstream():
             elif target[1] in rank and rank[target[1]] > rank[parts[1]]:
                 upward.append(f"{module} -> {name}")
     assert upward == []
+
+
+def test_reading_an_analysis_does_not_import_torch():
+    """The dashboard, ``report`` and ``export`` only read arrays: importing the package and its reader must not pay
+    for torch (most of a fresh process's start; coreclean/classifier/lazy_torch.py)."""
+    code = "import sys, coreclean, coreclean.analysis.reader; print(sorted(m for m in ('torch', 'torchvision') " \
+           "if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
