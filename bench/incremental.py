@@ -106,6 +106,22 @@ def compare(label: str, rows: list[dict], first: Path, incremental: Path, full: 
         print(f"  {name}: incremental rows of the first build's files equal the first build's: {same}; largest "
               f"|incremental - full| over all {len(fresh):,} rows {gap:.3g}")
     print(f"  accuracy incremental {rows[1]['accuracy']:.4f}, full {rows[2]['accuracy']:.4f}", flush=True)
+    kept = json.loads((incremental / "meta.json").read_text())["map"].get("kept", {}).get("points", 0)
+    print(f"  map: {kept:,} points kept from the first build's; 10-NN label accuracy on the map: first "
+          f"{map_accuracy(first):.4f}, incremental {map_accuracy(incremental):.4f}, full {map_accuracy(full):.4f}",
+          flush=True)
+
+
+def map_accuracy(directory: Path) -> float:
+    """How well the map keeps classes apart: the share of map points whose 10 nearest map points' majority label
+    is their own."""
+    from sklearn.neighbors import NearestNeighbors
+
+    xy, rows = np.load(directory / "map_xy.npy"), np.load(directory / "map_rows.npy")
+    labels = np.load(directory / "y_train.npy")[rows]
+    neighbours = NearestNeighbors(n_neighbors=11).fit(xy).kneighbors(xy, return_distance=False)[:, 1:]
+    votes = np.apply_along_axis(np.bincount, 1, labels[neighbours], minlength=labels.max() + 1)
+    return float((votes.argmax(axis=1) == labels).mean())
 
 
 def three_builds(label: str, source: str, add_images, params: BuildParams, work: Path, network: bool) -> list[dict]:

@@ -56,7 +56,9 @@ st.plotly_chart(map_figures.map_chart(analysis, colour, shown_decisions, draw=dr
 info = analysis.meta.get("map") or {}
 st.caption(f"{info.get('method', 'map').upper()} of the embeddings: {len(rows):,} of {len(analysis.y_train):,} "
            "training samples" + (" (a stratified sample that keeps every flagged one)" if len(rows) < len(
-               analysis.y_train) else "") + ". Drag to select; double-click to reset the zoom.")
+               analysis.y_train) else "") + ". Drag to select; double-click to reset the zoom."
+           + (f" {info['kept']['points']:,} points keep their place from the analysis this one added samples to; "
+              "the others sit by their nearest neighbours." if info.get("kept") else ""))
 
 query = text_search.query_box(analysis, key="mq")  # no box for backbones without a text tower
 if query:

@@ -7,7 +7,7 @@ import pytest
 import coreclean.exploration.neighbors as neighbors
 from coreclean.exploration.neighbors import NeighborIndex
 from coreclean.data.memmap_pages import release_rows
-from coreclean.exploration.projection import place_by_neighbors, project_2d
+from coreclean.exploration.projection import extend_map, place_by_neighbors, project_2d
 
 
 def clusters(n=2000, d=16, k=8, seed=0):
@@ -98,6 +98,28 @@ def test_map_optimizes_a_sample_and_places_the_rest():
     assert (y[rows][dist.argmin(1)] == y[rows]).mean() > 0.95
     with pytest.raises(ValueError, match="fit_points"):
         project_2d(X, fit_points=2)
+
+
+def test_extended_map_keeps_earlier_points_and_places_new_ones_by_their_cluster():
+    X, y = clusters(900, k=3)
+    earlier = np.arange(0, 800)  # the earlier build's rows; the last 100 were added since
+    kept_xy = np.eye(3)[y[earlier], :2] * 10 + np.random.default_rng(0).normal(size=(800, 2))
+    rows, xy = extend_map(X, earlier, kept_xy, max_points=1000, must_include=[3, 850], labels=y)
+    assert np.array_equal(rows, np.arange(900)) and xy.dtype == np.float32
+    # the kept points are where they were, up to the per-axis standardization
+    for axis in range(2):
+        slope, offset = np.polyfit(kept_xy[:, axis], xy[:800, axis], 1)
+        np.testing.assert_allclose(slope * kept_xy[:, axis] + offset, xy[:800, axis], atol=1e-5)
+    # each new point sits among its class's kept points
+    centre = np.stack([xy[:800][y[:800] == c].mean(0) for c in range(3)])
+    assert (np.linalg.norm(xy[800:, None] - centre[None], axis=2).argmin(1) == y[800:]).all()
+    # on a map larger than max_points, kept rows are preferred over a random draw
+    rows, _ = extend_map(X, earlier[:500], kept_xy[:500], max_points=600, must_include=[850], labels=y)
+    assert len(rows) == 600 and set(range(500)) | {850} <= set(rows)
+    # too few kept points: no extension (the caller optimizes a new layout)
+    assert extend_map(X, earlier[:100], kept_xy[:100], max_points=1000) is None
+    with pytest.raises(ValueError, match="kept_rows"):
+        extend_map(X, np.array([900]), np.zeros((1, 2)))
 
 
 def test_index_recall_matches_measure_recall_on_x():

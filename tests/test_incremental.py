@@ -183,6 +183,14 @@ def test_embeddings_directory_with_appended_rows_reuses_the_old_rows(tmp_path, c
     old_q, new_q = _by_path(first, "quality_raw"), _by_path(second, "quality_raw")
     assert all(np.array_equal(old_q[p], new_q[p], equal_nan=True) for p in old_q if p != "train_1.png")
     assert not np.array_equal(old_q["train_1.png"], new_q["train_1.png"])  # 8 x 8 then 12 x 12
+    # the map keeps the unchanged rows where they were (not row 0, edited, nor train_1, its image replaced) and
+    # places the 6 appended ones and those two by their neighbours
+    assert _meta(second)["map"]["kept"] == {"from": first.name, "points": 28}
+    old_xy, new_xy = np.load(first / "map_xy.npy"), np.load(second / "map_xy.npy")
+    assert np.array_equal(np.load(second / "map_rows.npy"), np.arange(36)) and len(old_xy) == 30
+    for axis in range(2):
+        slope, offset = np.polyfit(old_xy[2:, axis], new_xy[2:30, axis], 1)
+        np.testing.assert_allclose(slope * old_xy[2:, axis] + offset, new_xy[2:30, axis], atol=1e-5)
 
 
 def _pixels_dataset(pixels_train, y_train, pixels_test, y_test):

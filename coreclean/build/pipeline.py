@@ -29,7 +29,7 @@ from ..importance.sensitivity import CoresetSensitivity, label_statistics
 from . import store
 from .cluster import open_cluster, parse_cluster
 from .params import BuildParams
-from .reuse import ReusePlan, embed_reusing, file_stats, find_reusable, stored_file_stats
+from .reuse import ReusePlan, earlier_map, embed_reusing, file_stats, find_reusable, stored_file_stats
 from .timing import StageClock
 
 StageProgress = Callable[[str, int, int], None]
@@ -203,7 +203,8 @@ def build_analysis(source: str | Dataset, params: BuildParams | None = None, *, 
             cluster_meta = None if client is None else {"spec": spec.spec, "workers": len(
                 client.scheduler_info()["workers"]), "tasks": dict(passes.tasks_)}
         explored = explore_stage(embedded.x_train, embedded.x_test, embedded.y_train, fitted.importance,
-                                 **_images_for_explore(dataset, embedded), progress=clock)
+                                 **_images_for_explore(dataset, embedded), progress=clock,
+                                 earlier_map=earlier_map(plan, embedded.keep_train, embedded.x_train) if plan else None)
         clock("store", 0, 1)
         arrays = {"y_train": embedded.y_train, "y_test": embedded.y_test, **fitted.arrays(),
                   "pred_test": evaluated.pred_test, "p_pred_test": evaluated.p_pred_test,

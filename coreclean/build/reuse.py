@@ -16,8 +16,10 @@ Reused per matched sample: with a network backbone (torchvision, CLIP) its featu
 with precomputed embeddings only the quality row (the features are the source's own rows, read afresh, so an
 edited row is never stale). Never reused: pixels and cnn features (PCA and the cross-fitted nets depend on the
 whole training set), random-init weights (``weights=None``: every load is another network), and analyses built
-before ``file_stat_*`` was stored. The classifier, importance and exploration stages run on all samples as before.
-The earlier analysis and its review log are only read.
+before ``file_stat_*`` was stored. The classifier, importance and exploration stages run on all samples, but the
+2-D map keeps the earlier map's points whose features are unchanged where they were and places the others by their
+neighbours (:func:`earlier_map`; UMAP was most of an embeddings directory's rebuild). The earlier analysis and its
+review log are only read.
 """
 from __future__ import annotations
 
@@ -168,6 +170,31 @@ def embed_reusing(plan: ReusePlan, dataset: Dataset, work_dir: Path, embed_rows:
         raw = tuple(_assemble(old, plan.rows[s], new[s], fresh[j], plan.source) for j, s in enumerate(SPLITS))
         progress("quality", total, total)
     return x_train, x_test, failures, raw
+
+
+def earlier_map(plan: ReusePlan, keep_train: np.ndarray,
+                x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """What the map of an incremental rebuild keeps: (rows (p,), xy (p, 2), the earlier analysis's name) for this
+    build's training rows ``x_train`` (n, d) that were on the earlier analysis's map with byte-identical features
+    (an edited embedding row moves), or ``None`` when it has no readable map. ``keep_train``: (n_input,) bool, the
+    input rows the build kept."""
+    chain = [plan.source]
+    try:
+        old_rows, old_xy = store.load_array(chain, "map_rows"), store.load_array(chain, "map_xy")
+        old_x = store.load_array(chain, "x_train", mmap=True)
+    except ValueError:
+        return None
+    if old_rows is None or old_xy is None or old_x is None or old_x.shape[1:] != x_train.shape[1:]:
+        return None
+    on_map = np.full(len(old_x), -1, np.int64)
+    on_map[old_rows] = np.arange(len(old_rows))
+    source = plan.rows["train"][np.asarray(keep_train, bool)]  # stored row -> earlier row (train, then test)
+    rows = np.flatnonzero((source >= 0) & (source < len(old_x)))
+    rows = rows[on_map[source[rows]] >= 0]
+    same = np.concatenate([np.all(np.asarray(x_train[rows[s:s + 65536]]) == old_x[source[rows[s:s + 65536]]], axis=1)
+                           for s in range(0, len(rows), 65536)] or [np.zeros(0, bool)])
+    rows = rows[same]
+    return rows, old_xy[on_map[source[rows]]], plan.source.name
 
 
 def _candidates(cache: Path, dataset: Dataset, backbone: str, weights: str | None, quality: bool,

@@ -72,10 +72,45 @@ def place_by_neighbors(fitted: np.ndarray, xy: np.ndarray, rest: np.ndarray, *, 
                        random_state: int = 0) -> np.ndarray:
     """(r, 2) positions of unit rows ``rest`` (r, d): the similarity-weighted mean position ``xy`` (m, 2) of their
     ``k`` most cosine-similar rows of ``fitted`` (m, d), the points the map was optimized on."""
-    k = min(k, len(fitted))
+    k = min(k, len(fitted) - 1)  # the index counts a fitted row as its own neighbour
     idx, sim = NeighborIndex(k, random_state=random_state).fit(fitted).kneighbors(rest)
     weight = np.maximum(sim, 0) + 1e-6
     return np.einsum("rk,rkc->rc", weight, xy[idx]) / weight.sum(axis=1, keepdims=True)
+
+
+def extend_map(X, kept_rows: np.ndarray, kept_xy: np.ndarray, *, max_points: int = 100_000, must_include=None,
+               labels=None, min_kept: float = 0.5, random_state: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+    """The map of X with the points of an earlier map kept where they were, or ``None`` when too few are left.
+
+    For a rebuild that adds samples: ``kept_rows`` (p,) are rows of X that were on the earlier map with the same
+    features, ``kept_xy`` (p, 2) their positions there. The map's rows are chosen as by :func:`project_2d` (kept
+    rows first after ``must_include``); when at least ``min_kept`` of them have a kept position, the layout is not
+    optimized again: every other point is placed at the similarity-weighted mean position of its 10 most similar
+    kept points (:func:`place_by_neighbors`, as on sets larger than the optimized layout), so nothing a user has
+    already seen moves except by the per-axis standardization. Returns ``(rows, xy)`` as :func:`project_2d` does.
+    """
+    X = check_matrix(X, min_rows=3)
+    kept_rows = np.asarray(kept_rows, dtype=np.int64)
+    kept_xy = np.asarray(kept_xy, dtype=np.float64)
+    if kept_xy.shape != (len(kept_rows), 2) or (len(kept_rows) and (kept_rows.min() < 0 or kept_rows.max() >= len(X))):
+        raise ValueError(f"kept_rows (p,) must be rows of X (0..{len(X) - 1}) and kept_xy (p, 2) their positions; "
+                         f"got {kept_rows.shape} and {kept_xy.shape}.")
+    must = np.unique(np.asarray([] if must_include is None else must_include, dtype=np.int64))
+    room = max(max_points - len(must), 0)
+    prefer = np.setdiff1d(kept_rows, must)[:room]  # kept rows fill the map before any drawn at random
+    rows = sample_rows(len(X), max_points, labels=labels, must_include=np.union1d(must, prefer),
+                       random_state=random_state)
+    order = np.argsort(kept_rows, kind="stable")
+    at = np.searchsorted(kept_rows[order], rows).clip(max=max(len(kept_rows) - 1, 0))
+    has = np.zeros(len(rows), bool) if not len(kept_rows) else kept_rows[order][at] == rows
+    if has.sum() < max(min_kept * len(rows), 3):
+        return None
+    points = _unit_points(X, rows)
+    xy = np.empty((len(rows), 2), dtype=np.float64)
+    xy[has] = kept_xy[order][at[has]]
+    if not has.all():
+        xy[~has] = place_by_neighbors(points[has], xy[has], points[~has], random_state=random_state)
+    return rows, _standardized(xy)
 
 
 def project_2d(X, *, max_points: int = 100_000, must_include=None, labels=None, method: str = "umap",
@@ -108,8 +143,7 @@ def project_2d(X, *, max_points: int = 100_000, must_include=None, labels=None, 
     if not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 2:
         raise ValueError(f"n_neighbors={n_neighbors!r}: must be an integer >= 2.")
     rows = sample_rows(len(X), max_points, labels=labels, must_include=must_include, random_state=random_state)
-    points = np.concatenate([unit_rows(X[rows[s:s + 65536]], name="X (map sample)", offset=s)
-                             for s in range(0, len(rows), 65536)])
+    points = _unit_points(X, rows)
     if fit_points is not None and not (isinstance(fit_points, (int, np.integer)) and fit_points >= 3):
         raise ValueError(f"fit_points={fit_points!r}: must be None or an integer >= 3.")
     fit = np.arange(len(rows))
@@ -123,5 +157,15 @@ def project_2d(X, *, max_points: int = 100_000, must_include=None, labels=None, 
     if len(fit) < len(rows):
         rest = np.setdiff1d(np.arange(len(rows)), fit, assume_unique=True)
         xy[rest] = place_by_neighbors(points[fit], xy[fit], points[rest], random_state=random_state)
-    xy = (xy - xy.mean(axis=0)) / np.maximum(xy.std(axis=0), 1e-12)
-    return rows, xy.astype(np.float32)
+    return rows, _standardized(xy)
+
+
+def _unit_points(X, rows: np.ndarray) -> np.ndarray:
+    """X's ``rows`` as unit rows, read 65,536 at a time (a memmap is never read whole)."""
+    return np.concatenate([unit_rows(X[rows[s:s + 65536]], name="X (map sample)", offset=s)
+                           for s in range(0, len(rows), 65536)])
+
+
+def _standardized(xy: np.ndarray) -> np.ndarray:
+    """(m, 2) float32: zero mean and unit variance per axis."""
+    return ((xy - xy.mean(axis=0)) / np.maximum(xy.std(axis=0), 1e-12)).astype(np.float32)

@@ -24,7 +24,7 @@ from .neighbors import NeighborIndex
 from .orientation import OrientationScorer
 from .outliers import outlier_score
 from ..data.memmap_pages import release_rows
-from .projection import project_2d
+from .projection import extend_map, project_2d
 from .recall import index_recall
 
 K = 10
@@ -56,11 +56,14 @@ class Explored:
 def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, importance: np.ndarray, *,
                   pixels_train: np.ndarray | None = None, pixels_test: np.ndarray | None = None,
                   files_train: list | None = None, files_test: list | None = None,
-                  progress=None) -> Explored:
+                  earlier_map: tuple[np.ndarray, np.ndarray, str] | None = None, progress=None) -> Explored:
     """Neighbours, duplicates, leakage, outliers and the map for one analysis.
 
     x_train (n, d), x_test (m, d): embeddings (memmaps welcome).  y_train, importance: (n,).
     pixels_*: in-memory images (n, H, W[, C]) when the source has them; files_*: absolute image paths otherwise.
+    earlier_map: (rows (p,), xy (p, 2), name) of an incremental rebuild: training rows that were on the map of the
+    earlier analysis ``name`` with the same features, and their positions there; they keep them
+    (:func:`~coreclean.exploration.projection.extend_map`) unless too few are left.
     Returns the arrays to store (``neighbors_*``, ``neighbor_sim_*``, ``dup_neighbors_*``/``dup_sim_*``,
     ``exact_dup_train``, ``duplicate_of_train``, ``leak_of_test``, ``outlier_train``, ``map_rows``, ``map_xy``)
     and the metadata (method, recall@10, thresholds).
@@ -142,11 +145,19 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
     flagged = np.flatnonzero((out.arrays["duplicate_of_train"] >= 0) | (score >= np.quantile(score, 0.99))
                              | (importance >= np.quantile(importance, 0.99)))
     fit_points = MAP_FIT_POINTS if len(y_train) > MAP_POINTS else None
-    rows, xy = project_2d(x_train, max_points=MAP_POINTS, must_include=flagged, labels=y_train, fit_points=fit_points)
+    extended = None if earlier_map is None else extend_map(x_train, *earlier_map[:2], max_points=MAP_POINTS,
+                                                          must_include=flagged, labels=y_train)
+    rows, xy = extended or project_2d(x_train, max_points=MAP_POINTS, must_include=flagged, labels=y_train,
+                                      fit_points=fit_points)
     out.arrays.update(map_rows=rows, map_xy=xy)
-    out.meta["map"] = {"method": "umap", "points": int(len(rows)), "of": int(len(y_train)),
-                       **({"optimized": min(fit_points, len(rows)), "rest": "placed by 10 nearest optimized points"}
-                          if fit_points else {})}
+    out.meta["map"] = {"method": "umap", "points": int(len(rows)), "of": int(len(y_train))}
+    if extended:
+        kept = int(np.isin(rows, earlier_map[0]).sum())
+        out.meta["map"]["kept"] = {"from": earlier_map[2], "points": kept}
+        if kept < len(rows):
+            out.meta["map"]["rest"] = "placed by 10 nearest kept points"
+    elif fit_points:
+        out.meta["map"].update(optimized=min(fit_points, len(rows)), rest="placed by 10 nearest optimized points")
     report("map", 1, 1)
     return out
 
