@@ -1,7 +1,8 @@
 """Shared test fixtures. Analyses are built once per pytest session and copied into a test's own cache.
 
 The suite runs on two pytest-xdist workers, one test file each at a time (``-n 2 --dist loadfile``, the README's
-command): a "session" is a worker's, so each worker builds the shared analyses once; module fixtures (a module's
+command): a "session" is a worker's, but the shared analyses are built once per run, by whichever worker asks first
+(under a file lock in the run's temporary folder; the other waits or finds them done); module fixtures (a module's
 server and browser) stay within one worker.
 
 Analyses (built once per session, shared; never write into the ``*_build`` directories themselves):
@@ -74,13 +75,28 @@ def copy_analysis_fixture():
     return copy_analysis
 
 
-@pytest.fixture(scope="session")
-def digits_build(tmp_path_factory) -> Path:
-    """The digits analysis, built once per session. Read-only: tests copy it (``digits_analysis``,
-    ``copy_analysis``)."""
+def _run_folder(tmp_path_factory) -> Path:
+    """The temporary folder of this whole run: above the workers' own (``pytest-N/``, not ``pytest-N/popen-gwK/``)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _built_once(tmp_path_factory, name: str, source: str) -> Path:
+    """The analysis of ``source`` in the run's shared cache ``name``: built by the first worker that asks, under a
+    lock; a later caller's build finds it complete and returns at once."""
+    from filelock import FileLock
+
     from coreclean import Analysis
 
-    return Analysis.build("digits", cache_dir=tmp_path_factory.mktemp("session-digits")).directory
+    shared = _run_folder(tmp_path_factory)
+    with FileLock(str(shared / f"shared-{name}.lock")):
+        return Analysis.build(source, cache_dir=shared / f"shared-{name}").directory
+
+
+@pytest.fixture(scope="session")
+def digits_build(tmp_path_factory) -> Path:
+    """The digits analysis, built once per run. Read-only: tests copy it (``digits_analysis``, ``copy_analysis``)."""
+    return _built_once(tmp_path_factory, "digits", "digits")
 
 
 @pytest.fixture
@@ -134,23 +150,27 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
 def fashion_subset_dir(fashion_dir, tmp_path_factory) -> Path:
     """IDX ``.gz`` files of the first ``FASHION_TRAIN`` training and ``FASHION_TEST`` test images of the installed
     Fashion-MNIST (both splits hold every class about equally), in the layout ``fashion-mnist:DIR`` reads."""
+    from filelock import FileLock
+
     from coreclean.data.fashion_mnist import read_idx
 
-    directory = tmp_path_factory.mktemp("fashion-subset")
-    for prefix, count in (("train", FASHION_TRAIN), ("t10k", FASHION_TEST)):
-        for kind in ("images-idx3", "labels-idx1"):
-            name = f"{prefix}-{kind}-ubyte.gz"
-            _write_idx(directory / name, read_idx(fashion_dir / name)[:count])
+    directory = _run_folder(tmp_path_factory) / "shared-fashion-subset"  # one for the run: one cache key
+    with FileLock(f"{directory}.lock"):
+        if not directory.exists():
+            written = directory.with_name(directory.name + ".partial")
+            written.mkdir(exist_ok=True)
+            for prefix, count in (("train", FASHION_TRAIN), ("t10k", FASHION_TEST)):
+                for kind in ("images-idx3", "labels-idx1"):
+                    name = f"{prefix}-{kind}-ubyte.gz"
+                    _write_idx(written / name, read_idx(fashion_dir / name)[:count])
+            written.rename(directory)
     return directory
 
 
 @pytest.fixture(scope="session")
 def fashion_build(fashion_subset_dir, tmp_path_factory) -> Path:
-    """The analysis of the Fashion-MNIST subset, built once per session. Read-only: copy it to change it."""
-    from coreclean import Analysis
-
-    return Analysis.build(f"fashion-mnist:{fashion_subset_dir}",
-                          cache_dir=tmp_path_factory.mktemp("session-fashion")).directory
+    """The analysis of the Fashion-MNIST subset, built once per run. Read-only: copy it to change it."""
+    return _built_once(tmp_path_factory, "fashion", f"fashion-mnist:{fashion_subset_dir}")
 
 
 @pytest.fixture(scope="session")

@@ -110,3 +110,27 @@ def test_unknown_source_says_what_is_accepted(tmp_path):
 def test_tiny_image_folder_keeps_one_test_image_per_class(tmp_path, make_image_folder):
     ds = load_source(str(make_image_folder(tmp_path / "tiny", classes=("a", "b", "c", "d"), per_class=2)))
     assert sorted(ds.y_test.tolist()) == [0, 1, 2, 3] and sorted(ds.y_train.tolist()) == [0, 1, 2, 3]
+
+
+def test_listed_files_agrees_with_inside_and_is_file(tmp_path):
+    """The batched check the embeddings directory runs over its image list answers as ``inside`` + ``is_file``."""
+    from coreclean.data.files import inside, listed_files
+
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    (root / "images" / "deep").mkdir(parents=True)
+    elsewhere.mkdir()
+    for file in (root / "images" / "a.png", root / "images" / "deep" / "b.png", elsewhere / "secret.png"):
+        file.write_bytes(b"x")
+    os.symlink(root / "images" / "a.png", root / "images" / "link-in.png")
+    os.symlink(elsewhere / "secret.png", root / "images" / "link-out.png")
+    os.symlink(elsewhere, root / "images" / "folder-out")
+    os.symlink(root / "images" / "gone.png", root / "images" / "dangling.png")
+    relatives = ["images/a.png", "images/deep/b.png", "images/link-in.png", "images/link-out.png",
+                 "images/folder-out/secret.png", "images/missing.png", "images/dangling.png", "images/deep",
+                 "images/../../elsewhere/secret.png", "images/deep/../a.png", str(elsewhere / "secret.png"),
+                 "images/..", "images/deep/."]
+    expected = ["outside" if not inside(root, root / r) else None if (root / r).is_file() else "missing"
+                for r in relatives]
+    assert listed_files(root, relatives) == expected
+    assert expected == [None, None, None, "outside", "outside", "missing", "missing", "missing", "outside", None,
+                        "outside", "missing", "missing"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import files_fingerprint, inside, load_npy as _load_npy
+from .files import files_fingerprint, listed_files, load_npy as _load_npy
 from .validation import check_distance_scale, check_features_labels, check_test_arrays
 from .dataset import Dataset
 
@@ -100,10 +100,6 @@ def load_embeddings_dir(directory: Path) -> Dataset:
 def unavailable_images(root: Path, paths: list[str] | None) -> list[tuple[str, str]]:
     """(path, reason) for each listed image that will never be shown: outside ``root`` (refused: nothing is read
     outside a dataset root) or not a file there. Its sample keeps its embedding; only its picture is left out."""
-    skipped = []
-    for path in paths or []:
-        if not inside(root, root / path):
-            skipped.append((path, f"image outside the image root {root}; not shown"))
-        elif not (root / path).is_file():
-            skipped.append((path, f"image missing under {root}; not shown"))
-    return skipped
+    reasons = {"outside": f"image outside the image root {root}; not shown",
+               "missing": f"image missing under {root}; not shown"}
+    return [(path, reasons[state]) for path, state in zip(paths or [], listed_files(root, paths or [])) if state]
