@@ -19,7 +19,9 @@ Analyses (built once per session, shared; never write into the ``*_build`` direc
 Other shared resources:
 
 * ``dask_scheduler`` (session) — address (``tcp://...``) of a Dask LocalCluster of 2 single-threaded worker
-  processes, started once (skips without ``distributed``); builds and benches reach it by that address.
+  processes, started once (skips without ``distributed``); builds and benches reach it by that address. Only
+  test_cluster.py uses it, so one worker of the run starts one.
+* ``run_script(script, *args)`` — a bench/ script's command line run in this process; returns its stdout.
 
 Caches and helpers:
 
@@ -183,6 +185,31 @@ def dask_scheduler():
     with open_cluster(parse_cluster("local:2")) as client:
         assert len(client.scheduler_info()["workers"]) == 2
         yield client.scheduler.address
+
+
+@pytest.fixture
+def run_script(tmp_path, monkeypatch, capsys):
+    """``run_script(script, *args) -> stdout``: run bench/SCRIPT as ``python bench/SCRIPT ARGS`` would (its
+    ``__main__`` block, its argv, ``tmp_path`` as working directory) but in this process, so no run pays for a fresh
+    interpreter and its imports; fails with its stderr unless it exits with code 0. Environment changes the script
+    makes are undone afterwards."""
+    import runpy
+
+    def run(script: str, *args: str) -> str:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr(sys, "argv", [str(ROOT / "bench" / script), *args])
+        monkeypatch.setenv("CORECLEAN_CACHE", os.environ.get("CORECLEAN_CACHE", str(tmp_path / "default-cache")))
+        capsys.readouterr()
+        try:
+            runpy.run_path(str(ROOT / "bench" / script), run_name="__main__")
+            code = 0
+        except SystemExit as done:
+            code = done.code
+        out, err = capsys.readouterr()
+        assert code in (0, None), f"{script} exited with {code!r}:\n{err[-3000:]}"
+        return out
+
+    return run
 
 
 # --- the dashboard in AppTest -------------------------------------------------------------------------------------

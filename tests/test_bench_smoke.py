@@ -3,37 +3,11 @@
 Each script runs as ``python bench/SCRIPT ARGS`` would — its ``__main__`` block, its argv, in a scratch working
 directory — but inside this process (``runpy``), so no run pays for a fresh interpreter and its imports. Scripts that
 open the digits analysis get a copy of the session's build in their cache (their timed steps still run); no
-Fashion-MNIST build runs here (explore.py reads 1,500 of its rows)."""
-import os
-import runpy
-import sys
-from pathlib import Path
-
+Fashion-MNIST build runs here (explore.py reads 1,500 of its rows). ``scale_out.py`` runs in test_cluster.py, on
+the run's one LocalCluster. ``run_script`` is conftest's."""
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
 OPENS_DIGITS = {"dashboard_timing.py", "retrain_time.py", "map_timing.py", "review_speed.py"}
-
-
-@pytest.fixture
-def run_script(tmp_path, monkeypatch, capsys):
-    """``run_script(script, *args) -> stdout``: run bench/SCRIPT as its command line would, in this process; fails
-    with its stderr unless it exits with code 0. Environment changes the script makes are undone afterwards."""
-    def run(script: str, *args: str) -> str:
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.setattr(sys, "argv", [str(BENCH / script), *args])
-        monkeypatch.setenv("CORECLEAN_CACHE", os.environ.get("CORECLEAN_CACHE", str(tmp_path / "default-cache")))
-        capsys.readouterr()
-        try:
-            runpy.run_path(str(BENCH / script), run_name="__main__")
-            code = 0
-        except SystemExit as done:
-            code = done.code
-        out, err = capsys.readouterr()
-        assert code in (0, None), f"{script} exited with {code!r}:\n{err[-3000:]}"
-        return out
-
-    return run
 
 
 @pytest.mark.parametrize("script, args, expect", [
@@ -54,13 +28,6 @@ def test_bench_script_runs(script, args, expect, tmp_path, run_script, digits_bu
         args = args + ["--cache", str(tmp_path / "cache")]
     out = run_script(script, *args)
     assert expect in out
-
-
-def test_scale_out_smoke(run_script, dask_scheduler):
-    """On the session's 2-worker cluster (the script's own LocalCluster is the same code as ``--cluster local:2``)."""
-    out = run_script("scale_out.py", "--cluster", dask_scheduler, "--images", "8", "--rows", "4000", "--dim", "16",
-                     "--classes", "5", "--chunk-rows", "1000")
-    assert "(e) projection" in out and "2 worker processes" in out
 
 
 def test_imagenet_scale_smoke(tmp_path, run_script):

@@ -119,3 +119,11 @@ def test_bad_cluster_is_one_clear_error(tmp_path, monkeypatch, capsys):
     assert err.startswith("error: cluster tcp://127.0.0.1:9: ") and err.count("\n") == 1
     assert "cannot connect" in err or "nothing answered as a Dask scheduler within 1 s" in err
     assert not list(tmp_path.glob("digits-*"))  # nothing half-built
+
+
+def test_scale_out_bench_smoke(scheduler, run_script):
+    """bench/scale_out.py at toy sizes on the run's cluster (its own LocalCluster is the same code as ``--cluster
+    local:2``)."""
+    out = run_script("scale_out.py", "--cluster", scheduler, "--images", "8", "--rows", "4000", "--dim", "16",
+                     "--classes", "5", "--chunk-rows", "1000")
+    assert "(e) projection" in out and "2 worker processes" in out
