@@ -248,7 +248,10 @@ def test_the_overview_says_the_build_was_incremental(cache, run_app, digits_buil
     meta_file = copy_analysis(digits_build, cache) / "meta.json"  # the copy the dashboard opens
     meta = json.loads(meta_file.read_text())
     meta_file.write_text(json.dumps({**meta, "reused": {"from": "digits-earlier", "rows": 1400, "of": 1437,
-                                                         "features": True, "quality": True}}))
+                                                         "features": True, "quality": True},
+                                     "map": {**meta["map"], "kept": {"from": "digits-earlier", "points": 1400}}}))
     at = run_app(page="pages/overview.py")
     assert any("reused 1,400 of 1,437 embeddings from" in c.value and "digits-earlier" in c.value
                for c in at.caption), [c.value for c in at.caption]
+    at = run_app(page="pages/map.py")  # and the map says which points kept their place
+    assert any("1,400 points keep their place" in c.value for c in at.caption), [c.value for c in at.caption]
