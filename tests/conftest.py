@@ -1,11 +1,11 @@
-"""Shared test fixtures. Analyses are built once per pytest session and copied into a test's own cache.
+"""Shared test fixtures. Analyses are built once per test run and copied into a test's own cache.
 
 The suite runs on two pytest-xdist workers, one test file each at a time (``-n 2 --dist loadfile``, the README's
 command): a "session" is a worker's, but the shared analyses are built once per run, by whichever worker asks first
 (under a file lock in the run's temporary folder; the other waits or finds them done); module fixtures (a module's
 server and browser) stay within one worker.
 
-Analyses (built once per session, shared; never write into the ``*_build`` directories themselves):
+Analyses (built once per run, shared by both workers; never write into the ``*_build`` directories themselves):
 
 * ``digits_build`` (session) — directory of the digits analysis. Read-only: copy it before changing anything.
 * ``digits_analysis`` — this test's own copy of it in ``cache`` (its own review log, its own rounds); change freely.

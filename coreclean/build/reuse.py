@@ -174,10 +174,9 @@ def embed_reusing(plan: ReusePlan, dataset: Dataset, work_dir: Path, embed_rows:
 
 def earlier_map(plan: ReusePlan, keep_train: np.ndarray,
                 x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, str] | None:
-    """What the map of an incremental rebuild keeps: (rows (p,), xy (p, 2), the earlier analysis's name) for this
-    build's training rows ``x_train`` (n, d) that were on the earlier analysis's map with byte-identical features
-    (an edited embedding row moves), or ``None`` when it has no readable map. ``keep_train``: (n_input,) bool, the
-    input rows the build kept."""
+    """What an incremental rebuild's map keeps: (rows (p,), xy (p, 2), earlier analysis's name) for the training
+    rows of ``x_train`` (n, d) that were on its map with byte-identical features (an edited row moves), or ``None``
+    without a readable map. ``keep_train``: (n_input,) bool, the input rows the build kept."""
     chain = [plan.source]
     try:
         old_rows, old_xy = store.load_array(chain, "map_rows"), store.load_array(chain, "map_xy")
