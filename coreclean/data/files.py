@@ -25,7 +25,8 @@ def listed_files(root: Path, relatives: Iterable[str]) -> list[str | None]:
     followed, as :func:`inside`), else ``"outside"`` or ``"missing"``.
 
     The same answer as :func:`inside` plus ``is_file`` per path, for long lists: the root and each parent folder are
-    resolved once, and each file costs one ``lstat`` (60,000 images of one folder: 0.3 s instead of 7 s)."""
+    resolved once, and each file costs one ``lstat`` (loading a 61,000-image embeddings directory took 13.9 s under
+    the profiler with a resolve per path, 1.9 s with this)."""
     real_root = os.path.realpath(root)
     real_parents: dict[str, str] = {}
     out: list[str | None] = []
