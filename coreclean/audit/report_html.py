@@ -10,6 +10,7 @@ import numpy as np
 
 from ..data.decode import tile
 from ..data.images import ImageUnavailable, image_for
+from .audit import scope_line
 
 THUMB_PX = 72
 MAX_MATRIX_CLASSES = 30  # larger matrices show the classes with the most off-diagonal mass
@@ -130,7 +131,8 @@ def render_html(analysis, data: dict) -> str:
     out.append("<p class='muted'>Health of a class = 1 − its estimated share of wrong labels; overall = the "
                "sample-weighted mean (coreclean/audit/health.py). Estimated from cross-fitted, out-of-sample "
                f"probabilities ({audit['settings']['folds']} folds) by counting labels on each class's anchors "
-               "(coreclean/audit/noise.py); intervals by bootstrap.</p></section>")
+               f"(coreclean/audit/noise.py); intervals by bootstrap. {escape(scope_line(audit) or '')}</p>"
+               "</section>")
     out.append("<section id='noise-matrix'><h2>Estimated noise matrix</h2><p>Row: true class; column: given label; "
                "each row sums to 1 (P(given | true)).</p>"
                + heatmap_svg(audit["noise_matrix"], names, title="noise matrix", normalize_rows=False)

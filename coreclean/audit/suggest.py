@@ -58,18 +58,20 @@ CHOICE_PSEUDO = 4.0
 
 def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray, temperature: float = 1.0, *,
                    choice_matrix: np.ndarray | None = None,
-                   batch: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   batch: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row the suggested label, its confidence and the probability that the given label is wrong.
 
     proba : (n, K) out-of-fold probabilities.   y : (n,) given labels.   noise_matrix : (K, K) ``P(given | true)``.
     choice_matrix : (K, K) ``P(given | true)`` that picks the suggestion (default ``noise_matrix``): the same
         posterior, with a flatter matrix so that a flip the anchors happened not to see (an estimated 0) does not
         veto the true class; the confidence is always the posterior under ``noise_matrix``.
+    batch : rows per step (default: about 2**23 cells, so that each (batch, K) float64 temporary stays ~64 MB).
     Returns suggested (n,) int64 (never the given label when K > 1), confidence (n,) float32 and
     p_wrong (n,) float32, all from the noise posterior (module docstring).
     """
     y = np.asarray(y, dtype=np.int64)
     n = len(y)
+    batch = batch or max(1024, 2**23 // max(len(noise_matrix), 1))
     noise_matrix = np.asarray(noise_matrix, dtype=np.float64)
     choice = noise_matrix if choice_matrix is None else np.asarray(choice_matrix, dtype=np.float64)
     inverse, choice_inverse = np.linalg.pinv(noise_matrix), np.linalg.pinv(choice)
