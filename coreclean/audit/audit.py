@@ -150,7 +150,6 @@ def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 2
     return Audit(summary, suggested, confidence, p_wrong)
 
 
-
 def audit_of(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 200, progress: Progress | None = None,
              cached_only: bool = False) -> Audit | None:
     """The audit of ``analysis``: read from its directory when stored with these settings, else computed and
