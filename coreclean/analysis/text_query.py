@@ -8,7 +8,7 @@ import numpy as np
 
 from ..build import store
 from ..embedding.text import text_embeddings
-from ..exploration.neighbors import exact_search
+from ..exploration.cosine import exact_search
 
 
 def text_tower(analysis) -> dict | None:

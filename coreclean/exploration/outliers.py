@@ -36,7 +36,7 @@ from typing import Callable
 
 import numpy as np
 
-from .neighbors import BLOCK_ROWS, check_matrix
+from .cosine import BLOCK_ROWS, check_matrix
 
 
 def robust_z(score) -> np.ndarray:

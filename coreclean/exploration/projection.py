@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .neighbors import NeighborIndex, check_matrix, nearest_neighbors, unit_rows
+from .cosine import check_matrix, unit_rows
+from .neighbors import NeighborIndex, nearest_neighbors
 
 METHODS = ("umap", "tsne")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .neighbors import check_matrix, exact_search, unit_rows
+from .cosine import check_matrix, exact_search, unit_rows
 
 
 def recall_at_k(approx_indices, exact_indices) -> float:
