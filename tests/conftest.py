@@ -50,14 +50,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `bench` and `ui` are imported from the repository root
     sys.path.insert(0, str(ROOT))
 
-from bench.server import WAIT_MS, WAIT_S, serve  # noqa: E402
+from bench.server import WAIT_S  # noqa: E402
 from coreclean.data import FASHION_MNIST_DIR  # noqa: E402
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 # pretrained weights cannot be downloaded here: image-folder builds use random init unless a test says otherwise
 os.environ.setdefault("CORECLEAN_WEIGHTS", "none")
 APP = str(ROOT / "dashboard.py")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FASHION_TRAIN, FASHION_TEST = 3000, 500  # the Fashion-MNIST subset every Fashion-MNIST test shares (accuracy 0.83)
 
 
@@ -290,59 +289,5 @@ def weights_file(tmp_path_factory):
     return path
 
 
-# --- real servers and a real browser ------------------------------------------------------------------------------
-def _require_chromium() -> None:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium missing in CI: .ci/run must apt-get install chromium")
-        pytest.skip("chromium not installed (apt-get install -y chromium)")
-
-
-@pytest.fixture(scope="session")
-def serve_dashboard():
-    """``with serve_dashboard(cache_dir) as url:`` — a real `streamlit run` server on a free port (bench.server)."""
-    _require_chromium()
-    return serve
-
-
-@pytest.fixture(scope="module")
-def server(module_cache, module_digits, serve_dashboard):
-    """A dashboard server on this module's cache (holding ``module_digits``), for the module's browser tests."""
-    with serve_dashboard(module_cache) as url:
-        yield url
-
-
-class _PatientBrowser:
-    """A Playwright browser whose pages and contexts wait up to ``WAIT_MS`` for anything (selectors, functions,
-    navigation): tests wait for the app's own state, never for a short clock."""
-
-    def __init__(self, browser):
-        self._browser = browser
-
-    def new_page(self, **kwargs):
-        page = self._browser.new_page(**kwargs)
-        page.set_default_timeout(WAIT_MS)
-        return page
-
-    def new_context(self, **kwargs):
-        context = self._browser.new_context(**kwargs)
-        context.set_default_timeout(WAIT_MS)
-        return context
-
-    def __getattr__(self, name):
-        return getattr(self._browser, name)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian chromium driven by Playwright (every wait capped at ``WAIT_MS``). Module-scoped on purpose:
-    while Playwright's sync API is open, the main thread has a running asyncio loop, and code under test that calls
-    ``asyncio.run`` (the Dask handshake) fails in later modules."""
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield _PatientBrowser(instance)
-        instance.close()
+# --- real servers and a real browser: tests/browser_fixtures.py -----------------------------------------------------
+from tests.browser_fixtures import browser, serve_dashboard, server  # noqa: E402,F401  (fixtures, found by name)
