@@ -49,3 +49,17 @@ def test_rank_csv_has_duplicate_and_outlier_columns(tmp_path):
     rows = {int(r["index"]): r for r in csv.DictReader(open(tmp_path / "r.csv"))}
     assert rows[60]["duplicate_of"] == rows[5]["duplicate_of"] == "5" and rows[0]["duplicate_of"] == "-1"
     assert max(rows, key=lambda i: float(rows[i]["outlier"])) == 61
+
+
+def test_the_maps_graph_kernels_compile_once_per_machine():
+    """umap-learn's two parallel graph kernels are re-declared with numba's cache (a fresh process otherwise spends
+    ~9 s compiling them for every map); same functions, same options."""
+    import umap.umap_ as umap_module
+
+    from coreclean.exploration.projection import _umap_with_cached_kernels
+
+    _umap_with_cached_kernels()
+    for name in ("smooth_knn_dist", "compute_membership_strengths"):
+        kernel = getattr(umap_module, name)
+        assert type(kernel._cache).__name__ == "FunctionCache"
+        assert kernel.targetoptions.get("parallel") is True
