@@ -30,6 +30,13 @@ def test_bench_script_runs(script, args, expect, tmp_path, run_script, digits_bu
     assert expect in out
 
 
+def test_report_scale_smoke(tmp_path, run_script, digits_build, copy_analysis):
+    """The report's cold and warm runs, each a real `coreclean report` child process, on a copy of digits."""
+    analysis = copy_analysis(digits_build, tmp_path / "cache")
+    out = run_script("report_scale.py", "--analysis", str(analysis))
+    assert "| cold (audit computed) |" in out and "| warm (audit stored) |" in out
+
+
 def test_imagenet_scale_smoke(tmp_path, run_script):
     out = run_script("imagenet_scale.py", "--n-train", "1000", "--n-test", "200", "--classes", "10",
                      "--dir", str(tmp_path / "data"), "--cache", str(tmp_path / "cache"))
