@@ -25,7 +25,7 @@ def check_features_labels(
     X : float32 ndarray (n_samples, n_features), C-contiguous (a view when already so).
     y : int64 ndarray (n_samples,).
     """
-    X, y = _features(X, x_name), _labels(y, y_name)
+    X, y = check_matrix(X, x_name), _labels(y, y_name)
     _same_length(X, y, x_name, y_name)
     limit = n_classes if n_classes is not None else len(y)
     if len(y) and y.max() >= limit:
@@ -55,7 +55,7 @@ def check_test_arrays(
     X_test : (m, n_features) finite real numbers (m may be 0).  y_test : (m,) integers in 0..n_classes-1.
     Returns X_test as float32 (C-contiguous, a view when already so) and y_test as int64.
     """
-    X, y = _features(X_test, x_name), _labels(y_test, y_name)
+    X, y = check_matrix(X_test, x_name), _labels(y_test, y_name)
     _same_length(X, y, x_name, y_name)
     if X.shape[1] != n_features:
         raise ValueError(f"{x_name}: has {X.shape[1]} features but the training features have {n_features}; "
@@ -91,14 +91,19 @@ def check_coef(coef: np.ndarray | None, name: str, d: int, K: int) -> np.ndarray
     return coef.astype(np.float32)
 
 
-def _features(X, name: str) -> np.ndarray:
-    X = np.asarray(X)
+def check_matrix(X, name: str = "X", *, min_rows: int = 0) -> np.ndarray:
+    """Validate a (n, d) real matrix without reading its values (a memmap stays a memmap; finiteness is checked
+    where the values are read): numeric, two-dimensional, at least ``min_rows`` rows and one column."""
+    if not isinstance(X, np.ndarray):  # keeps np.memmap as is
+        X = np.asarray(X)
     if X.dtype == object:
-        raise ValueError(f"{name}: holds Python objects; save it as a numeric array (np.save of a float/int array).")
+        raise ValueError(f"{name}: holds Python objects; make it a numeric array (np.save of a float/int array).")
     if X.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (n_samples, n_features), got shape {X.shape}.")
     if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
         raise ValueError(f"{name}: dtype {X.dtype} is not real numeric; convert with X.astype(np.float32).")
+    if len(X) < min_rows or (min_rows and X.shape[1] < 1):
+        raise ValueError(f"{name}: needs at least {min_rows} rows and 1 column, got shape {X.shape}.")
     return X
 
 

@@ -7,23 +7,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.memmap_pages import release_rows
+from ..data.validation import check_matrix
 
 BLOCK_ROWS = 32768          # rows read from X per block (32768 x 512 float32 = 64 MB)
 
 
-def check_matrix(X, name: str = "X", *, min_rows: int = 2) -> np.ndarray:
-    """Validate a (n, d) real matrix without reading it (a memmap stays a memmap); finiteness is checked per block."""
-    if not isinstance(X, np.ndarray):  # keeps np.memmap as is
-        X = np.asarray(X)
-    if X.dtype == object:
-        raise ValueError(f"{name}: holds Python objects; pass a numeric (n, d) array.")
-    if X.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D array (n_samples, n_features), got shape {X.shape}.")
-    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
-        raise ValueError(f"{name}: dtype {X.dtype} is not real numeric; convert with .astype(np.float32).")
-    if len(X) < min_rows or X.shape[1] < 1:
-        raise ValueError(f"{name}: needs at least {min_rows} rows and 1 column, got shape {X.shape}.")
-    return X
+__all__ = ["BLOCK_ROWS", "check_matrix", "check_k", "column_mean", "drop_self", "exact_search", "in_threads",
+           "top_k", "unit_rows"]
 
 
 def unit_rows(block: np.ndarray, *, name: str = "X", offset: int = 0, mean: np.ndarray | None = None) -> np.ndarray:

@@ -74,7 +74,7 @@ class NeighborIndex:
         """Index X (n, d); for ivf this keeps a float32 unit-norm copy (n * d * 4 bytes) until the index is deleted."""
         import os
 
-        X = check_matrix(X)
+        X = check_matrix(X, min_rows=2)
         n, d = X.shape
         check_k(self.k, n, True)
         choices = ("auto", "exact", "ivf")

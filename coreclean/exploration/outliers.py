@@ -126,7 +126,7 @@ def mahalanobis_score(X, *, fit_rows=None, trim: float = 0.1, n_iter: int = 2, s
     Gaussian: fitted on a sample, then ``n_iter`` times refitted on the sample rows inside the (1 - trim) quantile.
     ``fit_rows``: optional (n,) bool, the rows the fit may use (e.g. :func:`typical_density`); default all.
     """
-    X = check_matrix(X)
+    X = check_matrix(X, min_rows=2)
     if not 0 <= trim < 1:
         raise ValueError(f"trim={trim!r}: the fraction of least typical rows left out of the fit, in [0, 1).")
     if not 0 < shrinkage <= 1:
@@ -202,7 +202,7 @@ def outlier_score(X, similarities, *, orientation=None, trim: float = 0.1, max_f
     were used (2.3 at the 90th percentile of a view, 4.6 at its 99th, 6.9 where about 1 row in 1000 would be), so
     the ``outlier`` column of ``rank`` and ``export`` reads the same for every source.
     """
-    X = check_matrix(X)
+    X = check_matrix(X, min_rows=2)
     local = knn_distance(similarities)
     if len(local) != len(X):
         raise ValueError(f"similarities: {len(local)} rows but X has {len(X)}; pass nearest_neighbors(X)'s output.")

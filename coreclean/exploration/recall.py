@@ -23,7 +23,7 @@ def measure_recall(X, indices, *, queries=None, rows=None, n_samples: int = 1000
     ``queries`` must be the array ``indices`` was computed for (None: X itself, self excluded). ``rows`` picks the
     sampled queries explicitly; ``mean`` (d,): the index's ``mean_`` when it searched centred rows. Returns (recall, sampled rows); cost is n_samples * n * d, streamed over X.
     """
-    X = check_matrix(X)
+    X = check_matrix(X, min_rows=2)
     indices = np.asarray(indices)
     m = len(X) if queries is None else len(queries)
     if indices.ndim != 2 or len(indices) != m:
