@@ -39,16 +39,17 @@ def memory(pid: int) -> tuple[int, int]:
 
 
 def timed_report(analysis: Path, out: Path) -> dict:
-    """One ``report`` run in a child process: wall and CPU seconds, peak RSS and peak anonymous memory per stage
-    (the stage is the last progress line the child printed), sampled every 20 ms."""
+    """One ``report`` run in a child process: wall seconds, peak RSS and peak anonymous memory per stage (the stage
+    is the last progress line the child printed), sampled every 20 ms."""
     started, load = time.perf_counter(), os.getloadavg()[0]
     child = subprocess.Popen([sys.executable, "-m", "coreclean", "report", str(analysis), "--out",
                               str(out / "report.html"), "--json", str(out / "report.json")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stage, peaks, first_seen = ["start"], {}, {}
+    stage, peaks, first_seen, lines = ["start"], {}, {}, []
 
     def follow() -> None:
         for line in child.stderr:
+            lines.append(line)
             stage[0] = line.split(":")[0].strip() or stage[0]
             first_seen.setdefault(stage[0], time.perf_counter() - started)
 
@@ -61,7 +62,7 @@ def timed_report(analysis: Path, out: Path) -> dict:
         time.sleep(0.02)
     reader.join()
     if child.returncode != 0:
-        raise SystemExit(f"report failed (exit {child.returncode})")
+        raise SystemExit(f"report failed (exit {child.returncode}):\n{''.join(lines[-20:])}")
     return {"seconds": time.perf_counter() - started, "load": load, "peaks": peaks, "first_seen": first_seen,
             "peak": max(p[0] for p in peaks.values()), "anon": max(p[1] for p in peaks.values()),
             "html MB": (out / "report.html").stat().st_size / 1e6}

@@ -1,6 +1,6 @@
 """The audit of a large set: dataset-level numbers from a stratified sample, suggestions for the sample and the top
-of every class, memory bounded by the sample (the 1.28M x 1000 case is measured by bench/imagenet_scale.py
---report); the prior's normal equations agree with least squares."""
+of every class, memory bounded by the sample (the 1.28M x 1000 case is measured by
+bench/report_scale.py); the prior's normal equations agree with least squares."""
 from types import SimpleNamespace
 
 import numpy as np
