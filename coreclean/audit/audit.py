@@ -107,7 +107,8 @@ def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 2
         fold = np.full(len(y), -1, np.int64)
         fold[rows] = fold_ids(y[rows], folds, seed)
         coefs = lda_fold_coefs(x, y, K, fold, folds, progress=progress)
-        proba, scored_proba = proba_by_fold(x, sample, fold, coefs), proba_by_fold(x, scored, fold, coefs)
+        scored_proba = proba_by_fold(x, scored, fold, coefs)
+        proba = scored_proba[np.searchsorted(scored, sample)]  # the sample is part of the scored rows
     given = y[sample]
     if progress:
         progress("noise estimate", 0, 1)

@@ -80,10 +80,10 @@ def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray, t
         labels = y[start:start + batch]
         rows = np.arange(len(labels))
         calibrated = tempered(proba[start:start + batch], temperature)
-        post = _posterior(calibrated, inverse, noise_matrix, labels)
+        post = _posterior(np.clip(calibrated @ inverse, EPS, None), noise_matrix, labels)
         p_wrong[start:start + batch] = 1.0 - post[rows, labels]
-        clean = np.clip(calibrated @ choice_inverse, EPS, None)
-        pick = post.copy() if choice_matrix is None else _posterior(calibrated, choice_inverse, choice, labels)
+        clean = np.clip(calibrated @ choice_inverse, EPS, None)  # one product per matrix: (batch, K) x (K, K)
+        pick = post.copy() if choice_matrix is None else _posterior(clean, choice, labels)
         pick[rows, labels] = -1.0
         # exact ties (classes the noise matrix never sends into the given label all have posterior 0; on clean data
         # every class does): the corrected probability p* decides, not the lowest class index
@@ -94,9 +94,9 @@ def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray, t
     return suggested, confidence, p_wrong
 
 
-def _posterior(calibrated: np.ndarray, inverse: np.ndarray, matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(m, K) ``P(true t | x, given y)`` ∝ ``p*(t | x) M[t, y]``, ``p* = p_T M^-1`` clipped at ``EPS``."""
-    post = np.clip(calibrated @ inverse, EPS, None) * matrix[:, labels].T
+def _posterior(clean: np.ndarray, matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(m, K) ``P(true t | x, given y)`` ∝ ``p*(t | x) M[t, y]``; ``clean`` = p* = p_T M^-1 clipped at ``EPS``."""
+    post = clean * matrix[:, labels].T
     return post / np.clip(post.sum(axis=1, keepdims=True), 1e-300, None)
 
 
