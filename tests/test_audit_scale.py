@@ -96,9 +96,11 @@ def test_the_prior_solve_is_the_ridge_least_squares_solution(K):
 
 
 def test_lda_folds_are_fitted_without_their_own_rows(noisy_set):
-    """Each fold's coef is LDA on exactly the other folds' rows (per-fold moments summed = moments of those rows),
-    and every row is scored by its own fold's coef."""
-    from coreclean.audit.crossfit import fold_ids, lda_fold_coefs, proba_by_fold
+    """Each fold's coef is LDA on exactly the other folds' rows (per-fold moments of one pass in row order, summed =
+    moments of those rows), and every row is scored by its own fold's coef."""
+    from types import SimpleNamespace
+
+    from coreclean.audit.crossfit import fold_ids, fold_moments, lda_fold_coefs, proba_by_fold, shared_reference
     from coreclean.classifier.model import predict_proba
     from coreclean.classifier.row_passes import moments
     from coreclean.classifier.solver import lda_start, to_raw
@@ -109,8 +111,15 @@ def test_lda_folds_are_fitted_without_their_own_rows(noisy_set):
     used = np.flatnonzero(~analysis.removed_train)
     fold[used] = fold_ids(y[used], 3)
     coefs = lda_fold_coefs(X, y, 4, fold, 3)
-    reference = moments(X, y, 4, sample_weight=(fold == 0).astype(float))  # the standardization the folds share
+    mean, scale = shared_reference(X, used)  # the standardization the folds share
+    reference = SimpleNamespace(mean=mean, scale=scale)
+    per_fold = fold_moments(X, y, 4, fold, 3, batch=700)  # several blocks, folds mixed in each
     for k in range(3):
+        direct = moments(X[fold == k], y[fold == k], 4, reference=reference)
+        assert per_fold[k].total == direct.total and np.array_equal(per_fold[k].class_weights, direct.class_weights)
+        for field in ("first", "second", "class_sums"):
+            ours, theirs = getattr(per_fold[k], field), getattr(direct, field)  # float32 batches, float64 sums
+            assert np.allclose(ours, theirs, rtol=1e-5, atol=1e-5 * np.abs(theirs).max())
         others = (fold >= 0) & (fold != k)
         direct = moments(X[others], y[others], 4, reference=reference)
         expected = to_raw(*lda_start(direct), direct.mean, direct.scale)

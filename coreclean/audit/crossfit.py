@@ -15,7 +15,9 @@ from typing import Callable
 import numpy as np
 
 from ..classifier.model import predict_proba
-from ..classifier.row_passes import moments
+from ..classifier.lazy_torch import torch
+from ..classifier.row_passes import (BATCH, Moments, centred_sums, mean_scale, moments, remote_passes,
+                                        standardize)
 from ..classifier.solver import fit_softmax, lda_start, to_raw
 from ..data.memmap_pages import release_rows
 
@@ -72,26 +74,71 @@ def out_of_fold_proba(X, y: np.ndarray, n_classes: int, *, folds: int = 5, C: fl
     return proba
 
 
+def fold_moments(X, y: np.ndarray, n_classes: int, fold: np.ndarray, folds: int, *, batch: int = BATCH
+                 ) -> list[Moments]:
+    """Per fold k the :class:`~coreclean.classifier.row_passes.Moments` of the rows with ``fold == k`` (-1:
+    unused), all in one pass over ``X`` in row order with one shared standardization (:func:`shared_reference`).
+    Row order matters on a memmap: five scattered per-fold passes read the whole file five times (23 s vs 10 s at
+    1.28M x 512)."""
+    if remote_passes(X) is not None:  # an executor runs passes over X: one per fold, as it reduces them
+        reference = None
+        out = []
+        for k in range(folds):
+            out.append(moments(X, y, n_classes, sample_weight=(fold == k).astype(np.float64), reference=reference))
+            reference = reference or out[0]
+        return out
+    mean, scale = shared_reference(X, np.flatnonzero(fold >= 0))
+    d = X.shape[1]
+    second = [torch.zeros(d, d, dtype=torch.float64) for _ in range(folds)]
+    first = [torch.zeros(d, dtype=torch.float64) for _ in range(folds)]
+    class_sums = [torch.zeros(n_classes, d, dtype=torch.float64) for _ in range(folds)]
+    for start in range(0, len(X), batch):
+        block_fold = fold[start:start + batch]
+        used = block_fold >= 0
+        z = standardize(np.asarray(X[start:start + batch], dtype=np.float32)[used], mean, scale, torch.device("cpu"))
+        release_rows(X, start, start + batch)  # after the read: a memmap's block is a view of its pages
+        labels, block_fold = torch.from_numpy(y[start:start + batch][used].astype(np.int64)), block_fold[used]
+        for k in range(folds):
+            mine = torch.from_numpy(np.flatnonzero(block_fold == k))
+            zk = z[mine]
+            second[k] += (zk.T @ zk).double()
+            first[k] += zk.sum(dim=0, dtype=torch.float64)
+            class_sums[k] += torch.zeros(n_classes, d).index_add_(0, labels[mine], zk).double()
+    out = []
+    for k in range(folds):
+        counts = np.bincount(y[fold == k], minlength=n_classes).astype(np.float64)
+        out.append(Moments(float(counts.sum()), first[k].numpy(), second[k].numpy(), class_sums[k].numpy(), counts,
+                           mean, scale))
+    return out
+
+
+def shared_reference(X, rows: np.ndarray, *, at_most: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) (d,) of an evenly strided subset of ``rows`` (at most ``at_most``): the standardization the
+    folds' moments share. Any fixed one gives the same folds' LDA up to its shrinkage target; a subset saves a pass."""
+    subset = rows[::max(1, -(-len(rows) // at_most))]
+    shift = np.asarray(X[subset[0]], dtype=np.float64)
+    # small batches: the kernel maps the pages around every scattered read, a batch's whole span of the file
+    return mean_scale(shift, *centred_sums(X, subset, np.ones(len(X)), shift, torch.device("cpu"), batch=2048))
+
+
 def lda_fold_coefs(X, y: np.ndarray, n_classes: int, fold: np.ndarray, folds: int, *,
                    progress: Progress | None = None) -> list[np.ndarray]:
     """Per fold k a (d + 1, K) raw-feature coef of linear discriminant analysis fitted on the rows of the other
     folds: the cross-fit of large sets, where ``folds`` softmax fits over every row cost folds x the build's fit.
-    The folds' moments take one streamed pass in all (each fold's rows once, one shared standardization) and are
-    summed per fit (:class:`~coreclean.classifier.row_passes.Moments` add). fold : (n,) in [0, folds), -1 unused."""
-    per_fold, reference = [], None
-    for k in range(folds):
-        if progress:
-            progress("cross-fit", k, folds + 1)
-        m = moments(X, y, n_classes, sample_weight=(fold == k).astype(np.float64), reference=reference)
-        reference = reference or m
-        per_fold.append(m)
+    The folds' moments take one streamed pass (:func:`fold_moments`) and are summed per fit. fold : (n,) in
+    [0, folds), -1 unused."""
+    if progress:
+        progress("cross-fit", 0, 2)
+    per_fold = fold_moments(X, y, n_classes, fold, folds)
+    if progress:
+        progress("cross-fit", 1, 2)
     coefs = []
     for k in range(folds):
         m = reduce(operator.add, (per_fold[j] for j in range(folds) if j != k))
         W, b = lda_start(m)
         coefs.append(to_raw(W, b, m.mean, m.scale))
     if progress:
-        progress("cross-fit", folds + 1, folds + 1)
+        progress("cross-fit", 2, 2)
     return coefs
 
 

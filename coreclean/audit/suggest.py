@@ -45,8 +45,9 @@ def fit_temperature(proba: np.ndarray, y: np.ndarray, *, max_rows: int = 50_000,
 
 
 def tempered(proba: np.ndarray, temperature: float) -> np.ndarray:
-    """``softmax(log proba / T)`` row-wise, (n, K) float64."""
-    z = np.log(np.clip(np.asarray(proba, dtype=np.float64), EPS, 1.0)) / temperature
+    """``softmax(log proba / T)`` row-wise, (n, K) float32 (the suggestions' products in float32 take half the
+    time of float64 at 1000 classes; probabilities need no more digits)."""
+    z = np.log(np.clip(np.asarray(proba, dtype=np.float32), EPS, 1.0)) / np.float32(temperature)
     z -= z.max(axis=1, keepdims=True)
     np.exp(z, out=z)
     return z / z.sum(axis=1, keepdims=True)
@@ -65,7 +66,7 @@ def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray, t
     choice_matrix : (K, K) ``P(given | true)`` that picks the suggestion (default ``noise_matrix``): the same
         posterior, with a flatter matrix so that a flip the anchors happened not to see (an estimated 0) does not
         veto the true class; the confidence is always the posterior under ``noise_matrix``.
-    batch : rows per step (default: about 2**23 cells, so that each (batch, K) float64 temporary stays ~64 MB).
+    batch : rows per step (default: about 2**23 cells, so that each (batch, K) float32 temporary stays ~32 MB).
     Returns suggested (n,) int64 (never the given label when K > 1), confidence (n,) float32 and
     p_wrong (n,) float32, all from the noise posterior (module docstring).
     """
@@ -74,7 +75,8 @@ def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray, t
     batch = batch or max(1024, 2**23 // max(len(noise_matrix), 1))
     noise_matrix = np.asarray(noise_matrix, dtype=np.float64)
     choice = noise_matrix if choice_matrix is None else np.asarray(choice_matrix, dtype=np.float64)
-    inverse, choice_inverse = np.linalg.pinv(noise_matrix), np.linalg.pinv(choice)
+    inverse, choice_inverse = (np.linalg.pinv(m).astype(np.float32) for m in (noise_matrix, choice))
+    noise_matrix, choice = noise_matrix.astype(np.float32), choice.astype(np.float32)
     suggested, confidence, p_wrong = np.empty(n, np.int64), np.empty(n, np.float32), np.empty(n, np.float32)
     for start in range(0, n, batch):
         labels = y[start:start + batch]
@@ -97,7 +99,7 @@ def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray, t
 def _posterior(clean: np.ndarray, matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """(m, K) ``P(true t | x, given y)`` ∝ ``p*(t | x) M[t, y]``; ``clean`` = p* = p_T M^-1 clipped at ``EPS``."""
     post = clean * matrix[:, labels].T
-    return post / np.clip(post.sum(axis=1, keepdims=True), 1e-300, None)
+    return post / np.clip(post.sum(axis=1, keepdims=True), np.finfo(post.dtype).tiny, None)
 
 
 def suggest_from_estimate(proba: np.ndarray, y: np.ndarray, estimate: NoiseEstimate, temperature: float = 1.0
