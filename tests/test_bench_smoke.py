@@ -52,3 +52,13 @@ def test_imagenet_scale_compare_smoke(tmp_path, run_script):
     assert "Bayes-optimal" in out
     for name in ("old coreset fit", "new solver (default)", "long full-data reference"):
         assert f"| {name} |" in out
+
+
+def test_recall_curve_smoke(tmp_path, run_script, digits_build, copy_analysis):
+    """The inverted-file index refitted on an analysis: recall grows with the lists probed and is exact at all."""
+    analysis = copy_analysis(digits_build, tmp_path / "cache")
+    out = run_script("recall_curve.py", "--analysis", str(analysis), "--queries", "200")
+    rows = [line.split("|")[1:4] for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    recalls = [float(r[2]) for r in rows]
+    assert len(rows) >= 3 and recalls == sorted(recalls) and recalls[-1] == 1.0 and float(rows[-1][1]) == 1.0
+    assert "epsilon-recall@10" in out
