@@ -4,6 +4,7 @@
     python bench/audit.py --n 60000       # the full training set (slow on 2 cores)
     python bench/audit.py --quick         # digits, one setting (smoke run)
     python bench/audit.py --n 60000 --cache /tmp/h3cache   # out-of-fold probabilities from bench/audit_cache.py
+    python bench/audit.py --classifier linear              # the streamed softmax instead of the audit's choice
 
 With ``--cache DIR`` a setting whose probabilities ``bench/audit_cache.py`` stored there (same n, seed, labels) is
 read instead of cross-fitted again (its *cross-fit s* is the stored one); rate 0 (the unflipped labels, every
@@ -24,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import Timer, features, inject_noise, machine, markdown_table  # noqa: E402
-from coreclean.audit.crossfit import out_of_fold_proba  # noqa: E402
+from bench.common import PCA_DIMS, Timer, features, inject_noise, machine, markdown_table  # noqa: E402
+from coreclean.audit.audit import CLASSIFIERS, cross_fitted_proba, crossfit_classifier  # noqa: E402
 from bench.audit_cache import cache_path  # noqa: E402
 from coreclean.audit.noise import estimate_noise, rates_of  # noqa: E402
 from coreclean.audit.suggest import fit_temperature, reliability, suggest_from_estimate, suggest_labels  # noqa: E402,E501
@@ -51,25 +52,31 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=None, help="folder of bench/audit_cache.py probabilities")
     parser.add_argument("--only-cached", action="store_true", help="skip the settings the cache does not hold")
+    parser.add_argument("--classifier", choices=CLASSIFIERS, default=None,
+                        help="the cross-fitted classifier (default: the audit's choice for the set's size)")
     args = parser.parse_args()
     dataset = "digits" if args.quick else "fashion-mnist"
     settings = [("uniform", 0.1)] if args.quick else \
         [(kind, rate) for kind in ("uniform", "pair", "asymmetric") for rate in (0.05, 0.1, 0.2)]
-    stored = sorted(args.cache.glob(f"{args.n}_{args.seed}_*.npz")) if args.cache and args.only_cached else []
+    classifier = args.classifier or crossfit_classifier(args.n, PCA_DIMS)  # the features' PCA dimensions
+    stored = sorted(args.cache.glob(f"{args.n}_{args.seed}_*_{classifier}.npz")) if args.cache and args.only_cached \
+        else []
     if stored:  # every number comes from the cache: the true labels are there, no features needed
         with np.load(stored[0]) as first:
             X, y = None, first["y"]
     else:
         X, y, _, _ = features(dataset, None if args.quick else args.n, seed=args.seed)
     K = int(y.max() + 1)
-    if args.cache and cache_path(args.cache, len(y), args.seed, "uniform", 0.0).exists():
+    if X is not None:
+        classifier = args.classifier or crossfit_classifier(*X.shape)
+    if args.cache and cache_path(args.cache, len(y), args.seed, "uniform", 0.0, classifier).exists():
         settings = settings + [("uniform", 0.0)]
-    print(f"{dataset}, {len(y)} training samples, {K} classes; {machine()}")
+    print(f"{dataset}, {len(y)} training samples, {K} classes, cross-fitted {classifier}; {machine()}")
     noise_rows, suggestion_rows, diagram = [], [], None
     for kind, rate in settings:
         noisy = inject_noise(y, kind, rate, dataset, args.seed) if rate else y.copy()
         true_rate, true_per = truth_rates(y, noisy, K)
-        cached = cache_path(args.cache, len(y), args.seed, kind, rate) if args.cache else None
+        cached = cache_path(args.cache, len(y), args.seed, kind, rate, classifier) if args.cache else None
         if cached and cached.exists():
             with np.load(cached) as stored:
                 if not (np.array_equal(stored["noisy"], noisy) and np.array_equal(stored["y"], y)):
@@ -79,7 +86,8 @@ def main() -> None:
             continue
         else:
             with Timer() as cv:
-                proba = out_of_fold_proba(X, noisy, K, folds=5, seed=args.seed)
+                proba = cross_fitted_proba(X, noisy, K, np.arange(len(y)), folds=5, seed=args.seed,
+                                           classifier=classifier)
         with Timer() as ours_t:
             ours = estimate_noise(proba, noisy, K, bootstrap=200, seed=args.seed)
         with Timer() as cl_t:

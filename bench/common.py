@@ -15,13 +15,16 @@ PAIRS = {
 }
 
 
+PCA_DIMS = 128
+
+
 def features(name: str, n_train: int | None = None, seed: int = 0):
     """(X_train, y_train, X_test, y_test) as standardized pixels (PCA-128 for Fashion-MNIST), optionally subsampled."""
     from coreclean import load_source
     from coreclean.embedding.embed import pixel_features
 
     ds = load_source(name)
-    x_train, x_test = pixel_features(ds.pixels_train, ds.pixels_test, pca=128)
+    x_train, x_test = pixel_features(ds.pixels_train, ds.pixels_test, pca=PCA_DIMS)
     y_train, y_test = np.asarray(ds.y_train), np.asarray(ds.y_test)
     if n_train and n_train < len(y_train):
         keep = np.sort(np.random.default_rng(seed).choice(len(y_train), n_train, replace=False))

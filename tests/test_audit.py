@@ -6,10 +6,10 @@ import pytest
 
 from coreclean.audit.crossfit import fold_ids, out_of_fold_proba
 from coreclean.audit.health import class_balance, health_scores, overlapping_classes
-from coreclean.audit.noise import estimate_noise
+from coreclean.audit.noise import estimate_noise, smoothed_noise_matrix
 from coreclean.audit.report_html import SECTIONS
 from coreclean.audit.rules import METRICS, parse_rule
-from coreclean.audit.suggest import reliability, suggest_labels
+from coreclean.audit.suggest import CHOICE_PSEUDO, POSTERIOR_PSEUDO, reliability, suggest_labels
 from coreclean.cli.main import main
 
 
@@ -70,6 +70,26 @@ def test_suggestions_name_the_true_class_of_flipped_samples(blobs):
     assert 0 <= ece < 0.15 and sum(row["count"] for row in table) == flagged.sum()
 
 
+def test_the_posterior_total_is_matched_to_the_estimated_rate(blobs):
+    """One shift of every row's odds of a wrong label: the mean over the reference rows becomes the estimate,
+    every row keeps its place and its suggestion, and a suggestion is never surer than "the label is wrong"."""
+    from coreclean.audit.suggest import match_rate, suggest_from_estimate
+
+    X, y, noisy, proba = blobs
+    estimate = estimate_noise(proba, noisy, 3, bootstrap=0)
+    plain = suggest_labels(proba, noisy, smoothed_noise_matrix(estimate, POSTERIOR_PSEUDO),
+                           choice_matrix=smoothed_noise_matrix(estimate, CHOICE_PSEUDO))
+    reference = np.arange(0, len(noisy), 3)
+    suggested, confidence, p_wrong = suggest_from_estimate(proba, noisy, estimate, reference=reference)
+    assert np.array_equal(suggested, plain[0])
+    assert np.isclose(p_wrong[reference].astype(np.float64).mean(), estimate.rate, atol=1e-4)
+    order = np.argsort(plain[2], kind="stable")
+    assert np.all(np.diff(p_wrong[order]) >= 0)
+    assert np.all(confidence <= p_wrong + 1e-6)
+    assert match_rate(np.array([0.1, 0.3]), 0.2) == pytest.approx(0.0, abs=1e-5)  # already agreeing: no shift
+    assert match_rate(np.array([0.1, 0.3]), 0.0) == -20 and match_rate(np.array([]), 0.1) == 0.0
+
+
 def test_health_overlap_and_balance_formulas():
     joint = np.array([[0.40, 0.08, 0.0], [0.07, 0.35, 0.0], [0.0, 0.02, 0.08]])  # Q[given, true]
     pairs = overlapping_classes(joint, 1000)
@@ -128,7 +148,7 @@ def test_audit_is_cached_in_the_analysis_directory(reported, monkeypatch):
     assert (directory / "audit" / "summary.json").is_file()
     monkeypatch.setattr(audit_module, "compute_audit", lambda *a, **k: pytest.fail("recomputed"))
     cached = audit_module.audit_of(Analysis.load(directory))
-    assert len(cached.suggested) == 1437 and cached.summary["n"] == 1437
+    assert len(cached.suggested) == 1437 and cached.summary["n"] == 1437 and cached.summary["classifier"] == "mlp"
 
 
 @pytest.mark.parametrize("metric", sorted(METRICS))

@@ -55,6 +55,9 @@ def test_a_large_set_is_estimated_on_a_sample_and_suggested_for_the_top_of_each_
 
     audit = compute_audit(analysis, folds=4, bootstrap=100)
     assert audit.summary["sampled"] == len(sample) and audit.summary["suggested"] == len(scored)
+    assert audit.summary["classifier"] == "lda"
+    # the posterior's total is matched to the estimate on the random sample, not on the top rows added to it
+    assert np.isclose(audit.p_wrong[sample].astype(float).mean(), audit.summary["noise_rate"], atol=1e-4)
     assert audit.summary["n"] == len(rows) and sum(audit.summary["counts"]) == len(rows)
     assert f"sample of {len(sample):,} of the {len(rows):,} samples" in scope_line(audit.summary)
     outside = np.setdiff1d(np.arange(len(y)), scored)

@@ -17,11 +17,13 @@ from ..build import store
 from ..importance.sensitivity import FIT_BUDGET, MIN_PASSES
 from .crossfit import fold_ids, lda_fold_coefs, out_of_fold_proba, proba_by_fold
 from .health import class_balance, health_scores, overlapping_classes
+from .mlp import MLP_VALUES, mlp_out_of_fold_proba
 from .noise import ANCHOR_SHARE, REFERENCE_QUANTILE, estimate_noise
 from .suggest import CHOICE_PSEUDO, POSTERIOR_PSEUDO, fit_temperature, suggest_from_estimate
 
-AUDIT_VERSION = 4  # 2: ridge on the true-class prior; 3: suggestions' exact ties broken by p*;
-# 4: anchors with the reference split (share 0.3), pseudo-counts in the suggestions' matrices
+AUDIT_VERSION = 5  # 2: ridge on the true-class prior; 3: suggestions' exact ties broken by p*;
+# 4: anchors with the reference split (share 0.3), pseudo-counts in the suggestions' matrices; 5: the two-layer net
+# cross-fitted on moderate sets, the posterior matched to the estimated rate
 SAMPLE_ARRAYS = ("suggested", "confidence", "p_wrong")
 Progress = Callable[[str, int, int], None]
 
@@ -88,6 +90,30 @@ def scope_line(summary: dict) -> str | None:
             f"important of each class.")
 
 
+CLASSIFIERS = ("mlp", "linear")
+
+
+def crossfit_classifier(n_rows: int, n_features: int) -> str:
+    """The classifier the audit cross-fits on ``n_rows`` x ``n_features`` (below ``AUDIT_CELLS``): the two-layer net
+    (:mod:`coreclean.audit.mlp`) up to ``MLP_VALUES`` values, else the build's streamed softmax."""
+    return "mlp" if n_rows * n_features <= MLP_VALUES else "linear"
+
+
+def cross_fitted_proba(x, y: np.ndarray, n_classes: int, rows: np.ndarray, *, C: float = 1.0, folds: int = 5,
+                       seed: int = 0, classifier: str | None = None, progress: Progress | None = None) -> np.ndarray:
+    """(n, K) out-of-fold probabilities (NaN outside ``rows``) of ``classifier`` (default
+    :func:`crossfit_classifier`; "linear" gets the build's work cap: large sets a few streamed passes per fold)."""
+    classifier = classifier or crossfit_classifier(len(rows), x.shape[1])
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"classifier {classifier!r}: use one of {CLASSIFIERS}")
+    if classifier == "mlp":
+        return mlp_out_of_fold_proba(x, y, n_classes, folds=folds, seed=seed, rows=rows, progress=progress)
+    per_pass = max(len(rows) * (x.shape[1] + 1) * n_classes, 1)
+    passes = None if per_pass * 200 * folds <= FIT_BUDGET else max(MIN_PASSES, FIT_BUDGET // (per_pass * folds))
+    return out_of_fold_proba(x, y, n_classes, folds=folds, C=C, seed=seed, rows=rows, max_passes=passes,
+                             progress=progress)
+
+
 def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 200,
                   progress: Progress | None = None) -> Audit:
     """Cross-fit the analysis's classifier on its stored features (``x_train``; samples removed by review left
@@ -98,12 +124,11 @@ def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 2
     x = analysis.x_train
     sample, scored = audit_scope(y, rows, np.asarray(analysis.importance), K, seed=seed)
     if len(sample) == len(rows):
-        # the same work cap as the build's classifier: large sets get a few streamed passes per fold
-        per_pass = max(len(rows) * (x.shape[1] + 1) * K, 1)
-        passes = None if per_pass * 200 * folds <= FIT_BUDGET else max(MIN_PASSES, FIT_BUDGET // (per_pass * folds))
-        proba = scored_proba = out_of_fold_proba(x, y, K, folds=folds, C=analysis.params.C, seed=seed, rows=rows,
-                                                 max_passes=passes, progress=progress)[rows]
+        classifier = crossfit_classifier(len(rows), x.shape[1])
+        proba = scored_proba = cross_fitted_proba(x, y, K, rows, C=analysis.params.C, folds=folds, seed=seed,
+                                                  classifier=classifier, progress=progress)[rows]
     else:
+        classifier = "lda"
         fold = np.full(len(y), -1, np.int64)
         fold[rows] = fold_ids(y[rows], folds, seed)
         coefs = lda_fold_coefs(x, y, K, fold, folds, progress=progress)
@@ -115,8 +140,8 @@ def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 2
     estimate = estimate_noise(proba, given, K, bootstrap=bootstrap, seed=seed)
     temperature = fit_temperature(proba, given, seed=seed)
     del proba
-    suggested_rows, confidence_rows, wrong_rows = suggest_from_estimate(scored_proba, y[scored], estimate,
-                                                                        temperature)
+    suggested_rows, confidence_rows, wrong_rows = suggest_from_estimate(
+        scored_proba, y[scored], estimate, temperature, reference=np.searchsorted(scored, sample))
     del scored_proba
     if progress:
         progress("noise estimate", 1, 1)
@@ -132,6 +157,7 @@ def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 2
         "settings": settings(folds, seed, bootstrap),
         "n": int(len(rows)),
         "sampled": int(len(sample)),
+        "classifier": classifier,
         "suggested": int(len(scored)),
         "classes": list(analysis.classes),
         "counts": counts.tolist(),
