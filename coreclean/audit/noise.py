@@ -88,7 +88,7 @@ class AnchorVotes:
 
 
 def anchor_votes(proba: np.ndarray, y: np.ndarray, n_classes: int, *, anchor_share: float = 0.3,
-                 quantile: float = 0.5) -> AnchorVotes:
+                 quantile: float = 0.7) -> AnchorVotes:
     """Class t's anchors (:func:`anchor_rows`) split into flips and look-alikes by a *reference split*.
 
     An anchor labelled h != t is either a flip (a true t: under class-conditional noise its image is a typical
@@ -202,7 +202,9 @@ class NoiseEstimate:
 
 METHODS = ("anchors", "confident-joint")
 ANCHOR_SHARE = 0.3
-REFERENCE_QUANTILE = 0.5
+# chosen on Fashion-MNIST 20k, noise seed 0, with the audit's net (bench/audit.py; 0.3-1.0 compared): 0.7 put all
+# ten settings within 1.5 pp, the median (the linear fit's choice) eight
+REFERENCE_QUANTILE = 0.7
 
 
 def smoothed_noise_matrix(estimate: NoiseEstimate, pseudo: float) -> np.ndarray:
