@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
+from scipy.special import expit, logit
 
 from .noise import NoiseEstimate, smoothed_noise_matrix
 
@@ -133,27 +134,22 @@ def match_rate(p_wrong: np.ndarray, rate: float) -> float:
     confidences among the rows ranked first are under-confident with it. One constant on the log-odds (the prior
     shift of Saerens et al. 2002) keeps every row's order and moves the total onto the estimate (0 when the rows
     already agree; clamped to +-SHIFT_BOUND)."""
-    logit = _logit(np.asarray(p_wrong, dtype=np.float64))
-    mean = lambda b: float(np.mean(_sigmoid(logit + b))) - rate  # noqa: E731 (increasing in b)
-    if not len(logit) or mean(-SHIFT_BOUND) >= 0:
-        return -SHIFT_BOUND if len(logit) else 0.0
+    odds = _log_odds(p_wrong)
+    mean = lambda b: float(np.mean(expit(odds + b))) - rate  # noqa: E731 (increasing in b)
+    if not len(odds) or mean(-SHIFT_BOUND) >= 0:
+        return -SHIFT_BOUND if len(odds) else 0.0
     if mean(SHIFT_BOUND) <= 0:
         return SHIFT_BOUND
     return float(brentq(mean, -SHIFT_BOUND, SHIFT_BOUND, xtol=1e-6))
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    return np.log(p) - np.log1p(-p)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+def _log_odds(p: np.ndarray) -> np.ndarray:
+    return logit(np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS))
 
 
 def _shifted(p_wrong: np.ndarray, shift: float) -> np.ndarray:
     """(n,) float32 p_wrong with ``shift`` added to its log-odds (NaN stays NaN)."""
-    return _sigmoid(_logit(np.asarray(p_wrong, dtype=np.float64)) + shift).astype(np.float32)
+    return expit(_log_odds(p_wrong) + shift).astype(np.float32)
 
 
 def reliability(confidence: np.ndarray, correct: np.ndarray, *, bins: int = 10) -> tuple[float, list[dict]]:
