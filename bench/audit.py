@@ -58,17 +58,21 @@ def main() -> None:
     dataset = "digits" if args.quick else "fashion-mnist"
     settings = [("uniform", 0.1)] if args.quick else \
         [(kind, rate) for kind in ("uniform", "pair", "asymmetric") for rate in (0.05, 0.1, 0.2)]
-    classifier = args.classifier or crossfit_classifier(args.n, PCA_DIMS)  # the features' PCA dimensions
-    stored = sorted(args.cache.glob(f"{args.n}_{args.seed}_*_{classifier}.npz")) if args.cache and args.only_cached \
-        else []
-    if stored:  # every number comes from the cache: the true labels are there, no features needed
-        with np.load(stored[0]) as first:
+    if args.only_cached and (args.quick or not args.cache):
+        raise SystemExit("error: --only-cached reads Fashion-MNIST probabilities from --cache DIR (not with --quick)")
+    classifier = args.classifier or crossfit_classifier(args.n, PCA_DIMS, 10)  # Fashion-MNIST's PCA-128 features
+    cached_files = sorted(args.cache.glob(f"{args.n}_{args.seed}_*_{classifier}.npz")) if args.only_cached else []
+    if args.only_cached and not cached_files:
+        raise SystemExit(f"error: {args.cache} holds no {args.n}_{args.seed}_*_{classifier}.npz "
+                         "(bench/audit_cache.py writes them)")
+    if cached_files:  # every number comes from the cache: the true labels are there, no features needed
+        with np.load(cached_files[0]) as first:
             X, y = None, first["y"]
     else:
         X, y, _, _ = features(dataset, None if args.quick else args.n, seed=args.seed)
     K = int(y.max() + 1)
     if X is not None:
-        classifier = args.classifier or crossfit_classifier(*X.shape)
+        classifier = args.classifier or crossfit_classifier(*X.shape, K)
     if args.cache and cache_path(args.cache, len(y), args.seed, "uniform", 0.0, classifier).exists():
         settings = settings + [("uniform", 0.0)]
     print(f"{dataset}, {len(y)} training samples, {K} classes, cross-fitted {classifier}; {machine()}")
@@ -126,12 +130,13 @@ def main() -> None:
         suggestion_rows[-1]["with injected M: flipped right"] = float(np.mean(s_true[flipped_true] == y[flipped_true]))
         suggestion_rows[-1]["with injected M: ECE"] = reliability(c_true[top_true],
                                                                   s_true[top_true] == y[top_true])[0]
-        if diagram is None and kind == "uniform" and rate == 0.1 or args.quick:
+        if diagram is None and (args.quick or (kind == "uniform" and rate == 0.1)):
             diagram = (setting, table)
     print("\n## Noise estimate vs truth (same out-of-fold probabilities)\n")
     print(markdown_table(noise_rows, list(noise_rows[0]), digits=2))
-    print("\n## Suggested labels (top 10% by p(wrong label))\n")
-    print(markdown_table(suggestion_rows, list(suggestion_rows[0])))
+    if suggestion_rows:  # none when only the unflipped labels were cached
+        print("\n## Suggested labels (top 10% by p(wrong label))\n")
+        print(markdown_table(suggestion_rows, list(suggestion_rows[0])))
     if diagram:
         print(f"\n## Reliability ({diagram[0]}, top 10%)\n")
         print(markdown_table(diagram[1], ["low", "high", "count", "confidence", "accuracy"], digits=3))

@@ -38,7 +38,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     X, y, _, _ = features("fashion-mnist", args.n, seed=args.seed)
     K = int(y.max() + 1)
-    classifier = args.classifier or crossfit_classifier(*X.shape)
+    classifier = args.classifier or crossfit_classifier(*X.shape, K)
     chosen = [(s.split(":")[0], float(s.split(":")[1])) for s in args.settings] if args.settings else SETTINGS
     for kind, rate in chosen:
         path = cache_path(args.out, len(y), args.seed, kind, rate, classifier)

@@ -4,7 +4,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from coreclean.audit import mlp
-from coreclean.audit.audit import MLP_VALUES, cross_fitted_proba, crossfit_classifier
+from coreclean.audit.audit import cross_fitted_proba, crossfit_classifier
 from coreclean.audit.crossfit import fold_ids
 
 
@@ -50,8 +50,10 @@ def test_seeded_and_leaves_the_callers_generator_alone(digits):
 
 
 def test_the_audit_uses_the_net_up_to_its_budget_and_the_linear_fit_beyond(digits, monkeypatch):
-    assert crossfit_classifier(60_000, 512) == "mlp" and crossfit_classifier(60_001, 512) == "linear"
-    assert crossfit_classifier(MLP_VALUES // 128, 128) == "mlp"
+    assert crossfit_classifier(60_000, 512, 10) == "mlp" and crossfit_classifier(60_001, 512, 10) == "linear"
+    assert crossfit_classifier(60_000, 128, 10) == "mlp" and crossfit_classifier(60_000, 512, 1000) == "linear"
+    # the hidden layers cost every row the same whatever its width: long narrow sets are not cheap
+    assert crossfit_classifier(1_000_000, 16, 10) == "linear"
     X, y = digits
     monkeypatch.setattr(mlp, "_train", lambda *a: pytest.fail("the linear fit was asked for"))
     proba = cross_fitted_proba(X, y, 10, np.arange(len(y)), folds=3, classifier="linear")

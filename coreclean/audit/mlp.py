@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..classifier.lazy_torch import torch
+from ..classifier.row_passes import threads_for
 from .crossfit import fold_ids
 
 Progress = Callable[[str, int, int], None]
@@ -27,12 +28,18 @@ EPOCHS = 12
 BATCH = 256
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 1e-2
-# rows x features up to which the audit cross-fits this net (about a minute per 60k x 128 on 2 cores, twice that
-# at 512 features); larger sets keep the streamed linear fit
-MLP_VALUES = 60_000 * 512
+# multiply-adds per epoch (rows x the net's weights) up to which the audit cross-fits this net: 60k rows of 512
+# features and 10 classes (about a minute per 60k x 128 on 2 cores, twice that at 512 features); larger sets keep the
+# streamed linear fit, whose cost the hidden layers do not multiply
+MLP_WORK = 60_000 * (512 * HIDDEN + HIDDEN * HIDDEN + HIDDEN * 10)
 # below this many rows x features the net trains on one thread: a second one gains little on small sets and, on a
 # busy machine, costs a lot (tests/test_audit_mlp.py beside another two-thread job: 70 s with two threads, 16 s with one)
 ONE_THREAD_VALUES = 2 ** 20
+
+
+def epoch_work(n_rows: int, n_features: int, n_classes: int) -> int:
+    """Multiply-adds of one forward pass of ``n_rows`` through the net: its cost per epoch, up to a constant."""
+    return n_rows * (n_features * HIDDEN + HIDDEN * HIDDEN + HIDDEN * n_classes)
 
 
 def _net(d: int, n_classes: int):
@@ -44,7 +51,9 @@ def _net(d: int, n_classes: int):
 def _train(z, labels, n_classes: int, seed: int):
     """One net fitted on standardized rows z (m, d) float32 tensor with labels (m,) int64 tensor."""
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # the weights' initialization and dropout (inside the caller's fork_rng)
+    # the weights' initialization and dropout draw from the CPU generator (saved and restored by the caller's
+    # fork_rng); torch.manual_seed would reseed every GPU's as well
+    torch.default_generator.manual_seed(seed)
     net = _net(z.shape[1], n_classes)
     optimizer = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
     steps = EPOCHS * -(-len(z) // BATCH)
@@ -73,20 +82,15 @@ def mlp_out_of_fold_proba(X, y: np.ndarray, n_classes: int, *, folds: int = 5, s
     y = np.asarray(y, dtype=np.int64)
     used = np.arange(len(y)) if rows is None else np.asarray(rows, dtype=np.int64)
     fold = fold_ids(y[used], folds, seed)
-    x = np.asarray(X[used], dtype=np.float64)
+    x = np.asarray(X[used], dtype=np.float64)  # <= MLP_WORK keeps this under ~250 MB
     scale = x.std(axis=0)
     z = torch.from_numpy(((x - x.mean(axis=0)) / np.where(scale > 0, scale, 1.0)).astype(np.float32))
     del x
     labels = torch.from_numpy(y[used])
     out = np.full((len(y), n_classes), np.nan, dtype=np.float32)
-    threads = torch.get_num_threads()
-    if z.numel() < ONE_THREAD_VALUES:
-        torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            _fit_folds(z, labels, used, fold, folds, n_classes, seed, out, progress)
-    finally:
-        torch.set_num_threads(threads)
+    with threads_for(z.numel(), torch.device("cpu"), threshold=ONE_THREAD_VALUES), \
+            torch.random.fork_rng(devices=[]):
+        _fit_folds(z, labels, used, fold, folds, n_classes, seed, out, progress)
     if progress:
         progress("cross-fit", folds, folds)
     return out
@@ -99,7 +103,7 @@ def _fit_folds(z, labels, used: np.ndarray, fold: np.ndarray, folds: int, n_clas
         if progress:
             progress("cross-fit", k, folds)
         train, held = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-        if not len(held):
+        if not len(held) or not len(train):  # a set so small that one fold holds every row: left NaN
             continue
         net = _train(z[train], labels[train], n_classes, seed + k)
         with torch.no_grad():

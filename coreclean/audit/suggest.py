@@ -85,7 +85,10 @@ def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray, t
         rows = np.arange(len(labels))
         calibrated = tempered(proba[start:start + batch], temperature)
         post = _posterior(np.clip(calibrated @ inverse, EPS, None), noise_matrix, labels)
-        p_wrong[start:start + batch] = 1.0 - post[rows, labels]
+        given = post[rows, labels].copy()
+        post[rows, labels] = 0.0  # the other classes' sum, not 1 - post(y): float32 keeps p(wrong) down to 1e-38
+        p_wrong[start:start + batch] = post.sum(axis=1)
+        post[rows, labels] = given
         clean = np.clip(calibrated @ choice_inverse, EPS, None)  # one product per matrix: (batch, K) x (K, K)
         pick = post.copy() if choice_matrix is None else _posterior(clean, choice, labels)
         pick[rows, labels] = -1.0
@@ -117,9 +120,9 @@ def suggest_from_estimate(proba: np.ndarray, y: np.ndarray, estimate: NoiseEstim
                                                     choice_matrix=smoothed_noise_matrix(estimate, CHOICE_PSEUDO))
     shift = match_rate(p_wrong if reference is None else p_wrong[reference], estimate.rate)
     matched = _shifted(p_wrong, shift)
-    with np.errstate(invalid="ignore", divide="ignore"):  # p_wrong 0: no mass to move, confidence stays 0
-        confidence = np.where(p_wrong > 0, confidence * (matched / p_wrong), confidence).astype(np.float32)
-    return suggested, confidence, matched
+    with np.errstate(invalid="ignore", divide="ignore"):  # the suggestion keeps its share of the wrong-label mass
+        share = np.where(p_wrong > 0, confidence / p_wrong, 0.0)
+    return suggested, np.minimum(share * matched, matched).astype(np.float32), matched
 
 
 SHIFT_BOUND = 20.0
@@ -135,6 +138,7 @@ def match_rate(p_wrong: np.ndarray, rate: float) -> float:
     shift of Saerens et al. 2002) keeps every row's order and moves the total onto the estimate (0 when the rows
     already agree; clamped to +-SHIFT_BOUND)."""
     odds = _log_odds(p_wrong)
+    odds = odds[np.isfinite(odds)]  # rows without a probability (NaN) do not count
     mean = lambda b: float(np.mean(expit(odds + b))) - rate  # noqa: E731 (increasing in b)
     if not len(odds) or mean(-SHIFT_BOUND) >= 0:
         return -SHIFT_BOUND if len(odds) else 0.0
@@ -144,7 +148,7 @@ def match_rate(p_wrong: np.ndarray, rate: float) -> float:
 
 
 def _log_odds(p: np.ndarray) -> np.ndarray:
-    return logit(np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS))
+    return logit(np.clip(np.asarray(p, dtype=np.float64), 1e-30, 1 - EPS))  # float32's p(wrong) reaches 1e-38
 
 
 def _shifted(p_wrong: np.ndarray, shift: float) -> np.ndarray:

@@ -22,9 +22,10 @@ THREAD_WORK = 2 ** 27
 
 
 @contextmanager
-def threads_for(work: float, device: torch.device):
-    """Run small CPU work (multiply-adds per batch) on one torch thread; restore the setting afterwards."""
-    if device.type != "cpu" or work >= THREAD_WORK or torch.get_num_threads() == 1:
+def threads_for(work: float, device: torch.device, *, threshold: float = THREAD_WORK):
+    """Run small CPU work (below ``threshold``; default: multiply-adds per batch) on one torch thread; restore the
+    setting afterwards."""
+    if device.type != "cpu" or work >= threshold or torch.get_num_threads() == 1:
         yield
         return
     before = torch.get_num_threads()
