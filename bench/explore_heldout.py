@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import markdown_table
 from bench.explore import cnn_like, idx_array, inject, isolation_forest, knn30_distance
-from coreclean.exploration.duplicates import near_duplicate_groups
+from coreclean.exploration.duplicates import near_duplicate_groups, relative_similarity
 from coreclean.exploration.neighbors import nearest_neighbors
 
 
@@ -138,7 +138,12 @@ def heldout(strays_settings=(600, 3000), rows: int = 20000,
             seconds = time.perf_counter() - started
             if number == 0:  # the copies are the same in every setting: duplicates once
                 idx, sim = nearest_neighbors(X, k=10)                   # the old rule: uncentred cosine >= 0.98
-                dup_rows.append(duplicate_row(name, "relative >= 0.9, centred (ours)", dup, truth, images))
+                c_idx, c_sim = nearest_neighbors(X, k=10, center=True)   # the rule before: relative similarity
+                dup_rows.append(duplicate_row(name, "relative >= 0.9, centred (before)",
+                                              near_duplicate_groups(c_idx, relative_similarity(c_sim), 0.9), truth,
+                                              images))
+                dup_rows.append(duplicate_row(name, "projected d2 <= 0.1 x typical NN d2, centred (ours)", dup, truth,
+                                              images))
                 dup_rows.append(duplicate_row(name, "cosine >= 0.98, uncentred (before)",
                                               near_duplicate_groups(idx, sim, 0.98), truth, images))
             out_rows += [(label, *r) for r in outlier_rows(name, X, score, seconds, truth["strays"])]

@@ -58,3 +58,48 @@ def test_a_two_percent_clump_of_strays_does_not_mask_itself():
     assert len(set(top) & set(clump)) >= 76
     _, sim = nearest_neighbors(X, k=10, center=True)
     assert len(set(np.argsort(-outlier_score(X, sim))[:80]) & set(clump)) >= 76
+
+
+def test_projected_distances_match_brute_force_and_the_basis_keeps_the_signal_axes():
+    from coreclean.exploration.duplicates import projected_sq_distances, signal_basis
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(600, 8)) @ rng.normal(size=(8, 64)) + 1e-3 * rng.normal(size=(600, 64)) + 7
+    mean, basis = signal_basis(X)
+    assert basis.shape == (64, 8) and np.allclose(basis.T @ basis, np.eye(8), atol=1e-5)
+    assert np.allclose(mean, X.mean(axis=0))
+    idx, _ = nearest_neighbors(X, k=5, center=True)
+    full_mean, full = signal_basis(X, variance=1.0)          # every axis: plain centred squared distances
+    brute = ((X[idx] - X[:, None, :]) ** 2).sum(axis=2)
+    assert np.allclose(projected_sq_distances(X, idx, full_mean, full, block_rows=7), brute, rtol=1e-3)
+    assert np.allclose(projected_sq_distances(X, idx, mean, basis), brute, rtol=1e-2)   # the noise axes hold ~0
+    with pytest.raises(ValueError, match="variance"):
+        signal_basis(X, variance=0)
+
+
+def test_space_relative_similarity_has_one_scale_so_a_sparse_region_lets_no_look_alike_through():
+    from coreclean.exploration.duplicates import space_relative_similarity, typical_sq_distance
+
+    rng = np.random.default_rng(5)
+    dense = rng.normal(size=(950, 6))
+    sparse = 30 + 20 * rng.normal(size=(50, 6))      # 20 times the spread: neighbours far apart
+    X = np.vstack([dense, sparse])
+    X[960] = X[955] + 0.5 * rng.normal(size=6)        # close for its region, not for the space
+    X[10] = X[3] + 1e-3 * rng.normal(size=6)          # a noised copy
+    dup, _ = feature_signals(X)
+    assert list(np.flatnonzero(dup >= 0)) == [3, 10]
+    idx, sim = nearest_neighbors(X, k=10, center=True)
+    assert relative_similarity(sim)[960, 0] >= 0.9    # the per-row scale called the sparse pair a duplicate
+    assert typical_sq_distance(np.zeros((4, 3))) == 1.0
+    assert typical_sq_distance(np.array([[0.0, 2], [4, 5], [6, 9]])) == 5.0   # exact copies left out of the scale
+    assert space_relative_similarity(np.array([[0.1, 10.0]]), scale=1.0).tolist() == [[pytest.approx(0.9), -1.0]]
+
+
+def test_feature_signals_keeps_groups_larger_than_k():
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(1000, 32))
+    X[500:515] = X[7] + 1e-3 * rng.normal(size=(15, 32))   # 16 copies of one row: more than k = 10
+    X[600] = X[8]
+    dup, _ = feature_signals(X)
+    assert list(np.flatnonzero(dup >= 0)) == [7, 8] + list(range(500, 515)) + [600]
+    assert (dup[500:515] == 7).all() and dup[600] == 8

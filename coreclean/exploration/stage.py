@@ -19,7 +19,8 @@ import numpy as np
 
 from .duplicates import (SCALE_FLOOR, candidate_vectors, exact_duplicate_groups, hash_files, hash_rows,
                          image_fingerprints, leakage, merge_groups, near_duplicate_groups, neighbor_scale,
-                         relative_similarity, shift_similarity)
+                         projected_sq_distances, relative_similarity, shift_similarity, signal_basis,
+                         space_relative_similarity)
 from .neighbors import NeighborIndex
 from .orientation import OrientationScorer
 from .outliers import outlier_score
@@ -182,8 +183,11 @@ def duplicate_groups(analysis, threshold: float | None = None) -> np.ndarray:
 
 def feature_signals(X: np.ndarray, *,
                     threshold: float = DEFAULT_THRESHOLD["embedding"]) -> tuple[np.ndarray, np.ndarray]:
-    """(duplicate_of (n,) int64, outlier (n,) float32) of bare features X (n, d): near-duplicates by relative
-    similarity on centred features (see the module docstring), outliers as in the build. For ``rank`` on a user's
-    own embeddings."""
+    """(duplicate_of (n,) int64, outlier (n,) float32) of bare features X (n, d): near-duplicates among the centred
+    cosine neighbours, scored by their squared distance on the axes holding 99% of the variance against the
+    space's typical nearest-neighbour squared distance (``space_relative_similarity``: 0.9 = ten times closer than
+    a typical nearest pair), outliers as in the build. For ``rank`` on a user's own embeddings."""
     idx, sim = NeighborIndex(min(K, len(X) - 1), center=True).fit(X).kneighbors()
-    return near_duplicate_groups(idx, relative_similarity(sim), threshold), outlier_score(X, sim)
+    mean, basis = signal_basis(X)
+    near = space_relative_similarity(projected_sq_distances(X, idx, mean, basis))
+    return near_duplicate_groups(idx, near, threshold), outlier_score(X, sim)
