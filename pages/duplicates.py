@@ -22,8 +22,9 @@ exact_only = controls[1].toggle("Exact copies only", key="exact", bind="query-pa
                                 help=f"Identical {info.get('exact') or 'content'} (content hash) only.")
 threshold = controls[0].number_input(
     "Similarity threshold", 0.5, 1.0, default, 0.001, format="%.3f", key="threshold", bind="query-params",
-    disabled=exact_only, help=f"Cosine similarity of the {space} at or above which two training samples are "
-                              f"near-duplicates (the build used {default:g}). Exact copies always count.")
+    disabled=exact_only, help=f"Similarity of the {space} at or above which two training samples are "
+                              f"near-duplicates (the build used {default:g}; its measure: "
+                              f"{info.get('measure', 'cosine similarity')}). Exact copies always count.")
 groups = explore.duplicate_group_list(analysis, None if exact_only else threshold, exact_only)
 copies = sum(len(g) for g in groups) - len(groups)
 kind = "exact-copy" if exact_only else f"duplicate (similarity ≥ {threshold:.3f})"

@@ -61,7 +61,7 @@ def test_a_two_percent_clump_of_strays_does_not_mask_itself():
 
 
 def test_projected_distances_match_brute_force_and_the_basis_keeps_the_signal_axes():
-    from coreclean.exploration.duplicates import projected_sq_distances, signal_basis
+    from coreclean.exploration.copy_distance import projected_sq_distances, signal_basis
 
     rng = np.random.default_rng(4)
     X = rng.normal(size=(600, 8)) @ rng.normal(size=(8, 64)) + 1e-3 * rng.normal(size=(600, 64)) + 7
@@ -78,7 +78,7 @@ def test_projected_distances_match_brute_force_and_the_basis_keeps_the_signal_ax
 
 
 def test_space_relative_similarity_has_one_scale_so_a_sparse_region_lets_no_look_alike_through():
-    from coreclean.exploration.duplicates import space_relative_similarity, typical_sq_distance
+    from coreclean.exploration.copy_distance import space_relative_similarity, typical_sq_distance
 
     rng = np.random.default_rng(5)
     dense = rng.normal(size=(950, 6))
@@ -103,3 +103,31 @@ def test_feature_signals_keeps_groups_larger_than_k():
     dup, _ = feature_signals(X)
     assert list(np.flatnonzero(dup >= 0)) == [7, 8] + list(range(500, 515)) + [600]
     assert (dup[500:515] == 7).all() and dup[600] == 8
+
+
+def test_copy_similarities_read_residual_distances_like_the_projection_and_queries_like_rows():
+    """When fewer axes fall outside the 99% than inside, the residual is held and the signal distance read from
+    the stored centred cosines: the same numbers as projecting on the signal axes (the reference)."""
+    from coreclean.exploration.copy_distance import copy_similarities, projected_sq_distances, signal_sq_distances
+
+    rng = np.random.default_rng(7)
+    X = (rng.normal(size=(900, 40)) * np.r_[np.full(30, 3.0), np.full(10, 0.01)]) @ np.linalg.qr(
+        rng.normal(size=(40, 40)))[0] + 4
+    Q = X[:50] + 0.05 * rng.normal(size=(50, 40))
+    index = NeighborIndex(10, center=True).fit(X)
+    idx, sim = index.kneighbors()
+    q_idx, q_sim = index.kneighbors(Q)
+    sq, q_sq, info = signal_sq_distances(X, idx, sim, index.mean_, queries=Q, query_indices=q_idx,
+                                         query_cosines=q_sim)
+    assert info["axes"] == 30 and info["held"] == 10               # the narrower side: 10 residual axes
+    mean = index.mean_.astype(np.float64)
+    basis = np.linalg.svd(X - mean, full_matrices=False)[2][:30].T.astype(np.float32)
+    assert np.allclose(sq, projected_sq_distances(X, idx, mean, basis), rtol=1e-3, atol=1e-3)
+    brute = (((X[q_idx] - Q[:, None, :]) @ basis) ** 2).sum(axis=2)
+    assert np.allclose(q_sq, brute, rtol=1e-3, atol=1e-3)
+    near, q_near, info = copy_similarities(X, idx, sim, index.mean_, queries=Q, query_indices=q_idx,
+                                           query_cosines=q_sim)
+    read = lambda d2: np.maximum(1 - d2 / info["scale"], -1)     # one scale, the rows', for the queries too
+    assert np.allclose(near, read(sq), atol=1e-5) and np.allclose(q_near, read(q_sq), atol=1e-5)
+    with pytest.raises(ValueError, match="cosines"):
+        signal_sq_distances(X, idx, sim[:, :3], index.mean_)

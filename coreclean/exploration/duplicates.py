@@ -7,12 +7,13 @@ copies one would remove to keep one per group.
 
 Near duplicates come from stored neighbour lists: an edge joins i and its j-th neighbour when their similarity is
 >= threshold; groups are the connected components. Two kinds of lists: embedding neighbours
-(:func:`coreclean.exploration.neighbors.nearest_neighbors`, centred cosine, scored by :func:`relative_similarity`
-so one threshold fits any feature space; bare features through ``rank --features`` score them by
-:func:`space_relative_similarity` of :func:`projected_sq_distances` instead) for any source, and — for in-memory
-pixels — neighbours of :func:`image_fingerprints` scored by :func:`shift_similarity`, which also catch shifted, noised and darker copies
-that standardized-pixel embeddings miss (bench/explore.py). A new threshold only re-reads the stored (n, k) arrays
-(no new search, ~0.01 s for 60k rows); groups larger than k + 1 are found when members chain through their lists.
+(:func:`coreclean.exploration.neighbors.nearest_neighbors`, centred cosine, scored by
+:func:`coreclean.exploration.copy_distance.copy_similarities` so one threshold fits any feature space; the build and
+``rank --features`` both call it; analyses built before it stored :func:`relative_similarity`) for any source, and
+— for in-memory pixels — neighbours of :func:`image_fingerprints` scored by :func:`shift_similarity`, which also
+catch shifted, noised and darker copies that standardized-pixel embeddings miss (bench/explore.py). A new threshold
+only re-reads the stored (n, k) arrays (no new search, ~0.01 s for 60k rows); groups larger than k + 1 are found
+when members chain through their lists.
 """
 from __future__ import annotations
 
@@ -219,75 +220,6 @@ def relative_similarity(similarities, scale=None) -> np.ndarray:
         raise ValueError(f"scale: shape {scale.shape}, expected one value per row of similarities "
                          f"{similarities.shape}.")
     return np.maximum(1 - np.maximum(1 - similarities, 0) / scale[:, None], -1).astype(np.float32)
-
-
-# share of the centred features' variance kept by :func:`signal_basis`: the directions carrying the last 1% are
-# where copying noise dominates (standardized near-constant border pixels blow a sigma-8 noised copy's noise up;
-# held-out check, docs/benchmarks.md: noised copies found in standardized pixels 0.80 -> 1.00)
-SIGNAL_VARIANCE = 0.99
-SAMPLE_VALUES = 20_000_000   # rows x features of signal_basis's SVD sample (160 MB in float64)
-
-
-def signal_basis(X, *, variance: float = SIGNAL_VARIANCE, sample_rows: int = 5000, seed: int = 0,
-                 block_rows: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """(mean (d,) float64, basis (d, r) float32): the column mean of X (n, d) and the fewest principal axes of the
-    centred rows holding ``variance`` of their variance, from an SVD of at most ``sample_rows`` rows, and of at
-    most ``SAMPLE_VALUES`` values in all so wide features stay small (a memmap is read in blocks for the mean and
-    only at the sampled rows for the SVD)."""
-    if not 0 < variance <= 1:
-        raise ValueError(f"variance={variance!r}: a share of the variance in (0, 1], e.g. 0.99.")
-    n, d = X.shape
-    mean = np.zeros(d)
-    for s in range(0, n, block_rows):
-        mean += np.asarray(X[s:s + block_rows], dtype=np.float64).sum(axis=0)
-    mean /= max(n, 1)
-    rows = np.sort(np.random.default_rng(seed).choice(n, min(n, sample_rows, max(2, SAMPLE_VALUES // max(d, 1))),
-                                                      replace=False))
-    _, values, axes = np.linalg.svd(np.asarray(X[rows], dtype=np.float64) - mean, full_matrices=False)
-    energy = values ** 2
-    r = int(np.searchsorted(np.cumsum(energy) / energy.sum(), variance) + 1) if energy.sum() > 0 else 1
-    return mean, np.ascontiguousarray(axes[:min(r, len(axes))].T, dtype=np.float32)
-
-
-def projected_sq_distances(X, indices, mean, basis, *, block_rows: int = 4096) -> np.ndarray:
-    """(n, k) float32 squared Euclidean distance between each row of X (n, d) and each of its neighbours
-    ``indices`` (n, k), both centred by ``mean`` and projected on ``basis`` (d, r) (:func:`signal_basis`). Holds
-    one (n, r) float32 projection; rows are read ``block_rows`` at a time."""
-    indices = np.asarray(indices, dtype=np.int64)
-    n = len(X)
-    if indices.ndim != 2 or len(indices) != n:
-        raise ValueError(f"indices: expected one (k,) row of neighbours per row of X, got shape {indices.shape}.")
-    mean32 = np.asarray(mean, dtype=np.float32)
-    projected = np.empty((n, basis.shape[1]), dtype=np.float32)
-    for s in range(0, n, 65536):
-        projected[s:s + 65536] = (np.asarray(X[s:s + 65536], dtype=np.float32) - mean32) @ basis
-    out = np.empty(indices.shape, dtype=np.float32)
-    for s in range(0, n, block_rows):
-        diff = projected[indices[s:s + block_rows]] - projected[s:s + block_rows, None, :]
-        out[s:s + block_rows] = np.einsum("bkr,bkr->bk", diff, diff)
-    return out
-
-
-def typical_sq_distance(sq_distances) -> float:
-    """The space's typical nearest-neighbour squared distance: the median over rows of each row's smallest
-    ``sq_distances`` (n, k), leaving out rows whose nearest is an exact copy (0); 1.0 when every row has one."""
-    nearest = np.asarray(sq_distances, dtype=np.float64).min(axis=1) if np.size(sq_distances) else np.zeros(0)
-    nearest = nearest[nearest > 0]
-    return float(np.median(nearest)) if len(nearest) else 1.0
-
-
-def space_relative_similarity(sq_distances, scale: float | None = None) -> np.ndarray:
-    """(n, k) float32 1 - (squared distance to each neighbour) / (the space's typical nearest-neighbour squared
-    distance, :func:`typical_sq_distance`), at least -1: 0.9 means "ten times closer than a typical nearest pair
-    of this space". One scale for every row, unlike :func:`relative_similarity`'s per-row one: how far a copy
-    lands from its source is set by the copying (noise, re-encoding), not by how crowded its region is, and a
-    per-row scale let natural look-alikes in sparse regions pass (held-out check, docs/benchmarks.md). Use it on
-    :func:`projected_sq_distances`; a constant offset or rescaling of the features changes nothing."""
-    sq = np.asarray(sq_distances, dtype=np.float64)
-    scale = typical_sq_distance(sq) if scale is None else float(scale)
-    if not scale > 0:
-        raise ValueError(f"scale={scale!r}: a positive squared distance.")
-    return np.maximum(1 - sq / scale, -1).astype(np.float32)
 
 
 def near_duplicate_groups(indices, similarities, threshold: float) -> np.ndarray:

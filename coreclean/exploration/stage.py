@@ -5,9 +5,11 @@ training set) is computed once and stored; duplicate groups are recomputed from 
 search (:func:`duplicate_groups`). Neighbours are searched on centred features (cosine after subtracting the column
 mean: an offset must not make every pair alike). In-memory images (digits, Fashion-MNIST) are compared as image
 fingerprints with a small shift search, which tells copies from look-alikes far better than their PCA features;
-file and embedding sources use the embedding's *relative* similarity (each neighbour's distance against the row's
-own distance to its k-th neighbour, :func:`coreclean.exploration.duplicates.relative_similarity`), so one
-threshold means the same in pixel, PCA and CNN feature spaces. Exact copies are found by content hash (file bytes or
+file and embedding sources score the centred neighbours by their squared distance on the axes holding 99% of the
+variance against the space's typical nearest-neighbour squared distance
+(:func:`coreclean.exploration.copy_distance.copy_similarities`, the rule ``rank --features`` uses too), so one
+threshold means the same in pixel, PCA and CNN feature spaces; analyses built before stored the per-row
+``relative_similarity`` and keep reading it (``meta["duplicates"]["measure"]`` says which). Exact copies are found by content hash (file bytes or
 pixel rows) and merged in. The outlier score has a third view, from the images themselves, when they are in memory
 (:mod:`coreclean.exploration.orientation`: images not recognized as upright; see :mod:`coreclean.exploration.outliers`).
 """
@@ -17,10 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .duplicates import (SCALE_FLOOR, candidate_vectors, exact_duplicate_groups, hash_files, hash_rows,
-                         image_fingerprints, leakage, merge_groups, near_duplicate_groups, neighbor_scale,
-                         projected_sq_distances, relative_similarity, shift_similarity, signal_basis,
-                         space_relative_similarity)
+from .copy_distance import SIGNAL_VARIANCE, copy_similarities
+from .duplicates import (candidate_vectors, exact_duplicate_groups, hash_files, hash_rows, image_fingerprints, leakage,
+                         merge_groups, near_duplicate_groups, shift_similarity)
 from .neighbors import NeighborIndex
 from .orientation import OrientationScorer
 from .outliers import outlier_score
@@ -31,11 +32,14 @@ from .recall import index_recall
 K = 10
 # similarity at or above which two samples are near-duplicates (bench/explore.py): shift similarity 0.997 on pixel
 # fingerprints found 97% of injected shifted/noised/darker copies of Fashion-MNIST with few other rows flagged;
-# relative similarity 0.9 ("ten times closer than the row's k-th neighbour") on centred embeddings
+# 0.9 on centred embeddings: "ten times closer than a typical nearest pair of this space" (copy_distance)
 DEFAULT_THRESHOLD = {"fingerprint": 0.997, "embedding": 0.9}
+# stored in meta["duplicates"]["measure"]: a cache keeps the text of the rule its dup_sim_* arrays were scored by
+# (before this rule: "relative similarity: 1 - cosine distance / the row's distance to its k-th neighbour ...")
 MEASURE = {"fingerprint": "shift similarity of blurred pixel fingerprints",
-           "embedding": f"relative similarity: 1 - cosine distance / the row's distance to its k-th neighbour "
-                        f"(at least {SCALE_FLOOR} x its median), centred features"}
+           "embedding": f"space-relative similarity: 1 - squared distance on the principal axes holding "
+                        f"{SIGNAL_VARIANCE:.0%} of the variance / the space's typical nearest-neighbour squared "
+                        f"distance, centred features"}
 MAP_POINTS = 100_000
 # on sets larger than the map, UMAP optimizes this many of its points and places the rest by their neighbours
 # (1.28M: the 100k-point layout was ~40 CPU s of the build); smaller sets keep a layout of every point
@@ -80,6 +84,7 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
     t_idx, t_sim = index.kneighbors(x_test) if len(x_test) else no_test
     recall = index_recall(index, idx, n_samples=1000)
     timings = {name: {"seconds": wall, "cpu_seconds": cpu} for name, (wall, cpu) in index.timings_.items()}
+    mean = index.mean_  # the centring of the stored cosines, which the duplicate rule reads distances from
     del index  # its unit-norm copy of every row (2.6 GB at 1.28M x 512) is not needed by the later steps
     release_rows(x_train)
     out.arrays.update(neighbors_train=idx, neighbor_sim_train=sim, neighbors_test=t_idx, neighbor_sim_test=t_sim)
@@ -97,11 +102,11 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
         dt_sim = shift_similarity(fp, dt_idx, queries=fp_test) if len(fp_test) else t_sim
         space = "fingerprint"
         hashes, test_hashes = hash_rows(pixels_train), hash_rows(pixels_test) if len(pixels_test) else None
-    else:
-        scale = neighbor_scale(sim)
-        d_idx, d_sim, dt_idx, space = idx, relative_similarity(sim, scale), t_idx, "embedding"
-        # a test row is judged against the train rows' scale (its nearest train row's), not its own
-        dt_sim = relative_similarity(t_sim, scale[t_idx[:, 0]]) if len(t_idx) else t_sim
+    else:  # test rows are judged on the train rows' axes and scale: a leak reads like a copy inside train
+        d_sim, dt_sim, scored = copy_similarities(x_train, idx, sim, mean, queries=x_test if len(x_test) else None,
+                                                  query_indices=t_idx, query_cosines=t_sim)
+        d_idx, dt_idx, space = idx, t_idx, "embedding"
+        dt_sim = t_sim if dt_sim is None else dt_sim
         hashes = hash_files(files_train) if files_train is not None else None
         test_hashes = hash_files(files_test) if files_test is not None and len(files_test) else None
     out.arrays.update(dup_sim_train=d_sim, dup_sim_test=dt_sim)
@@ -121,6 +126,9 @@ def explore_stage(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, 
     out.meta.update(duplicates={"space": space, "threshold": threshold, "measure": MEASURE[space],
                                 "exact": "file bytes" if files_train is not None else
                                 ("pixels" if pixels_train is not None else None)})
+    if space == "embedding":  # the axes kept and the scale: enough to read a stored similarity back as a distance
+        out.meta["duplicates"].update(axes=scored["axes"], of=scored["of"], variance=scored["variance"],
+                                      typical_sq_distance=scored["scale"])
     report("duplicates", 2, 2)
     report("outliers", 0, 1)
     orientation, learned = None, None
@@ -172,6 +180,8 @@ def duplicate_groups(analysis, threshold: float | None = None) -> np.ndarray:
     info = analysis.meta.get("duplicates") or {}
     if threshold is None or threshold == info.get("threshold"):
         return np.asarray(stored)
+    # the stored dup_sim_* were scored by the build's own rule (meta["duplicates"]["measure"]: space-relative now,
+    # the per-row relative similarity in caches built before), so an old cache regroups by its own measure;
     # analyses built before relative similarity stored no dup_* lists for embeddings: plain cosine there
     stored_lists = analysis.stack("dup_sim_train") is not None
     idx = analysis.stack("dup_neighbors_train")
@@ -185,9 +195,9 @@ def feature_signals(X: np.ndarray, *,
                     threshold: float = DEFAULT_THRESHOLD["embedding"]) -> tuple[np.ndarray, np.ndarray]:
     """(duplicate_of (n,) int64, outlier (n,) float32) of bare features X (n, d): near-duplicates among the centred
     cosine neighbours, scored by their squared distance on the axes holding 99% of the variance against the
-    space's typical nearest-neighbour squared distance (``space_relative_similarity``: 0.9 = ten times closer than
-    a typical nearest pair), outliers as in the build. For ``rank`` on a user's own embeddings."""
-    idx, sim = NeighborIndex(min(K, len(X) - 1), center=True).fit(X).kneighbors()
-    mean, basis = signal_basis(X)
-    near = space_relative_similarity(projected_sq_distances(X, idx, mean, basis))
+    space's typical nearest-neighbour squared distance (``copy_similarities``, as the build: 0.9 = ten times closer
+    than a typical nearest pair), outliers as in the build. For ``rank`` on a user's own embeddings."""
+    index = NeighborIndex(min(K, len(X) - 1), center=True).fit(X)
+    idx, sim = index.kneighbors()
+    near, _, _ = copy_similarities(X, idx, sim, index.mean_)   # the build's rule (explore_stage), one owner
     return near_duplicate_groups(idx, near, threshold), outlier_score(X, sim)
