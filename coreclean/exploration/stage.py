@@ -9,9 +9,10 @@ file and embedding sources score the centred neighbours by their squared distanc
 variance against the space's typical nearest-neighbour squared distance
 (:func:`coreclean.exploration.copy_distance.copy_similarities`, the rule ``rank --features`` uses too), so one
 threshold means the same in pixel, PCA and CNN feature spaces; analyses built before stored the per-row
-``relative_similarity`` and keep reading it (``meta["duplicates"]["measure"]`` says which). Exact copies are found by content hash (file bytes or
-pixel rows) and merged in. The outlier score has a third view, from the images themselves, when they are in memory
-(:mod:`coreclean.exploration.orientation`: images not recognized as upright; see :mod:`coreclean.exploration.outliers`).
+``relative_similarity`` and keep reading it (``meta["duplicates"]["measure"]`` says which). Exact copies are found
+by content hash (file bytes or pixel rows) and merged in. The outlier score has a third view, from the images
+themselves, when they are in memory (:mod:`coreclean.exploration.orientation`: images not recognized as upright;
+see :mod:`coreclean.exploration.outliers`).
 """
 from __future__ import annotations
 
