@@ -29,7 +29,8 @@ from bench.common import PCA_DIMS, Timer, features, inject_noise, machine, markd
 from coreclean.audit.audit import CLASSIFIERS, cross_fitted_proba, crossfit_classifier  # noqa: E402
 from bench.audit_cache import cache_path  # noqa: E402
 from coreclean.audit.noise import estimate_noise, rates_of  # noqa: E402
-from coreclean.audit.suggest import fit_temperature, reliability, suggest_from_estimate, suggest_labels  # noqa: E402,E501
+from coreclean.audit.calibrate import fit_calibration  # noqa: E402
+from coreclean.audit.suggest import reliability, suggest_from_estimate, suggest_labels  # noqa: E402
 
 
 def truth_rates(y_true, noisy, K):
@@ -105,15 +106,15 @@ def main() -> None:
                            "cleanlab %": 100 * cl_rate, "cleanlab err pp": 100 * abs(cl_rate - true_rate),
                            "cleanlab class MAE pp": 100 * np.nanmean(np.abs(cl_per - true_per)),
                            "cross-fit s": cv.seconds, "coreclean s": ours_t.seconds, "cleanlab s": cl_t.seconds})
-        temperature = fit_temperature(proba, noisy, seed=args.seed)
+        calibration = fit_calibration(proba, noisy, K, seed=args.seed)
         print(f"{setting}: done ({cv.seconds:.0f} s cross-fit)", file=sys.stderr, flush=True)
         if not rate:
             continue  # nothing flipped: no suggestion can be right
-        suggested, confidence, p_wrong = suggest_from_estimate(proba, noisy, ours, temperature)
+        suggested, confidence, p_wrong = suggest_from_estimate(proba, noisy, ours, calibration)
         top = np.argsort(-p_wrong, kind="stable")[: len(y) // 10]
         flipped = top[noisy[top] != y[top]]
         ece, table = reliability(confidence[top], suggested[top] == y[top])
-        suggestion_rows.append({"setting": setting, "T": temperature, "top 10%": len(top),
+        suggestion_rows.append({"setting": setting, "top 10%": len(top),
                                 "truly flipped there": len(flipped),
                                 "suggestion = true label (flipped)": float(np.mean(suggested[flipped] == y[flipped])),
                                 "mean confidence (top)": float(confidence[top].mean()),
@@ -124,7 +125,7 @@ def main() -> None:
         truth = np.zeros((K, K))
         np.add.at(truth, (y, noisy), 1.0)
         truth /= np.clip(truth.sum(axis=1, keepdims=True), 1.0, None)
-        s_true, c_true, w_true = suggest_labels(proba, noisy, truth, temperature)
+        s_true, c_true, w_true = suggest_labels(proba, noisy, truth, calibration)
         top_true = np.argsort(-w_true, kind="stable")[: len(y) // 10]
         flipped_true = top_true[noisy[top_true] != y[top_true]]
         suggestion_rows[-1]["with injected M: flipped right"] = float(np.mean(s_true[flipped_true] == y[flipped_true]))

@@ -19,11 +19,13 @@ from .crossfit import fold_ids, lda_fold_coefs, out_of_fold_proba, proba_by_fold
 from .health import class_balance, health_scores, overlapping_classes
 from .mlp import MLP_WORK, epoch_work, mlp_out_of_fold_proba
 from .noise import ANCHOR_SHARE, REFERENCE_QUANTILE, estimate_noise
-from .suggest import CHOICE_PSEUDO, POSTERIOR_PSEUDO, fit_temperature, suggest_from_estimate
+from .calibrate import fit_calibration
+from .suggest import CHOICE_PSEUDO, POSTERIOR_PSEUDO, suggest_from_estimate
 
-AUDIT_VERSION = 5  # 2: ridge on the true-class prior; 3: suggestions' exact ties broken by p*;
+AUDIT_VERSION = 6  # 2: ridge on the true-class prior; 3: suggestions' exact ties broken by p*;
 # 4: anchors with the reference split (share 0.3), pseudo-counts in the suggestions' matrices; 5: the two-layer net
-# cross-fitted on moderate sets, the posterior matched to the estimated rate
+# cross-fitted on moderate sets, the posterior matched to the estimated rate; 6: the net's probabilities averaged over
+# dropout passes, per-class isotonic calibration instead of one temperature
 SAMPLE_ARRAYS = ("suggested", "confidence", "p_wrong")
 Progress = Callable[[str, int, int], None]
 
@@ -139,10 +141,10 @@ def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 2
     if progress:
         progress("noise estimate", 0, 1)
     estimate = estimate_noise(proba, given, K, bootstrap=bootstrap, seed=seed)
-    temperature = fit_temperature(proba, given, seed=seed)
+    calibration = fit_calibration(proba, given, K, seed=seed)
     del proba
     suggested_rows, confidence_rows, wrong_rows = suggest_from_estimate(
-        scored_proba, y[scored], estimate, temperature, reference=np.searchsorted(scored, sample))
+        scored_proba, y[scored], estimate, calibration, reference=np.searchsorted(scored, sample))
     del scored_proba
     if progress:
         progress("noise estimate", 1, 1)
@@ -169,7 +171,7 @@ def compute_audit(analysis, *, folds: int = 5, seed: int = 0, bootstrap: int = 2
         "class_noise_intervals": estimate.class_intervals.tolist(),
         "noise_matrix": estimate.noise_matrix.tolist(),
         "joint": estimate.joint.tolist(),
-        "temperature": temperature,
+        "calibration": {"method": "isotonic", "classes_own_map": int(calibration.own.sum())},
         "health": overall,
         "class_health": per_class.tolist(),
         "overlap": overlapping_classes(estimate.joint, len(rows)),

@@ -2,10 +2,10 @@
 
 Three steps, all on out-of-fold probabilities (the classifier never saw the sample it scores):
 
-1. **Temperature** (Guo et al. 2017): one factor ``1/T`` on the log-probabilities, fitted by maximum likelihood of
-   the given labels, so that ``p_T(g | x)`` is calibrated for the *given* label.
+1. **Calibration** (:mod:`coreclean.audit.calibrate`): per class an isotonic map fitted on the given labels, so
+   that ``p_c(g | x)`` is calibrated for the *given* label.
 2. **Backward correction** (Patrini et al. 2017): with the estimated noise matrix ``M[t, g] = P(given g | true t)``
-   (:mod:`coreclean.audit.noise`), ``p_T(. | x) = p*(. | x) M``, so ``p* = p_T M^-1`` (clipped at 0,
+   (:mod:`coreclean.audit.noise`), ``p_c(. | x) = p*(. | x) M``, so ``p* = p_c M^-1`` (clipped at 0,
    renormalized) estimates the probability of the *true* class.
 3. **Noise posterior**: Bayes' rule gives the probability that the true class is t for a sample labelled y:
    ``post(t) ∝ p*(t | x) M[t, y]``. The suggestion is the most probable class other than the given
@@ -22,49 +22,29 @@ against the injected truth; reliability table in docs/benchmarks.md).
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import brentq, minimize_scalar
+from scipy.optimize import brentq
 from scipy.special import expit, logit
 
+from .calibrate import EPS, Calibration
 from .noise import NoiseEstimate, smoothed_noise_matrix
 
-EPS = 1e-7
 
-
-def fit_temperature(proba: np.ndarray, y: np.ndarray, *, max_rows: int = 50_000, seed: int = 0) -> float:
-    """T > 0 minimizing the mean negative log-likelihood of the given labels under ``softmax(log proba / T)``,
-    on up to ``max_rows`` rows. proba : (n, K).   y : (n,)."""
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(y), min(len(y), max_rows), replace=False))
-    logp = np.log(np.clip(np.asarray(proba[rows], dtype=np.float64), EPS, 1.0))
-    labels = np.asarray(y)[rows]
-
-    def nll(log_t: float) -> float:
-        z = logp / np.exp(log_t)
-        z -= z.max(axis=1, keepdims=True)
-        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(labels)), labels]))
-
-    return float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded", options={"xatol": 1e-3}).x))
-
-
-def tempered(proba: np.ndarray, temperature: float) -> np.ndarray:
-    """``softmax(log proba / T)`` row-wise, (n, K) float32 (the suggestions' products in float32 take half the
-    time of float64 at 1000 classes; probabilities need no more digits)."""
-    z = np.log(np.clip(np.asarray(proba, dtype=np.float32), EPS, 1.0)) / np.float32(temperature)
-    z -= z.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    return z / z.sum(axis=1, keepdims=True)
+def _normalized(proba: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(proba, dtype=np.float32), EPS, None)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 POSTERIOR_PSEUDO = 1.0
 CHOICE_PSEUDO = 4.0
 
 
-def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray, temperature: float = 1.0, *,
+def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray, calibration: Calibration | None = None, *,
                    choice_matrix: np.ndarray | None = None,
                    batch: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row the suggested label, its confidence and the probability that the given label is wrong.
 
     proba : (n, K) out-of-fold probabilities.   y : (n,) given labels.   noise_matrix : (K, K) ``P(given | true)``.
+    calibration : the map of ``proba`` onto the given labels' frequencies (default: ``proba`` as it is).
     choice_matrix : (K, K) ``P(given | true)`` that picks the suggestion (default ``noise_matrix``): the same
         posterior, with a flatter matrix so that a flip the anchors happened not to see (an estimated 0) does not
         veto the true class; the confidence is always the posterior under ``noise_matrix``.
@@ -83,7 +63,8 @@ def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray, t
     for start in range(0, n, batch):
         labels = y[start:start + batch]
         rows = np.arange(len(labels))
-        calibrated = tempered(proba[start:start + batch], temperature)
+        chunk = proba[start:start + batch]
+        calibrated = _normalized(chunk) if calibration is None else calibration.transform(chunk)
         post = _posterior(np.clip(calibrated @ inverse, EPS, None), noise_matrix, labels)
         given = post[rows, labels].copy()
         post[rows, labels] = 0.0  # the other classes' sum, not 1 - post(y): float32 keeps p(wrong) down to 1e-38
@@ -102,12 +83,13 @@ def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray, t
 
 
 def _posterior(clean: np.ndarray, matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(m, K) ``P(true t | x, given y)`` ∝ ``p*(t | x) M[t, y]``; ``clean`` = p* = p_T M^-1 clipped at ``EPS``."""
+    """(m, K) ``P(true t | x, given y)`` ∝ ``p*(t | x) M[t, y]``; ``clean`` = p* = p_c M^-1 clipped at ``EPS``."""
     post = clean * matrix[:, labels].T
     return post / np.clip(post.sum(axis=1, keepdims=True), np.finfo(post.dtype).tiny, None)
 
 
-def suggest_from_estimate(proba: np.ndarray, y: np.ndarray, estimate: NoiseEstimate, temperature: float = 1.0, *,
+def suggest_from_estimate(proba: np.ndarray, y: np.ndarray, estimate: NoiseEstimate,
+                          calibration: Calibration | None = None, *,
                           reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`suggest_labels` with the matrices of a :class:`~coreclean.audit.noise.NoiseEstimate`: the posterior
     under its anchor counts plus ``POSTERIOR_PSEUDO`` per off-diagonal cell, the suggestion picked under
@@ -116,7 +98,7 @@ def suggest_from_estimate(proba: np.ndarray, y: np.ndarray, estimate: NoiseEstim
     matched to the estimate's rate (:func:`match_rate`) over the ``reference`` rows (default all: rows that stand
     for the whole set, e.g. a random sample of it)."""
     suggested, confidence, p_wrong = suggest_labels(proba, y, smoothed_noise_matrix(estimate, POSTERIOR_PSEUDO),
-                                                    temperature,
+                                                    calibration,
                                                     choice_matrix=smoothed_noise_matrix(estimate, CHOICE_PSEUDO))
     shift = match_rate(p_wrong if reference is None else p_wrong[reference], estimate.rate)
     matched = _shifted(p_wrong, shift)
