@@ -40,8 +40,8 @@ _GRID = (np.arange(_FIRST, (int(np.float32(1.0).view(np.int32)) >> SHIFT) + 1, d
 @dataclass(frozen=True)
 class Calibration:
     """Per class ``c`` the knots ``x[c]`` (increasing) and values ``v[c]`` of the step map from ``p(c | x)`` to the
-    frequency of given label ``c`` (linear between knots, constant beyond); ``own`` (K,) bool: the class has its
-    own map (else the one pooled over every class)."""
+    frequency of given label ``c`` (linear between knots, constant beyond; read through ``SHIFT``'s tables);
+    ``own`` (K,) bool: the class has its own map (else the one pooled over every class)."""
 
     x: list[np.ndarray]
     v: list[np.ndarray]

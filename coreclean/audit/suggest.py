@@ -38,8 +38,8 @@ POSTERIOR_PSEUDO = 1.0
 CHOICE_PSEUDO = 4.0
 
 
-def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray, calibration: Calibration | None = None, *,
-                   choice_matrix: np.ndarray | None = None,
+def suggest_labels(proba: np.ndarray, y: np.ndarray, noise_matrix: np.ndarray,
+                   calibration: Calibration | None = None, *, choice_matrix: np.ndarray | None = None,
                    batch: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row the suggested label, its confidence and the probability that the given label is wrong.
 
