@@ -66,3 +66,16 @@ def test_the_lookup_tables_read_the_maps():
     assert off.mean() < 3e-4 and np.median(off) < 1e-6 and (off > 0.01).mean() < 0.01
     edges = calibration.mapped(np.array([[0.0, 1e-9, 1.0, 1.0000001]], dtype=np.float32))
     assert np.isfinite(edges).all()
+
+
+def test_rows_without_probabilities_are_left_out_of_the_fit():
+    truth, seen, y = _distorted(2_000, 3, seed=5)
+    holed = seen.copy()
+    holed[::4] = np.nan  # rows no fold could score
+    kept = np.arange(2_000) % 4 != 0  # every row is read (max_rows > n): the fit is the one on the scored rows
+    with_holes, without = fit_calibration(holed, y, 3), fit_calibration(seen[kept], y[kept], 3)
+    assert np.array_equal(with_holes.mapped(seen), without.mapped(seen))
+    mapped = fit_calibration(holed, y, 3).transform(seen)
+    assert np.isfinite(mapped).all()
+    nothing = fit_calibration(np.full((5, 3), np.nan, np.float32), np.zeros(5, int), 3)
+    assert np.allclose(nothing.mapped(np.array([[0.2, 0.3, 0.5]], np.float32)), [[0.2, 0.3, 0.5]], atol=2e-3)

@@ -85,6 +85,11 @@ def fit_calibration(proba: np.ndarray, y: np.ndarray, n_classes: int, *, max_row
     rows = np.sort(rng.choice(len(y), min(len(y), max_rows), replace=False))
     p = np.asarray(proba[rows], dtype=np.float32)
     labels = np.asarray(y)[rows]
+    scored = np.isfinite(p).all(axis=1)  # a row no fold could score (NaN) says nothing about the map
+    p, labels = p[scored], labels[scored]
+    if not len(p):
+        identity = (np.array([0.0, 1.0], np.float32), np.array([0.0, 1.0], np.float32))
+        return Calibration([identity[0]] * n_classes, [identity[1]] * n_classes, np.zeros(n_classes, bool))
     hits = labels[:, None] == np.arange(n_classes)
     own = np.bincount(labels, minlength=n_classes) >= MIN_CLASS_ROWS
     pooled = None
