@@ -39,6 +39,7 @@ from coreclean.exploration.recall import measure_recall
 from coreclean.exploration.orientation import OrientationScorer
 from coreclean.exploration.outliers import knn_distance, mahalanobis_score, outlier_score
 from coreclean.exploration.projection import project_2d
+from coreclean.exploration.stage import DEFAULT_THRESHOLD
 
 
 
@@ -340,14 +341,18 @@ def imagenet(args) -> None:
     print(f"synthetic {x.shape} float32 memmap + {x_test.shape[0]} test rows; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     st = Stages()
-    index = st.run("index (fit)", NeighborIndex(10).fit, x)
+    index = st.run("index (fit)", NeighborIndex(10, center=True).fit, x)  # centred, as the build searches
     idx, sim = st.run("neighbours train (k=10)", index.kneighbors)
     t_idx, t_sim = st.run("neighbours test among train", index.kneighbors, x_test)
+    mean = index.mean_
     del index
     recall, _ = st.run(f"recall@10 on {args.recall_queries} queries", measure_recall, x, idx,
                        n_samples=args.recall_queries)
-    dup = st.run(f"near groups (threshold {args.threshold})", near_duplicate_groups, idx, sim, args.threshold)
-    leak = st.run("leakage", leakage, t_idx, t_sim, args.threshold)
+    # the build's rule for embedding sources (exploration.copy_distance), test rows on the train rows' axes and scale
+    near, t_near, _ = st.run("copy similarities (99% axes, space scale)", copy_similarities, x, idx, sim, mean,
+                             queries=x_test, query_indices=t_idx, query_cosines=t_sim)
+    dup = st.run(f"near groups (threshold {args.threshold})", near_duplicate_groups, idx, near, args.threshold)
+    leak = st.run("leakage", leakage, t_idx, t_near, args.threshold)
     score = st.run("outlier score", outlier_score, x, sim)
     flagged = np.flatnonzero((dup >= 0) | (score >= np.quantile(score, 0.995)))
     rows, xy = st.run(f"map of a {args.map_points} sample (UMAP)", project_2d, x, max_points=args.map_points,
@@ -374,7 +379,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/coreclean-explore"))
     parser.add_argument("--n", type=int, default=1_281_167)
     parser.add_argument("--threshold", type=float, default=None,
-                        help="near-duplicate similarity (default: 0.997 on pixel fingerprints, 0.98 on embeddings)")
+                        help="near-duplicate similarity (default: 0.997 on pixel fingerprints, 0.9 copy similarity "
+                             "on --imagenet's embeddings, the build's defaults)")
     parser.add_argument("--map-points", type=int, default=None, help="map size (default 100000; 10000 compared)")
     parser.add_argument("--recall-queries", type=int, default=1000)
     parser.add_argument("--strays", type=int, default=600, help="stray images injected into Fashion-MNIST's 60k")
@@ -385,7 +391,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=None, help="Fashion-MNIST training rows (default all 60000)")
     args = parser.parse_args(argv)
     if args.threshold is None:
-        args.threshold = 0.98 if args.imagenet else 0.997
+        args.threshold = DEFAULT_THRESHOLD["embedding" if args.imagenet else "fingerprint"]
     if args.generate:
         generate(args.generate, args.n, max(1000, args.n // 25))
     elif args.imagenet:
