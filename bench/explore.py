@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
-import resource
-import subprocess
 import sys
 import threading
 import time
@@ -300,81 +298,11 @@ def compare_maps(args) -> None:
                              header=False), flush=True)
 
 
-def generate(directory: Path, n: int, n_test: int, d: int = 512, classes: int = 1000, rank: int = 16,
-             block: int = 65536, seed: int = 0) -> None:
-    """Class-structured embeddings with low intrinsic dimension (centre + rank-16 within-class variation + small
-    isotropic noise, like CNN features), 0.1% exact and 0.1% near copies and 0.1% strays, written in blocks."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(classes, d)).astype(np.float32)
-    basis = (rng.normal(size=(classes, rank, d)) * 0.5).astype(np.float32)
-    directory.mkdir(parents=True, exist_ok=True)
-    for split, rows in (("train", n), ("test", n_test)):
-        y = rng.integers(0, classes, rows)
-        x = np.lib.format.open_memmap(directory / f"x_{split}.npy", mode="w+", dtype=np.float32, shape=(rows, d))
-        for start in range(0, rows, block):
-            lab = y[start:start + block]
-            coef = rng.normal(size=(len(lab), rank)).astype(np.float32)
-            x[start:start + block] = (centres[lab] + np.einsum("nr,nrd->nd", coef, basis[lab])
-                                      + 0.3 * rng.standard_normal((len(lab), d), dtype=np.float32))
-        if split == "train":
-            pick = rng.choice(rows, 5 * (rows // 1000), replace=False).reshape(5, -1)
-            x[pick[0]] = x[pick[1]]                                                          # exact copies
-            x[pick[2]] = x[pick[3]] + 0.05 * rng.standard_normal((pick.shape[1], d), dtype=np.float32)
-            x[pick[4]] = rng.normal(size=(pick.shape[1], d)).astype(np.float32) * 4          # strays
-            np.save(directory / "pick.npy", pick)
-        x.flush()
-        del x
-        np.save(directory / f"y_{split}.npy", y)
-
-
-def imagenet(args) -> None:
-    data = args.dir / f"n{args.n}"
-    if not (data / "y_test.npy").exists():
-        started = time.perf_counter()
-        # a child process, so the pages it wrote do not count in this process's RSS
-        subprocess.run([sys.executable, __file__, "--generate", str(data), "--n", str(args.n)], check=True)
-        print(f"generated {data} in {time.perf_counter() - started:.0f} s")
-    x = np.load(data / "x_train.npy", mmap_mode="r")
-    x_test = np.load(data / "x_test.npy", mmap_mode="r")
-    y = np.load(data / "y_train.npy")
-    pick = np.load(data / "pick.npy")
-    print(f"synthetic {x.shape} float32 memmap + {x_test.shape[0]} test rows; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    st = Stages()
-    index = st.run("index (fit)", NeighborIndex(10, center=True).fit, x)  # centred, as the build searches
-    idx, sim = st.run("neighbours train (k=10)", index.kneighbors)
-    t_idx, t_sim = st.run("neighbours test among train", index.kneighbors, x_test)
-    mean = index.mean_
-    del index
-    recall, _ = st.run(f"recall@10 on {args.recall_queries} queries", measure_recall, x, idx,
-                       n_samples=args.recall_queries)
-    # the build's rule for embedding sources (exploration.copy_distance), test rows on the train rows' axes and scale
-    near, t_near, _ = st.run("copy similarities (99% axes, space scale)", copy_similarities, x, idx, sim, mean,
-                             queries=x_test, query_indices=t_idx, query_cosines=t_sim)
-    dup = st.run(f"near groups (threshold {args.threshold})", near_duplicate_groups, idx, near, args.threshold)
-    leak = st.run("leakage", leakage, t_idx, t_near, args.threshold)
-    score = st.run("outlier score", outlier_score, x, sim)
-    flagged = np.flatnonzero((dup >= 0) | (score >= np.quantile(score, 0.995)))
-    rows, xy = st.run(f"map of a {args.map_points} sample (UMAP)", project_2d, x, max_points=args.map_points,
-                      must_include=flagged, labels=y)
-    st.table("1.28M x 512 exploration stages", exclude=(f"map of a {args.map_points} sample (UMAP)",))
-    found = lambda a, b: ((dup[a] >= 0) & (dup[a] == dup[b])).mean()
-    strays = np.zeros(len(x), bool)
-    strays[pick[4]] = True
-    top = np.argsort(-score)[:len(pick[4])]
-    print(f"\nrecall@10 (approx vs exact): {recall:.4f}; exact copies found {found(pick[0], pick[1]):.3f}, near copies "
-          f"{found(pick[2], pick[3]):.3f}, rows in groups {(dup >= 0).sum()} (injected {4 * pick.shape[1]}); "
-          f"test leaks {(leak >= 0).sum()}; strays in the top {len(top)} outliers {strays[top].mean():.3f}; map rows "
-          f"{len(rows)} (flagged kept: {np.isin(flagged, rows).all()}); process peak RSS "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3000 Fashion-MNIST rows (smoke test)")
     parser.add_argument("--compare-maps", action="store_true")
     parser.add_argument("--imagenet", action="store_true")
-    parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--fashion-dir", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/coreclean-explore"))
     parser.add_argument("--n", type=int, default=1_281_167)
@@ -392,9 +320,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threshold is None:
         args.threshold = DEFAULT_THRESHOLD["embedding" if args.imagenet else "fingerprint"]
-    if args.generate:
-        generate(args.generate, args.n, max(1000, args.n // 25))
-    elif args.imagenet:
+    if args.imagenet:
+        from bench.explore_imagenet import imagenet
+
         args.map_points = args.map_points or 100_000
         imagenet(args)
     elif args.compare_maps:
